@@ -1,0 +1,282 @@
+"""The Trainer: one loop, three tasks, checkpoints that never lose work, and control while it runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+import torch
+
+from workbench.errors import CheckpointError, ConfigError, DataError, TrainingError
+from workbench.models import load_model
+from workbench.training import Callback, TrainConfig, Trainer
+from workbench.training.checkpoint import latest_checkpoint, list_checkpoints
+
+SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+QUIET = {"progress": False, "block_size": 16, "max_length": 32, "batch_size": 4, "log_every": 1}
+
+
+@pytest.fixture
+def bert(tiny_texts):
+    return load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+
+
+@pytest.fixture
+def gpt(tiny_texts):
+    return load_model("tiny-gpt", corpus=tiny_texts, **SMALL)
+
+
+def _labelled(tiny_texts):
+    from workbench.data import load_labelled
+
+    pairs = [(t, "animal" if ("cat" in t or "dog" in t) else "other") for t in tiny_texts]
+    return load_labelled(pairs)
+
+
+def _config(tmp_path=None, **kw):
+    return TrainConfig(**{**QUIET, "output_dir": str(tmp_path) if tmp_path else None, **kw})
+
+
+def _first_and_last(history):
+    losses = history.losses()
+    return sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+
+
+def test_masked_lm_loss_falls(bert, tiny_texts):
+    history = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=60, learning_rate=3e-3)).fit()
+    first, last = _first_and_last(history)
+    assert last < first - 0.5
+
+
+def test_causal_lm_loss_falls(gpt, tiny_texts):
+    history = Trainer(gpt, "causal-lm", tiny_texts, config=_config(max_steps=40, learning_rate=3e-3)).fit()
+    first, last = _first_and_last(history)
+    assert last < first - 0.5
+
+
+def test_classify_loss_falls_and_reports_classification_metrics(tiny_texts):
+    data = _labelled(tiny_texts)
+    clf = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, **SMALL)
+    trainer = Trainer(clf, "classify", data, eval_data=data, config=_config(max_steps=40, learning_rate=3e-3))
+    history = trainer.fit()
+    first, last = _first_and_last(history)
+    assert last < first
+    final = history.eval[-1]
+    assert final["eval_accuracy"] > 0.9
+    assert {"eval_precision", "eval_recall", "eval_macro_f1", "eval_confusion_matrix"} <= set(final)
+
+
+def test_language_model_evaluation_reports_loss_and_perplexity(gpt, tiny_texts):
+    trainer = Trainer(gpt, "causal-lm", tiny_texts, eval_data=tiny_texts[:8], config=_config(max_steps=2))
+    metrics = trainer.fit().eval[-1]
+    assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]), rel=1e-6)
+
+
+def test_sparse_masked_lm_head_gives_the_same_loss_as_the_full_head(bert, tiny_texts):
+    sparse = Trainer(bert, "masked-lm", tiny_texts, config=_config(precision="fp32"))
+    full = Trainer(bert, "masked-lm", tiny_texts, config=_config(precision="fp32", sparse_mlm_head=False))
+    torch.manual_seed(0)
+    batch = sparse._to_device(sparse.collate([sparse.train_dataset[i] for i in range(4)]))
+    bert.model.eval()
+    with torch.no_grad():
+        a, _ = sparse.task.loss(bert.model, batch)
+        b, _ = full.task.loss(bert.model, batch)
+    assert float(a) == pytest.approx(float(b), abs=1e-5)
+
+
+def test_gradient_accumulation_4_by_8_matches_batch_32(tiny_texts):
+    corpus = tiny_texts * 4
+
+    def run(batch_size, accum):
+        model = load_model("tiny-gpt", corpus=tiny_texts, seed=1, **SMALL)
+        model.model.config.attention_dropout = 0.0
+        cfg = _config(batch_size=batch_size, gradient_accumulation_steps=accum, max_steps=3, precision="fp32",
+                      max_grad_norm=None)
+        Trainer(model, "causal-lm", corpus, config=cfg).fit()
+        return torch.cat([p.detach().flatten() for p in model.model.parameters()])
+
+    torch.testing.assert_close(run(8, 4), run(32, 1), atol=1e-5, rtol=1e-4)
+
+
+class _StopAt(Callback):
+    def __init__(self, step, error=None):
+        self.step, self.error = step, error
+
+    def on_step_end(self, trainer, state, control):
+        if state.step == self.step:
+            if self.error:
+                raise self.error
+            control.should_stop = True
+
+
+def test_stop_saves_a_checkpoint_before_returning(bert, tiny_texts, tmp_path):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=50), callbacks=[_StopAt(7)])
+    trainer.fit()
+    assert trainer.state.status == "stopped" and trainer.state.step == 7
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "step-0000007"
+
+
+def test_keyboard_interrupt_saves_a_checkpoint_before_returning(bert, tiny_texts, tmp_path):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=50),
+                      callbacks=[_StopAt(5, KeyboardInterrupt())])
+    trainer.fit()
+    assert trainer.state.message == "interrupted at step 5"
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "step-0000005"
+
+
+def test_resume_is_exact_on_cpu(tiny_texts, tmp_path):
+    def fresh(out, **kw):
+        bundle = load_model("tiny-bert", corpus=tiny_texts, seed=2, **SMALL)
+        return Trainer(bundle, "masked-lm", tiny_texts, config=_config(out, max_steps=12, **kw))
+
+    straight = fresh(tmp_path / "a").fit().losses()
+    first = fresh(tmp_path / "b")
+    first.callbacks.add(_StopAt(5))
+    first.fit()
+    second = fresh(tmp_path / "b").resume()
+    resumed = second.fit().losses()
+    assert second.state.step == 12
+    assert resumed == straight
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(bert, tiny_texts, tmp_path):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=50, save_every=4))
+    trainer._inject_nan_at = 10
+    trainer.fit()
+    assert trainer.state.status == "nan"
+    assert "step 10" in trainer.state.message and "step-0000008" in trainer.state.message
+    saved = list_checkpoints(tmp_path / "checkpoints")
+    assert saved[-1].name == "step-0000008"
+    reloaded = load_model(saved[-1])
+    assert all(torch.isfinite(p).all() for p in reloaded.model.parameters())
+
+
+def test_the_folder_of_an_interrupted_save_is_never_loaded(bert, tiny_texts, tmp_path):
+    Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=3)).fit()
+    root = tmp_path / "checkpoints"
+    (root / ".step-0000009.partial-abc").mkdir()
+    (root / "step-0000010").mkdir()  # renamed but empty: no trainer_state.json
+    assert latest_checkpoint(root).name == "step-0000003"
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
+        Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path)).resume(root / "step-0000010")
+
+
+def test_keep_last_prunes_old_checkpoints(bert, tiny_texts, tmp_path):
+    Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=10, save_every=2, keep_last=2)).fit()
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step-0000008", "step-0000010"]
+
+
+def test_a_checkpoint_is_a_loadable_model_folder(bert, tiny_texts, tmp_path):
+    Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=2)).fit()
+    again = load_model(latest_checkpoint(tmp_path / "checkpoints"))
+    assert again.kind == "masked-lm"
+
+
+def test_metrics_jsonl_holds_every_logged_step(bert, tiny_texts, tmp_path):
+    Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=6, log_every=2)).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
+    assert {"loss", "smoothed_loss", "learning_rate", "grad_norm", "tokens_per_second", "mfu"} <= set(rows[0])
+
+
+def test_background_job_pauses_keeps_its_step_and_resumes(bert, tiny_texts):
+    paused = threading.Event()
+
+    class PauseAt(Callback):
+        def on_step_end(self, trainer, state, control):
+            if state.step == 3:
+                control.should_pause = True
+
+        def on_pause(self, trainer, state, control):
+            paused.set()
+
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=8), callbacks=[PauseAt()])
+    job = trainer.start()
+    assert paused.wait(30)
+    assert job.state.status == "paused" and job.state.step == 3
+    job.resume()
+    assert job.wait(60)
+    assert job.state.step == 8 and job.state.status == "finished"
+
+
+def test_background_job_stop_saves_and_ends_the_thread(bert, tiny_texts, tmp_path):
+    started = threading.Event()
+
+    class Signal(Callback):
+        def on_step_end(self, trainer, state, control):
+            started.set()
+
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=100_000), callbacks=[Signal()])
+    job = trainer.start()
+    assert started.wait(30)
+    assert job.stop(timeout=30)
+    assert not job.running and job.state.status == "stopped"
+    assert latest_checkpoint(tmp_path / "checkpoints").name == f"step-{job.state.step:07d}"
+
+
+def test_early_stopping_stops_when_the_metric_stops_improving(gpt, tiny_texts):
+    cfg = _config(max_steps=200, eval_every=1, early_stopping_patience=2, learning_rate=1e-9, warmup_ratio=0.0)
+    trainer = Trainer(gpt, "causal-lm", tiny_texts, eval_data=tiny_texts[:4], config=cfg)
+    trainer.fit()
+    assert trainer.state.step < 20
+
+
+def test_the_same_seed_repeats_a_run(tiny_texts):
+    def run():
+        bundle = load_model("tiny-bert", corpus=tiny_texts, seed=5, **SMALL)
+        return Trainer(bundle, "masked-lm", tiny_texts, config=_config(max_steps=5, seed=9)).fit().losses()
+
+    assert run() == run()
+
+
+# --------------------------------------------------------------- bad input
+
+
+def test_causal_lm_on_an_encoder_is_refused_before_any_step(bert, tiny_texts):
+    with pytest.raises(TrainingError, match="does not fit a masked-lm model"):
+        Trainer(bert, "causal-lm", tiny_texts, config=_config())
+
+
+def test_classify_without_labels_is_refused(tiny_texts):
+    clf = load_model("tiny-bert", kind="classifier", corpus=tiny_texts, **SMALL)
+    with pytest.raises(DataError, match="Texts without labels cannot train a classifier"):
+        Trainer(clf, "classify", object(), config=_config())
+
+
+def test_labels_out_of_range_name_the_fix(tiny_texts):
+    from workbench.data import load_labelled
+
+    data = load_labelled([(t, str(i % 3)) for i, t in enumerate(tiny_texts)])
+    clf = load_model("tiny-bert", kind="classifier", corpus=tiny_texts, **SMALL)
+    with pytest.raises(DataError, match="label_names="):
+        Trainer(clf, "classify", data, config=_config())
+
+
+def test_a_batch_larger_than_the_data_is_refused(gpt, tiny_texts):
+    with pytest.raises(DataError, match="larger than the training data"):
+        Trainer(gpt, "causal-lm", tiny_texts, config=_config(batch_size=10_000))
+
+
+def test_an_unknown_task_is_refused(gpt, tiny_texts):
+    with pytest.raises(ConfigError, match="Unknown task"):
+        Trainer(gpt, "translate", tiny_texts, config=_config())
+
+
+@pytest.mark.parametrize("lr", [0, -1e-3])
+def test_a_learning_rate_of_zero_or_below_is_refused(lr):
+    with pytest.raises(ConfigError, match="learning_rate must be above zero"):
+        TrainConfig(learning_rate=lr)
+
+
+def test_an_unknown_config_field_lists_the_fields():
+    with pytest.raises(ConfigError, match="Unknown config field.*lr_max.*learning_rate"):
+        TrainConfig.from_dict({"lr_max": 1.0})
+
+
+def test_resume_from_another_models_checkpoint_is_refused(bert, gpt, tiny_texts, tmp_path):
+    Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=2)).fit()
+    other = Trainer(gpt, "causal-lm", tiny_texts, config=_config(tmp_path / "other"))
+    with pytest.raises(CheckpointError, match="saved from another model"):
+        other.resume(latest_checkpoint(tmp_path / "checkpoints"))

@@ -1,0 +1,108 @@
+"""Tiny models built from config, with a tokenizer trained on a corpus: fast to train on a CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.errors import ModelLoadError
+
+__all__ = ["build_preset"]
+
+# The sizes the Trainer benchmark uses: 4 layers, hidden 256, 4 heads, vocabulary 8k.
+_DEFAULTS = {"layers": 4, "hidden": 256, "heads": 4, "vocab_size": 8000, "max_positions": 512, "seed": 0}
+
+
+def build_preset(
+    name: str,
+    *,
+    kind: str | None,
+    label_names: list[str] | None,
+    corpus: Any,
+    tokenizer: Any,
+    attn_implementation: str | None,
+    **options: Any,
+) -> tuple[Any, Any, str]:
+    """Build ``tiny-bert`` (BERT, wordpiece) or ``tiny-gpt`` (Llama, byte-level BPE); return (model, tokenizer, kind)."""
+    import torch
+    import transformers
+
+    from workbench.data import load_corpus, train_tokenizer
+
+    unknown = sorted(set(options) - set(_DEFAULTS))
+    if unknown:
+        raise ModelLoadError(f"Unknown preset options {unknown}; the presets take: {', '.join(_DEFAULTS)}.")
+    opts = {**_DEFAULTS, **options}
+    for key in ("layers", "hidden", "heads", "vocab_size", "max_positions"):
+        if not isinstance(opts[key], int) or opts[key] < 1:
+            raise ModelLoadError(f"Preset option {key} must be a positive integer, got {opts[key]!r}.")
+    if opts["hidden"] % opts["heads"]:
+        raise ModelLoadError(f"hidden ({opts['hidden']}) must be divisible by heads ({opts['heads']}).")
+
+    is_bert = name == "tiny-bert"
+    default_kind = "masked-lm" if is_bert else "causal-lm"
+    kind = kind or default_kind
+    allowed = ("masked-lm", "encoder", "classifier") if is_bert else ("causal-lm", "classifier")
+    if kind not in allowed:
+        raise ModelLoadError(f"{name} cannot be built as {kind!r}; it can be: {', '.join(allowed)}.")
+
+    if tokenizer is None:
+        text = load_corpus(corpus if corpus is not None else "shakespeare")
+        tokenizer = _cached_tokenizer(text, "wordpiece" if is_bert else "bpe", opts["vocab_size"],
+                                      opts["max_positions"])
+    vocab = len(tokenizer)
+    h, n_layers, n_heads = opts["hidden"], opts["layers"], opts["heads"]
+    common: dict[str, Any] = {"vocab_size": vocab, "hidden_size": h, "num_hidden_layers": n_layers,
+                              "num_attention_heads": n_heads, "intermediate_size": 4 * h,
+                              "max_position_embeddings": opts["max_positions"],
+                              "pad_token_id": tokenizer.pad_token_id}
+    if label_names is not None:
+        common.update(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                      label2id={n: i for i, n in enumerate(label_names)})
+    elif kind == "classifier":
+        common.update(num_labels=2)
+    if attn_implementation:
+        common["attn_implementation"] = attn_implementation
+    if is_bert:
+        config = transformers.BertConfig(**common)
+        classes = {"masked-lm": transformers.BertForMaskedLM, "encoder": transformers.BertModel,
+                   "classifier": transformers.BertForSequenceClassification}
+    else:
+        config = transformers.LlamaConfig(
+            **common, num_key_value_heads=n_heads, tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+        classes = {"causal-lm": transformers.LlamaForCausalLM,
+                   "classifier": transformers.LlamaForSequenceClassification}
+    torch.manual_seed(int(opts["seed"]))
+    model = classes[kind](config)
+    return model, tokenizer, kind
+
+
+def _cached_tokenizer(corpus: Any, kind: str, vocab_size: int, max_positions: int) -> Any:
+    """Train a tokenizer once per corpus and settings, then reuse it from the cache.
+
+    The tokenizers library breaks ties between equally frequent merges differently from run
+    to run, so training twice can give two vocabularies; the cache makes one corpus give one
+    tokenizer, which a repeatable run needs (and saves the training time).
+    """
+    import hashlib
+
+    from filelock import FileLock
+    from transformers import AutoTokenizer
+
+    from workbench import assets
+    from workbench.data import train_tokenizer
+
+    digest = hashlib.sha256(f"{kind}|{vocab_size}|{max_positions}|".encode())
+    for text in corpus.texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    folder = assets.cache_dir() / "tokenizers" / digest.hexdigest()[:24]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "tokenizer.json").exists():
+            trained = train_tokenizer(corpus, kind=kind, vocab_size=vocab_size, model_max_length=max_positions)
+            tmp = folder.with_name(folder.name + ".partial")
+            trained.save_pretrained(tmp)
+            tmp.rename(folder)
+        return AutoTokenizer.from_pretrained(folder)

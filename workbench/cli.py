@@ -1,0 +1,173 @@
+"""``workbench ...``: the workbench's jobs from a terminal, with no Jupyter in sight."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from workbench.errors import WorkbenchError
+
+
+def _assets_list(args: argparse.Namespace) -> int:
+    from workbench import assets
+
+    rows = assets.list_assets()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':16} {'kind':8} {'size':>8}  {'cached':6}  source")
+    for r in rows:
+        print(f"{r['name']:16} {r['kind']:8} {r['size_mb']:>6.1f}MB  {'yes' if r['cached'] else 'no':6}  {r['source']}")
+        print(f"{'':16} {r['description']}")
+    print(f"cache: {assets.cache_dir()}")
+    return 0
+
+
+def _assets_fetch(args: argparse.Namespace) -> int:
+    from workbench import assets
+
+    names = list(assets.ASSETS) if args.all else args.names
+    if not names:
+        raise WorkbenchError("Name at least one asset to fetch, or pass --all; `workbench assets list` shows them.")
+    for name in names:
+        start = time.perf_counter()
+        path = assets.fetch(name)
+        print(f"{name}: {path} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from workbench.demo import run_demo
+
+    return run_demo(args)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Every TrainConfig field as a flag of the same name (``--learning-rate``)."""
+    import dataclasses
+    import typing
+
+    from workbench.training.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        hint = str(hints[f.name])
+        if "bool" in hint:
+            parser.add_argument(flag, type=_parse_bool, default=argparse.SUPPRESS, metavar="true|false")
+        elif "int" in hint and "float" not in hint:
+            parser.add_argument(flag, type=_parse_optional(int), default=argparse.SUPPRESS)
+        elif "float" in hint:
+            parser.add_argument(flag, type=_parse_optional(float), default=argparse.SUPPRESS)
+        else:
+            parser.add_argument(flag, type=_parse_optional(str), default=argparse.SUPPRESS)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _parse_optional(kind):
+    def parse(text: str):
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _train(args: argparse.Namespace, task: str) -> int:
+    import dataclasses
+
+    from workbench.models import load_model
+    from workbench.training.config import TrainConfig
+    from workbench.training.loop import Trainer
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.setdefault("output_dir", f"runs/{task}")
+    config = TrainConfig.from_dict(values)
+    if task == "classify":
+        from workbench.data import load_labelled
+
+        data = load_labelled(args.data)
+        train, val = data.split(validation=args.eval_fraction, seed=config.seed)
+        bundle = load_model(args.model, kind="classifier", label_names=data.label_names)
+    else:
+        from workbench.data import load_corpus
+
+        corpus = load_corpus(args.data)
+        n_val = max(1, int(len(corpus) * args.eval_fraction))
+        train, val = corpus.texts[n_val:], corpus.texts[:n_val]
+        kind = "masked-lm" if task == "masked-lm" else "causal-lm"
+        bundle = load_model(args.model, kind=kind, **({"corpus": corpus} if args.model in ("tiny-bert", "tiny-gpt") else {}))
+    trainer = Trainer(bundle, task, train, eval_data=val, config=config)
+    if args.resume:
+        trainer.resume()
+    trainer.fit()
+    print(json.dumps({"status": trainer.state.status, "step": trainer.state.step,
+                      "eval": trainer.history.eval[-1] if trainer.history.eval else None,
+                      "checkpoint": trainer.state.last_checkpoint}, default=str))
+    return 0 if trainer.state.status in ("finished", "stopped") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="Train and explain transformer language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("assets", help="list or fetch the real models and data sets").add_subparsers(
+        dest="assets_command", required=True)
+    lst = a.add_parser("list", help="list the assets and whether they are cached")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lst.set_defaults(func=_assets_list)
+    fetch = a.add_parser("fetch", help="download, verify and unpack assets into the cache")
+    fetch.add_argument("names", nargs="*", help="asset names (see `workbench assets list`)")
+    fetch.add_argument("--all", action="store_true", help="fetch every asset")
+    fetch.set_defaults(func=_assets_fetch)
+
+    demo = sub.add_parser("demo", help="the headless demo on the embedded default assets")
+    demo.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
+    demo.add_argument("--steps", type=int, default=300, help="training steps (about 2 minutes on 2 cores at 300)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_demo)
+
+    pre = sub.add_parser("pretrain", help="pretrain a model (masked-LM or causal-LM) on a corpus")
+    pre.add_argument("--model", default="tiny-bert", help="tiny-bert, tiny-gpt, minilm, smollm2-135m or a folder")
+    pre.add_argument("--task", choices=("masked-lm", "causal-lm"), default="masked-lm")
+    pre.add_argument("--data", default="shakespeare", help="a corpus name or a .txt file or folder")
+    pre.add_argument("--eval-fraction", type=float, default=0.02)
+    pre.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    _add_config_flags(pre)
+    pre.set_defaults(func=lambda a: _train(a, a.task))
+
+    fine = sub.add_parser("finetune", help="fine-tune a classifier on labelled data")
+    fine.add_argument("--model", default="minilm")
+    fine.add_argument("--data", default="movie-snippets", help="movie-snippets, sms-spam, rotten-tomatoes, or a csv/jsonl")
+    fine.add_argument("--eval-fraction", type=float, default=0.1)
+    fine.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    _add_config_flags(fine)
+    fine.set_defaults(func=lambda a: _train(a, "classify"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; a WorkbenchError prints its sentence and exits with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

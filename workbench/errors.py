@@ -1,0 +1,31 @@
+"""The workbench's own errors: each carries one sentence a newcomer can act on."""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base of every error the workbench raises on purpose."""
+
+
+class AssetError(WorkbenchError):
+    """An asset could not be named, fetched, verified or unpacked."""
+
+
+class ModelLoadError(WorkbenchError):
+    """A model could not be found or loaded."""
+
+
+class DataError(WorkbenchError, ValueError):
+    """A corpus, data set or tokenizer input is unusable."""
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A configuration value is out of range or unknown."""
+
+
+class TrainingError(WorkbenchError):
+    """A training run could not start or had to stop."""
+
+
+class CheckpointError(WorkbenchError):
+    """A checkpoint is missing, incomplete or belongs to another model."""

@@ -1,0 +1,121 @@
+"""Probes: what a model predicts for a masked token, or for the next token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["ProbeError", "TokenPrediction", "FillMaskResult", "fill_mask", "next_token"]
+
+MASK_PLACEHOLDER = "[MASK]"  # accepted for any masked LM, whatever its own mask token is
+
+
+class ProbeError(WorkbenchError, ValueError):
+    """A probe's text or model does not fit the probe."""
+
+
+@dataclass
+class TokenPrediction:
+    """The top-k predictions at one position: token strings as a reader writes them, and probabilities."""
+
+    position: int
+    tokens: list[str]
+    token_ids: list[int]
+    probabilities: np.ndarray  # (top_k,)
+
+    def to_dict(self) -> dict:
+        return {"position": self.position, "tokens": self.tokens, "token_ids": self.token_ids,
+                "probabilities": [round(float(p), 6) for p in self.probabilities]}
+
+
+@dataclass
+class FillMaskResult:
+    """Predictions for each masked position of ``text``, in order."""
+
+    text: str
+    model: str
+    predictions: list[TokenPrediction] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "model": self.model, "predictions": [p.to_dict() for p in self.predictions]}
+
+    def __str__(self) -> str:
+        rows = []
+        for p in self.predictions:
+            rows.append("  ".join(f"{t!r} {prob:.3f}" for t, prob in zip(p.tokens, p.probabilities)))
+        return f"{self.text}\n" + "\n".join(f"  [{i}] {r}" for i, r in enumerate(rows))
+
+
+def _check_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise ProbeError(f"The probe text must be a string, got {type(text).__name__}.")
+    if not text.strip():
+        raise ProbeError("The probe text is empty; write a sentence to probe.")
+    return text
+
+
+def _check_top_k(top_k: Any) -> int:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ProbeError(f"top_k must be a positive integer, got {top_k!r}.")
+    return top_k
+
+
+def _display(tokenizer: Any, token_id: int) -> str:
+    """A token as a reader writes it: byte-level pieces decoded, word-piece '##' kept as a continuation mark."""
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if piece is not None and piece.startswith("##"):
+        return piece
+    return tokenizer.decode([int(token_id)])
+
+
+def _encode(bundle: Any, text: str) -> dict:
+    enc = bundle.tokenizer(text, return_tensors="pt")
+    n = enc["input_ids"].shape[1]
+    if n > bundle.max_positions:
+        raise ProbeError(
+            f"The text is {n} tokens long but {bundle.name} takes at most {bundle.max_positions}; shorten it."
+        )
+    return {k: v.to(bundle.device) for k, v in enc.items()}
+
+
+def _top(bundle: Any, logits: torch.Tensor, position: int, top_k: int) -> TokenPrediction:
+    probs = logits.float().softmax(-1)
+    values, ids = probs.topk(min(top_k, probs.shape[-1]))
+    ids_list = [int(i) for i in ids]
+    return TokenPrediction(position, [_display(bundle.tokenizer, i) for i in ids_list], ids_list,
+                           values.cpu().numpy())
+
+
+def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
+    """Top-k predictions at every mask in ``text`` (write ``[MASK]`` or the model's own mask token).
+
+    Raises ``ProbeError`` when the text is empty, has no mask, is too long, or the model has no masked-LM head.
+    """
+    text, top_k = _check_text(text), _check_top_k(top_k)
+    tok = bundle.tokenizer
+    if bundle.kind != "masked-lm" or tok.mask_token is None:
+        raise ProbeError(f"fill_mask needs a masked language model; {bundle.name} is a {bundle.kind} model.")
+    model_text = text.replace(MASK_PLACEHOLDER, tok.mask_token) if tok.mask_token != MASK_PLACEHOLDER else text
+    if tok.mask_token not in model_text:
+        raise ProbeError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess a word.")
+    enc = _encode(bundle, model_text)
+    positions = (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist()
+    with torch.no_grad():
+        logits = bundle.model(**enc).logits[0]  # (seq, vocab)
+    return FillMaskResult(text, bundle.name, [_top(bundle, logits[p], p, top_k) for p in positions])
+
+
+def next_token(bundle: Any, text: str, top_k: int = 5) -> TokenPrediction:
+    """Top-k next tokens after ``text`` for a causal language model."""
+    text, top_k = _check_text(text), _check_top_k(top_k)
+    if bundle.kind != "causal-lm":
+        raise ProbeError(f"next_token needs a causal language model; {bundle.name} is a {bundle.kind} model.")
+    enc = _encode(bundle, text)
+    with torch.no_grad():
+        logits = bundle.model(**enc).logits[0, -1]  # (vocab,)
+    return _top(bundle, logits, enc["input_ids"].shape[1] - 1, top_k)

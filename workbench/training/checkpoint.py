@@ -1,0 +1,162 @@
+"""Checkpoints: one folder per save, written under a temporary name and renamed when complete.
+
+A checkpoint folder is also a model folder (``load_model(path)`` works on it) and holds what
+a resumed run needs: ``optimizer.pt``, ``scheduler.pt``, ``rng.pt`` and ``trainer_state.json``.
+Folders whose names do not match ``step-NNNNNNN`` (the partial ones) are never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import CheckpointError
+
+__all__ = ["write_checkpoint", "read_checkpoint", "list_checkpoints", "latest_checkpoint", "prune_checkpoints",
+           "model_fingerprint"]
+
+_NAME = re.compile(r"^step-(\d{7})$")
+STATE_FILE = "trainer_state.json"
+
+
+def model_fingerprint(model: Any) -> dict:
+    """What must match for a checkpoint to belong to a model: its type and shapes."""
+    cfg = model.config
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "num_labels")
+    return {k: getattr(cfg, k, None) for k in keys}
+
+
+def _rng_state() -> dict:
+    # numpy's state as plain values and a tensor, so torch.load(weights_only=True) reads it back.
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def write_checkpoint(root: Path, step: int, *, bundle: Any, optimizer: Any, scheduler: Any,
+                     trainer_state: dict) -> Path:
+    """Write a complete checkpoint for ``step`` under ``root``; return its folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:07d}.partial-", dir=root))
+    try:
+        bundle.write_files(tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(_rng_state(), tmp / "rng.pt")
+        payload = {**trainer_state, "fingerprint": model_fingerprint(bundle.model)}
+        (tmp / STATE_FILE).write_text(json.dumps(payload, indent=1, default=_json_default))
+        _fsync_dir(tmp)
+        if final.exists():  # the same step saved twice (Stop right after a periodic save)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as e:
+        raise CheckpointError(
+            f"Could not write the checkpoint for step {step} in {root} ({e.strerror or e}); "
+            "free some disk space or choose another output_dir. Earlier checkpoints are untouched."
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def read_checkpoint(path: Path, *, model: Any, optimizer: Any = None, scheduler: Any = None,
+                    restore_rng: bool = True) -> dict:
+    """Load weights (and optimizer, scheduler, RNG) from a checkpoint into live objects; return its state.
+
+    Raises ``CheckpointError`` when the folder is not a complete checkpoint or was written
+    for a model of another shape.
+    """
+    import safetensors.torch
+
+    path = Path(path)
+    state_file = path / STATE_FILE
+    if not _NAME.match(path.name) or not state_file.exists():
+        raise CheckpointError(f"{path} is not a complete checkpoint (no {STATE_FILE}); pick a step-NNNNNNN folder.")
+    saved = json.loads(state_file.read_text())
+    mine, theirs = model_fingerprint(model), saved.get("fingerprint", {})
+    diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
+        raise CheckpointError(f"{path} was saved from another model ({detail}); resume with the model it was trained on.")
+    weights = path / "model.safetensors"
+    missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=str(_device(model)))
+    if unexpected or any(not _is_tied(model, name) for name in missing):
+        raise CheckpointError(f"{weights} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}).")
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=_device(model)))
+    if scheduler is not None:
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    if restore_rng:
+        _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
+    return saved
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _is_tied(model: Any, name: str) -> bool:
+    """Tied weights (an output head sharing the embedding) are saved once and reported missing."""
+    tied = getattr(model, "_tied_weights_keys", None) or {}
+    names = tied.keys() if isinstance(tied, dict) else tied
+    return any(re.fullmatch(pattern.replace(".", r"\."), name) or pattern == name for pattern in names)
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _NAME.match(p.name) and (p / STATE_FILE).exists()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(root: Path, keep_last: int, keep: set[str]) -> None:
+    """Delete all but the last ``keep_last`` checkpoints and those named in ``keep`` (the best)."""
+    found = list_checkpoints(root)
+    for path in found[:-keep_last] if keep_last else found:
+        if str(path) not in keep:
+            shutil.rmtree(path, ignore_errors=True)

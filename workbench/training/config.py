@@ -1,0 +1,96 @@
+"""``TrainConfig``: every knob of a run, with defaults that run on a laptop CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.errors import ConfigError
+
+__all__ = ["TrainConfig", "TASKS"]
+
+TASKS = ("masked-lm", "causal-lm", "classify")
+_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+_SCHEDULES = ("linear", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A run's settings. The same names are the CLI flags (``--learning-rate 3e-4``).
+
+    ``max_steps`` wins over ``epochs`` when set. ``precision="auto"`` uses bf16 autocast where
+    the device has it (bf16 GPUs; CPUs with AVX512-BF16 or AMX), fp16 with a scaler on older
+    GPUs, fp32 elsewhere; ``"fp32"`` turns mixed precision off.
+    """
+
+    output_dir: str | None = None  # checkpoints and metrics.jsonl go here; None keeps nothing on disk
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    schedule: str = "linear"
+    max_grad_norm: float | None = 1.0
+    precision: str = "auto"
+    seed: int = 0
+    block_size: int = 128  # language-model tasks: tokens per packed block
+    max_length: int = 128  # classification: longest input, in tokens
+    mlm_probability: float = 0.15
+    sparse_mlm_head: bool = True  # masked-LM: run the output head only where tokens are masked
+    group_by_length: bool = True  # classification: batches of similar length, less padding
+    log_every: int = 10
+    eval_every: int | None = None  # steps between evaluations; None evaluates at the end only
+    eval_batches: int | None = None  # cap on evaluation batches; None uses the whole eval set
+    save_every: int | None = None  # steps between checkpoints; None saves at the end (and on stop)
+    keep_last: int = 2
+    early_stopping_patience: int | None = None
+    metric_for_best: str = "eval_loss"
+    progress: bool = True  # console progress bar
+    device: str | None = None  # None lets Accelerate choose
+
+    def __post_init__(self) -> None:
+        positive_ints = ("batch_size", "gradient_accumulation_steps", "block_size", "max_length",
+                         "log_every", "keep_last")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
+        for name in ("max_steps", "eval_every", "save_every", "eval_batches", "early_stopping_patience"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be above zero, got {self.learning_rate!r}; try 5e-4 for pretraining or 3e-5 for fine-tuning.")
+        if not self.epochs > 0:
+            raise ConfigError(f"epochs must be above zero, got {self.epochs!r}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        if not 0 < self.mlm_probability < 1:
+            raise ConfigError(f"mlm_probability must be between 0 and 1, got {self.mlm_probability!r}.")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay!r}.")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ConfigError(f"max_grad_norm must be above zero or None, got {self.max_grad_norm!r}.")
+        if self.precision not in _PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}.")
+        if self.schedule not in _SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(_SCHEDULES)}, got {self.schedule!r}.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; an unknown field answers with the fields there are."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"Unknown config field(s) {', '.join(unknown)}; the fields are: {', '.join(sorted(names))}.")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (checked like the constructor)."""
+        return TrainConfig.from_dict({**dataclasses.asdict(self), **changes})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

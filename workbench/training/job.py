@@ -1,0 +1,77 @@
+"""``TrainingJob``: the training loop in a daemon thread, so a notebook kernel stays free."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from workbench.training.events import TrainState
+
+__all__ = ["TrainingJob"]
+
+
+class TrainingJob:
+    """A run in a background thread, with ``pause()``, ``resume()``, ``stop()`` and ``wait()``.
+
+    Every way of stopping goes through the loop's ``finally:``, which writes a checkpoint.
+    """
+
+    def __init__(self, trainer: Any):
+        self.trainer = trainer
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._target, name="workbench-training", daemon=True)
+
+    def start(self) -> TrainingJob:
+        self._thread.start()
+        return self
+
+    def _target(self) -> None:
+        try:
+            self.trainer._run()
+        except BaseException as error:  # kept and re-raised by wait(): a thread has nobody to raise to
+            self.error = error
+        finally:
+            self._done.set()
+
+    @property
+    def state(self) -> TrainState:
+        return self.trainer.state
+
+    @property
+    def history(self) -> Any:
+        return self.trainer.history
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def pause(self) -> None:
+        self.trainer.pause()
+
+    def resume(self) -> None:
+        self.trainer.resume_running()
+
+    def stop(self, wait: bool = True, timeout: float | None = None) -> bool:
+        """Ask the loop to stop at the next step boundary (it saves first); wait for it by default."""
+        self.trainer.stop()
+        return self.wait(timeout) if wait else False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends; True if it ended. Ctrl-C (a kernel interrupt) stops the run, then waits.
+
+        Waits on an Event, not ``Thread.join()``: an interrupted join leaves the thread looking
+        dead while it runs on. Re-raises an error the loop died of.
+        """
+        try:
+            finished = self._done.wait(timeout)
+        except KeyboardInterrupt:
+            self.trainer.stop()
+            finished = self._done.wait()
+        if finished and self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return finished
+
+    def __repr__(self) -> str:
+        return f"TrainingJob({self.state.message or self.state.status})"

@@ -1,0 +1,418 @@
+"""The one training loop, for masked-LM and causal-LM pretraining and for fine-tuning.
+
+Example::
+
+    from workbench.models import load_model
+    from workbench.training import Trainer, TrainConfig
+    bundle = load_model("tiny-bert", corpus="shakespeare")
+    trainer = Trainer(bundle, "masked-lm", "shakespeare", config=TrainConfig(max_steps=200, output_dir="runs/a"))
+    history = trainer.fit()          # blocks; or job = trainer.start() for a background thread
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.errors import CheckpointError, DataError, TrainingError
+from workbench.training import checkpoint as ckpt
+from workbench.training.config import TrainConfig
+from workbench.training.events import Callback, CallbackList, Control, TrainState
+from workbench.training.metrics import flops_per_token, peak_flops
+from workbench.training.precision import make_accelerator
+from workbench.training.tasks import make_task
+
+__all__ = ["Trainer", "TrainingHistory"]
+
+_SMOOTHING = 0.9  # weight of the past in the smoothed loss
+
+
+class TrainingHistory:
+    """What a run logged: a record per log step (``train``) and per evaluation (``eval``)."""
+
+    def __init__(self, records: Sequence[dict] = ()):
+        self.records: list[dict] = list(records)
+
+    @property
+    def train(self) -> list[dict]:
+        return [r for r in self.records if r["kind"] == "train"]
+
+    @property
+    def eval(self) -> list[dict]:
+        return [r for r in self.records if r["kind"] == "eval"]
+
+    def losses(self) -> list[float]:
+        return [r["loss"] for r in self.train]
+
+    def to_dict(self) -> dict:
+        return {"records": list(self.records)}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        last = self.train[-1]["loss"] if self.train else math.nan
+        return f"TrainingHistory({len(self.train)} train logs, {len(self.eval)} evaluations, last loss {last:.4f})"
+
+
+class Trainer:
+    """Train ``bundle`` on ``task`` ("masked-lm", "causal-lm" or "classify").
+
+    ``train_data`` is a corpus (a registry name, a list of texts, a ``Corpus``) for the
+    language-model tasks, labelled data for ``classify``, or a ready torch ``Dataset``.
+    Everything is checked before a step runs; a mistake raises a ``WorkbenchError`` sentence.
+    """
+
+    def __init__(self, bundle: Any, task: str, train_data: Any, eval_data: Any = None,
+                 config: TrainConfig | None = None, callbacks: Sequence[Callback] = ()):
+        self.config = config or TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}.")
+        self.bundle = bundle
+        self.task = make_task(task, bundle, self.config)
+        self.train_dataset = self.task.dataset(train_data, "training")
+        self.eval_dataset = self.task.dataset(eval_data, "evaluation") if eval_data is not None else None
+        self._check_sizes()
+        self.collate = self.task.collator()
+        self.state = TrainState()
+        self.control = Control()
+        self.history = TrainingHistory()
+        self._resume_from: Path | None = None
+        self._resume_state: dict | None = None
+        self._lock = threading.Lock()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._inject_nan_at: int | None = None  # tests: make the loss NaN at this step
+
+        from workbench.training.callbacks import Checkpointer, ConsolePrinter, EarlyStopping, MetricsWriter
+
+        built_in: list[Callback] = []
+        if self.config.progress:
+            built_in.append(ConsolePrinter())
+        if self.config.output_dir:
+            built_in += [MetricsWriter(), Checkpointer()]
+        if self.config.early_stopping_patience:
+            built_in.append(EarlyStopping(self.config.metric_for_best, self.config.early_stopping_patience))
+        self.callbacks = CallbackList(built_in + list(callbacks))
+        self._setup_optimization()
+
+    # ----------------------------------------------------------------- set-up
+
+    def _check_sizes(self) -> None:
+        n = len(self.train_dataset)
+        if n == 0:
+            raise DataError("The training data is empty; give at least one batch of examples.")
+        if self.config.batch_size > n:
+            raise DataError(
+                f"batch_size {self.config.batch_size} is larger than the training data ({n} examples); "
+                f"use batch_size={n} or less, or more data."
+            )
+        if self.eval_dataset is not None and len(self.eval_dataset) == 0:
+            raise DataError("The evaluation data is empty; pass eval_data=None to skip evaluation.")
+
+    def _setup_optimization(self) -> None:
+        cfg = self.config
+        self.accelerator, self.precision = make_accelerator(cfg.precision, cfg.device)
+        self.micro_batches_per_epoch = math.ceil(len(self.train_dataset) / cfg.batch_size)
+        steps_per_epoch = max(1, self.micro_batches_per_epoch // cfg.gradient_accumulation_steps)
+        self.max_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        model = self.bundle.model
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            # No weight decay on biases and norms: it only shrinks what should stay free.
+            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        torch.manual_seed(cfg.seed)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+        warmup = int(cfg.warmup_ratio * self.max_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.schedule, warmup, self.max_steps))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler = scheduler
+        self.bundle.model = self.model
+        self.device = self.accelerator.device
+        self.state = TrainState(max_steps=self.max_steps, precision=self.precision, device=str(self.device))
+        seq = cfg.block_size if self.task.name != "classify" else cfg.max_length
+        self._flops_per_token = flops_per_token(model.config, self.bundle.num_parameters, seq)
+        self._peak = None  # measured lazily: a CPU peak costs a few matmuls
+
+    # ---------------------------------------------------------------- public
+
+    def fit(self) -> TrainingHistory:
+        """Train in this thread until done, stopped or interrupted; return the history.
+
+        A KeyboardInterrupt stops the run cleanly: a checkpoint is written first.
+        """
+        self._run()
+        return self.history
+
+    def start(self) -> Any:
+        """Run the same loop in a background thread; return its ``TrainingJob``."""
+        from workbench.training.job import TrainingJob
+
+        return TrainingJob(self).start()
+
+    def resume(self, path: str | Path | None = None) -> Trainer:
+        """Continue from a checkpoint (default: the latest under ``output_dir``); the next fit() picks up there."""
+        if path is None:
+            if not self.config.output_dir:
+                raise CheckpointError("No checkpoint given and no output_dir to look in; pass the checkpoint folder.")
+            path = ckpt.latest_checkpoint(Path(self.config.output_dir) / "checkpoints")
+            if path is None:
+                raise CheckpointError(f"No complete checkpoint under {self.config.output_dir}/checkpoints.")
+        path = Path(path)
+        saved = ckpt.read_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        self._resume_state = saved
+        st = saved["state"]
+        for key in ("step", "epoch", "tokens_seen", "train_loss", "smoothed_loss", "learning_rate",
+                    "best_metric", "best_checkpoint", "eval_metrics", "elapsed_seconds"):
+            if key in st:
+                setattr(self.state, key, st[key])
+        self.state.last_checkpoint = str(path)
+        self.history = TrainingHistory(saved.get("history", {}).get("records", []))
+        return self
+
+    def pause(self) -> None:
+        self.control.should_pause = True
+
+    def resume_running(self) -> None:
+        self.control.should_pause = False
+        self._resumed.set()
+
+    def stop(self) -> None:
+        self.control.should_stop = True
+        self._resumed.set()
+
+    def evaluate(self) -> dict:
+        """Evaluate on eval_data now; return the metrics (an empty dict without eval_data)."""
+        if self.eval_dataset is None:
+            return {}
+        batches = self._eval_batches()
+        self.model.eval()
+        try:
+            metrics = self.task.evaluate(self.model, batches, self.accelerator.autocast)
+        finally:
+            self.model.train()
+        return metrics
+
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint now (needs output_dir); return its folder."""
+        if not self.config.output_dir:
+            return None
+        root = Path(self.config.output_dir) / "checkpoints"
+        path = ckpt.write_checkpoint(
+            root, self.state.step, bundle=self.bundle, optimizer=self.optimizer, scheduler=self.scheduler,
+            trainer_state={"state": self.state.to_dict(), "history": self.history.to_dict(),
+                           "config": self.config.to_dict(), "task": self.task.name},
+        )
+        self.state.last_checkpoint = str(path)
+        keep = {self.state.best_checkpoint} if self.state.best_checkpoint else set()
+        ckpt.prune_checkpoints(root, self.config.keep_last, keep)
+        self.callbacks.fire("on_save", self, self.state, self.control, str(path))
+        return path
+
+    # ------------------------------------------------------------------ loop
+
+    def _micro_batches(self, start: int) -> Iterator[dict]:
+        """Micro-batches from global index ``start`` on; the order depends only on seed and epoch."""
+        index = start
+        while True:
+            epoch, position = divmod(index, self.micro_batches_per_epoch)
+            order = self.task.order(self.train_dataset, epoch)
+            bs = self.config.batch_size
+            for i in range(position, self.micro_batches_per_epoch):
+                items = [self.train_dataset[j] for j in order[i * bs:(i + 1) * bs]]
+                yield self._to_device(self.collate(items))
+            index = (epoch + 1) * self.micro_batches_per_epoch
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if hasattr(v, "to") else v for k, v in batch.items()}
+
+    def _eval_batches(self) -> list[dict]:
+        """Evaluation batches with masks drawn from a fixed seed, so evaluations compare across steps."""
+        bs = self.config.batch_size
+        n = len(self.eval_dataset)
+        count = math.ceil(n / bs)
+        if self.config.eval_batches:
+            count = min(count, self.config.eval_batches)
+        rng = torch.get_rng_state()
+        torch.manual_seed(self.config.seed + 12345)
+        try:
+            return [self._to_device(self.collate([self.eval_dataset[j] for j in range(i * bs, min(n, (i + 1) * bs))]))
+                    for i in range(count)]
+        finally:
+            torch.set_rng_state(rng)
+
+    def _run(self) -> None:
+        cfg, state, control = self.config, self.state, self.control
+        if state.step >= self.max_steps:
+            raise TrainingError(f"This run already reached its {self.max_steps} steps; raise max_steps to train on.")
+        if self._resume_state is None:
+            torch.manual_seed(cfg.seed)
+        control.should_stop = False
+        accum = cfg.gradient_accumulation_steps
+        batches = self._micro_batches(state.step * accum)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        on_cpu = self.device.type == "cpu"
+        pending: list[torch.Tensor] = []  # step losses not yet read back (GPU: no sync per step)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        window_tokens, window_start = 0, time.perf_counter()
+        run_start = time.perf_counter() - state.elapsed_seconds
+        grad_norm = torch.zeros((), device=self.device)
+        state.status, state.message = "running", f"running (step {state.step} of {self.max_steps})"
+        self.model.train()
+        self.callbacks.fire("on_train_begin", self, state, control)
+        try:
+            while state.step < self.max_steps:
+                if control.should_pause and not control.should_stop:
+                    self._wait_while_paused()
+                    window_tokens, window_start = 0, time.perf_counter()
+                if control.should_stop:
+                    break
+                step_loss = torch.zeros((), device=self.device)
+                for _ in range(accum):
+                    batch = next(batches)
+                    with self.accelerator.autocast():
+                        loss, tokens = self.task.loss(self.model, batch)
+                    if self._inject_nan_at is not None and state.step + 1 >= self._inject_nan_at:
+                        loss = loss * torch.tensor(float("nan"))
+                    self.accelerator.backward(loss / accum)
+                    step_loss += loss.detach() / accum
+                    window_tokens += tokens
+                    state.tokens_seen += tokens
+                finite = torch.isfinite(step_loss)
+                if on_cpu and not bool(finite):  # on CPU reading it back costs nothing
+                    self._on_nonfinite(state.step + 1)
+                    break
+                first_bad = torch.where(~finite & (first_bad < 0), state.step + 1, first_bad)
+                if cfg.max_grad_norm:
+                    grad_norm = self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.epoch = state.step * accum / self.micro_batches_per_epoch
+                pending.append(step_loss)
+                last = state.step >= self.max_steps
+                if state.step % cfg.log_every == 0 or last or control.should_log:
+                    bad_step = int(first_bad)
+                    if bad_step >= 0:
+                        self._on_nonfinite(bad_step)
+                        break
+                    now = time.perf_counter()
+                    self._log(pending, grad_norm, window_tokens, now - window_start, now - run_start)
+                    pending, window_tokens, window_start = [], 0, now
+                    control.should_log = False
+                if (cfg.eval_every and state.step % cfg.eval_every == 0) or control.should_evaluate or (
+                        last and self.eval_dataset is not None):
+                    self._evaluate_and_fire()
+                self.callbacks.fire("on_step_end", self, state, control)
+            else:
+                state.status, state.message = "finished", f"finished at step {state.step}"
+            if state.status == "running":
+                state.status, state.message = "stopped", f"stopped at step {state.step}"
+        except KeyboardInterrupt:
+            state.status, state.message = "stopped", f"interrupted at step {state.step}"
+        except Exception as error:
+            state.status, state.message = "failed", f"failed at step {state.step}: {error}"
+            self.callbacks.fire("on_exception", self, state, control, error)
+            raise
+        finally:
+            state.elapsed_seconds = time.perf_counter() - run_start
+            self._final_save()
+            self.callbacks.fire("on_train_end", self, state, control)
+
+    def _final_save(self) -> None:
+        state = self.state
+        if state.status == "nan" or not self.config.output_dir or state.step == 0:
+            return
+        if state.last_checkpoint and state.last_checkpoint.endswith(f"step-{state.step:07d}"):
+            return
+        try:
+            self.save_checkpoint()
+        except CheckpointError as e:
+            state.message += f"; the final checkpoint could not be written: {e}"
+            raise
+
+    def _on_nonfinite(self, step: int) -> None:
+        kept = self.state.last_checkpoint or "none was written yet"
+        self.state.status = "nan"
+        self.state.message = f"NaN or inf loss at step {step}; stopped. The last good checkpoint is {kept}."
+        self.control.should_stop = True
+
+    def _wait_while_paused(self) -> None:
+        self.state.status, self.state.message = "paused", f"paused at step {self.state.step}"
+        self._resumed.clear()
+        self.callbacks.fire("on_pause", self, self.state, self.control)
+        while self.control.should_pause and not self.control.should_stop:
+            self._resumed.wait(0.2)
+        self.state.status, self.state.message = "running", f"running (step {self.state.step} of {self.max_steps})"
+        self.callbacks.fire("on_resume", self, self.state, self.control)
+
+    def _log(self, pending: list[torch.Tensor], grad_norm: Any, tokens: int, seconds: float, elapsed: float) -> None:
+        state = self.state
+        values = torch.stack(pending).float().cpu().tolist() if pending else [state.train_loss]
+        for v in values:
+            state.smoothed_loss = v if math.isnan(state.smoothed_loss) else (
+                _SMOOTHING * state.smoothed_loss + (1 - _SMOOTHING) * v)
+        state.train_loss = values[-1]
+        state.learning_rate = float(self.scheduler.get_last_lr()[0])
+        state.grad_norm = float(grad_norm) if self.config.max_grad_norm else math.nan
+        state.tokens_per_second = tokens / seconds if seconds > 0 else 0.0
+        state.elapsed_seconds = elapsed
+        if self._peak is None:
+            self._peak = peak_flops(self.device, self.precision) or 0.0
+        state.mfu = state.tokens_per_second * self._flops_per_token / self._peak if self._peak else math.nan
+        state.message = f"running (step {state.step} of {self.max_steps})"
+        logs = {"kind": "train", "step": state.step, "epoch": round(state.epoch, 4), "loss": state.train_loss,
+                "smoothed_loss": state.smoothed_loss, "learning_rate": state.learning_rate,
+                "grad_norm": state.grad_norm, "tokens_per_second": state.tokens_per_second, "mfu": state.mfu,
+                "tokens_seen": state.tokens_seen, "elapsed_seconds": elapsed}
+        self.history.records.append(logs)
+        self.callbacks.fire("on_log", self, state, self.control, logs)
+
+    def _evaluate_and_fire(self) -> None:
+        self.control.should_evaluate = False
+        metrics = self.evaluate()
+        if not metrics:
+            return
+        state = self.state
+        state.eval_metrics = metrics
+        key = self.config.metric_for_best
+        value = metrics.get(key)
+        if value is not None and math.isfinite(value):
+            higher_is_better = not key.endswith(("loss", "perplexity"))
+            better = state.best_metric is None or (value > state.best_metric if higher_is_better else value < state.best_metric)
+            if better:
+                state.best_metric = value
+                if self.config.output_dir:
+                    state.best_checkpoint = str(self.save_checkpoint())
+        record = {"kind": "eval", "step": state.step, **metrics}
+        self.history.records.append(record)
+        self.callbacks.fire("on_evaluate", self, state, self.control, metrics)
+
+
+def _schedule(kind: str, warmup: int, total: int) -> Any:
+    def linear(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    def cosine(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def constant(step: int) -> float:
+        return (step + 1) / (warmup + 1) if step < warmup else 1.0
+
+    return {"linear": linear, "cosine": cosine, "constant": constant}[kind]
+

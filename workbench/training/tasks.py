@@ -1,0 +1,225 @@
+"""The three tasks of the one loop: each picks its data set, collator, loss and metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from workbench.errors import ConfigError, DataError, TrainingError
+from workbench.training.config import TASKS, TrainConfig
+from workbench.training.metrics import classification_metrics, perplexity
+
+__all__ = ["Task", "make_task"]
+
+
+class Task:
+    """How one kind of training turns data into batches, batches into a loss, and logits into metrics."""
+
+    name = ""
+    kinds: tuple[str, ...] = ()
+    advice = ""
+
+    def __init__(self, bundle: Any, config: TrainConfig):
+        if bundle.kind not in self.kinds:
+            raise TrainingError(
+                f"Task {self.name!r} does not fit a {bundle.kind} model ({bundle.name}); {self.advice}"
+            )
+        self.bundle, self.config = bundle, config
+        length_field = "max_length" if self.name == "classify" else "block_size"
+        length = getattr(config, length_field)
+        if length > bundle.max_positions:
+            raise ConfigError(
+                f"{length_field}={length} is longer than {bundle.name} allows ({bundle.max_positions} positions); "
+                f"set {length_field}={bundle.max_positions} or less."
+            )
+
+    def dataset(self, data: Any, role: str) -> Any:
+        raise NotImplementedError
+
+    def collator(self) -> Callable[[list], dict]:
+        raise NotImplementedError
+
+    def order(self, dataset: Any, epoch: int) -> list[int]:
+        """The order of examples in an epoch: a seeded shuffle, the same after a resume."""
+        g = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        return torch.randperm(len(dataset), generator=g).tolist()
+
+    def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
+        """The mean loss of a batch and the number of tokens it holds."""
+        out = model(**batch)
+        return out.loss, int(batch["input_ids"].numel())
+
+    def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+        raise NotImplementedError
+
+
+def _as_corpus(data: Any) -> Any:
+    from workbench.data import load_corpus
+
+    if isinstance(data, (str, list, tuple)):
+        return load_corpus(data)
+    return data
+
+
+class _LanguageModelTask(Task):
+    add_special_tokens = False
+
+    def dataset(self, data: Any, role: str) -> Any:
+        from workbench.data import token_blocks
+
+        if isinstance(data, torch.utils.data.Dataset):
+            return data
+        return token_blocks(self.bundle.tokenizer, _as_corpus(data), self.config.block_size,
+                            add_special_tokens=self.add_special_tokens)
+
+    def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+        total, tokens = 0.0, 0
+        with torch.no_grad(), autocast():
+            for batch in batches:
+                loss, _ = self.loss(model, batch)
+                n = self._loss_tokens(batch)
+                total += float(loss) * n
+                tokens += n
+        mean = total / max(tokens, 1)
+        return {"eval_loss": mean, "eval_perplexity": perplexity(mean)}
+
+    def _loss_tokens(self, batch: dict) -> int:
+        return int(batch["input_ids"].numel())
+
+
+class MaskedLMTask(_LanguageModelTask):
+    name = "masked-lm"
+    kinds = ("masked-lm",)
+    advice = "load it with kind='masked-lm' to add a masked-LM head."
+    add_special_tokens = True
+
+    def __init__(self, bundle: Any, config: TrainConfig):
+        super().__init__(bundle, config)
+        if bundle.tokenizer.mask_token is None:
+            raise TrainingError(f"{bundle.name}'s tokenizer has no mask token, so it cannot be trained as a masked LM.")
+        self._head = _mlm_head(bundle.model) if config.sparse_mlm_head else None
+
+    def collator(self) -> Callable[[list], dict]:
+        from workbench.data import masked_lm_collator
+
+        return masked_lm_collator(self.bundle.tokenizer, mlm_probability=self.config.mlm_probability)
+
+    def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
+        tokens = int(batch["input_ids"].numel())
+        if self._head is None:
+            return model(**batch).loss, tokens
+        # The output head runs only where a token was masked (~15%): same loss, far less work.
+        base, head = self._head
+        labels = batch["labels"]
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        hidden = base(**inputs).last_hidden_state  # (batch, seq, hidden)
+        masked = labels != -100  # (batch, seq)
+        logits = head(hidden[masked])  # (n_masked, vocab)
+        return F.cross_entropy(logits.float(), labels[masked]), tokens
+
+    def _loss_tokens(self, batch: dict) -> int:
+        return int((batch["labels"] != -100).sum())
+
+
+def _mlm_head(model: Any) -> tuple[Any, Any] | None:
+    """(encoder, head) of a masked-LM whose head can run on selected positions alone."""
+    for attr in ("cls", "lm_head"):
+        head = getattr(model, attr, None)
+        if head is not None and getattr(model, "base_model", None) is not model:
+            return model.base_model, head
+    return None
+
+
+class CausalLMTask(_LanguageModelTask):
+    name = "causal-lm"
+    kinds = ("causal-lm",)
+    advice = "causal-LM training needs a decoder such as smollm2-135m or tiny-gpt; train an encoder with 'masked-lm'."
+
+    def collator(self) -> Callable[[list], dict]:
+        from workbench.data import causal_lm_collator
+
+        return causal_lm_collator(self.bundle.tokenizer)
+
+
+class ClassifyTask(Task):
+    name = "classify"
+    kinds = ("classifier",)
+    advice = "load it with kind='classifier' and label_names=[...] to add a classification head."
+
+    def dataset(self, data: Any, role: str) -> Any:
+        from workbench.data import LabelledData, classification_dataset, load_labelled
+
+        if isinstance(data, torch.utils.data.Dataset):
+            return data
+        if isinstance(data, str) or (isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple))):
+            data = load_labelled(data)
+        if not isinstance(data, LabelledData):
+            raise DataError(
+                f"Classification needs labelled data (LabelledData, a registry name, or (text, label) pairs); "
+                f"got {type(data).__name__}. Texts without labels cannot train a classifier."
+            )
+        num_labels = self.bundle.model.config.num_labels
+        bad = [y for y in data.labels if not 0 <= y < num_labels]
+        if bad or len(data.label_names) > num_labels:
+            raise DataError(
+                f"The {role} data has {len(data.label_names)} labels ({', '.join(data.label_names)}) but the "
+                f"classifier has {num_labels}; load the model with label_names={data.label_names!r}."
+            )
+        self._adopt_label_names(data.label_names)
+        return classification_dataset(self.bundle.tokenizer, data, max_length=self.config.max_length)
+
+    def _adopt_label_names(self, names: Sequence[str]) -> None:
+        cfg = self.bundle.model.config
+        generic = all(str(cfg.id2label.get(i, "")).startswith("LABEL_") for i in range(cfg.num_labels))
+        if generic and len(names) == cfg.num_labels:
+            cfg.id2label = dict(enumerate(names))
+            cfg.label2id = {n: i for i, n in enumerate(names)}
+
+    def collator(self) -> Callable[[list], dict]:
+        from workbench.data import classification_collator
+
+        return classification_collator(self.bundle.tokenizer)
+
+    def order(self, dataset: Any, epoch: int) -> list[int]:
+        if not self.config.group_by_length:
+            return super().order(dataset, epoch)
+        from workbench.data import length_grouped_order
+
+        lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+        return length_grouped_order(lengths, self.config.batch_size, seed=self.config.seed * 1000 + epoch)
+
+    def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
+        out = model(**batch)
+        return out.loss, int(batch["attention_mask"].sum())
+
+    def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+        total, count, predictions, labels = 0.0, 0, [], []
+        with torch.no_grad(), autocast():
+            for batch in batches:
+                out = model(**batch)
+                n = int(batch["labels"].shape[0])
+                total += float(out.loss) * n
+                count += n
+                predictions.append(out.logits.argmax(-1).cpu().numpy())
+                labels.append(batch["labels"].cpu().numpy())
+        metrics = classification_metrics(np.concatenate(predictions), np.concatenate(labels),
+                                         model.config.num_labels)
+        return {"eval_loss": total / max(count, 1), **{f"eval_{k}": v for k, v in metrics.items()}}
+
+
+_TASKS = {"masked-lm": MaskedLMTask, "causal-lm": CausalLMTask, "classify": ClassifyTask}
+
+
+def make_task(name: str, bundle: Any, config: TrainConfig) -> Task:
+    if name not in _TASKS:
+        raise ConfigError(f"Unknown task {name!r}; use one of: {', '.join(TASKS)}.")
+    return _TASKS[name](bundle, config)
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
