@@ -280,3 +280,29 @@ def test_resume_from_another_models_checkpoint_is_refused(bert, gpt, tiny_texts,
     other = Trainer(gpt, "causal-lm", tiny_texts, config=_config(tmp_path / "other"))
     with pytest.raises(CheckpointError, match="saved from another model"):
         other.resume(latest_checkpoint(tmp_path / "checkpoints"))
+
+
+def test_dynamic_padding_leaves_each_examples_loss_unchanged(tiny_texts):
+    data = _labelled(tiny_texts)
+    clf = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, **SMALL)
+    trainer = Trainer(clf, "classify", data, config=_config(precision="fp32"))
+    items = [trainer.train_dataset[i] for i in (0, 2, 3)]  # different lengths: the batch pads two of them
+    assert len({len(x["input_ids"]) for x in items}) > 1
+    model = clf.model.eval()
+    with torch.no_grad():
+        batched = model(**trainer.collate(items)).logits
+        alone = torch.cat([model(**trainer.collate([x])).logits for x in items])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_length_grouped_batches_hold_similar_lengths(tiny_texts):
+    data = _labelled(tiny_texts * 10)
+    clf = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, **SMALL)
+    trainer = Trainer(clf, "classify", data, config=_config())
+    order = trainer.task.order(trainer.train_dataset, epoch=0)
+    assert sorted(order) == list(range(len(trainer.train_dataset)))
+    lengths = [len(trainer.train_dataset[i]["input_ids"]) for i in order]
+    padded_grouped = sum(max(lengths[i:i + 4]) * len(lengths[i:i + 4]) for i in range(0, len(lengths), 4))
+    shuffled = [len(trainer.train_dataset[i]["input_ids"]) for i in torch.randperm(len(lengths)).tolist()]
+    padded_random = sum(max(shuffled[i:i + 4]) * len(shuffled[i:i + 4]) for i in range(0, len(shuffled), 4))
+    assert padded_grouped < padded_random

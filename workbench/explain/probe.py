@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +85,18 @@ def _encode(bundle: Any, text: str) -> dict:
     return {k: v.to(bundle.device) for k, v in enc.items()}
 
 
+@contextlib.contextmanager
+def _inference(model: Any) -> Iterator[None]:
+    """Eval mode (no dropout) and no gradients for the call; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 def _top(bundle: Any, logits: torch.Tensor, position: int, top_k: int) -> TokenPrediction:
     probs = logits.float().softmax(-1)
     values, ids = probs.topk(min(top_k, probs.shape[-1]))
@@ -105,7 +119,7 @@ def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
         raise ProbeError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess a word.")
     enc = _encode(bundle, model_text)
     positions = (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist()
-    with torch.no_grad():
+    with _inference(bundle.model):
         logits = bundle.model(**enc).logits[0]  # (seq, vocab)
     return FillMaskResult(text, bundle.name, [_top(bundle, logits[p], p, top_k) for p in positions])
 
@@ -116,6 +130,6 @@ def next_token(bundle: Any, text: str, top_k: int = 5) -> TokenPrediction:
     if bundle.kind != "causal-lm":
         raise ProbeError(f"next_token needs a causal language model; {bundle.name} is a {bundle.kind} model.")
     enc = _encode(bundle, text)
-    with torch.no_grad():
+    with _inference(bundle.model):
         logits = bundle.model(**enc).logits[0, -1]  # (vocab,)
     return _top(bundle, logits, enc["input_ids"].shape[1] - 1, top_k)

@@ -326,6 +326,7 @@ class Trainer:
             raise
         finally:
             state.elapsed_seconds = time.perf_counter() - run_start
+            self.model.eval()  # a trained model is handed back ready to inspect: no dropout
             self._final_save()
             self.callbacks.fire("on_train_end", self, state, control)
 

@@ -1,0 +1,149 @@
+"""The training dashboard's state, with no kernel and no browser (the widget's comm is a stand-in)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from workbench.models import load_model
+from workbench.training import TrainConfig, Trainer, TrainingHistory
+from workbench.training.events import Control, TrainState
+from workbench.ui import TrainingDashboard
+from workbench.ui.dashboard import MAX_POINTS, DashboardCallback, downsample
+from workbench.ui.snapshot import curves_svg
+
+SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+
+
+@pytest.fixture
+def trainer(tiny_texts, tmp_path):
+    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+    config = TrainConfig(max_steps=12, batch_size=4, block_size=16, log_every=1, progress=False,
+                         output_dir=str(tmp_path), eval_every=6)
+    return Trainer(bundle, "masked-lm", tiny_texts, eval_data=tiny_texts[:4], config=config)
+
+
+def test_state_after_a_short_run_holds_every_logged_step(trainer):
+    dashboard = TrainingDashboard()
+    dashboard.run(trainer)
+    assert dashboard.wait(60)
+    run = dashboard.runs[-1]
+    assert run["steps"] == list(range(1, 13)) and run["points"] == 12
+    assert len(run["loss"]) == len(run["smoothed"]) == len(run["lr"]) == 12
+    assert run["eval_steps"] == [6, 12]
+    assert dashboard.status["status"] == "finished" and dashboard.status["step"] == 12
+
+
+def test_the_stop_button_stops_the_run_and_a_checkpoint_exists(tiny_texts, tmp_path):
+    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+    config = TrainConfig(max_steps=100_000, batch_size=4, block_size=16, progress=False, output_dir=str(tmp_path))
+    trainer = Trainer(bundle, "masked-lm", tiny_texts, config=config)
+    dashboard = TrainingDashboard()
+    dashboard.run(trainer)
+    deadline = time.monotonic() + 30
+    while trainer.state.step < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dashboard._on_command(dashboard, {"command": "stop"}, [])
+    assert dashboard.wait(30)
+    assert dashboard.status["status"] == "stopped"
+    assert (tmp_path / "checkpoints" / f"step-{trainer.state.step:07d}").is_dir()
+
+
+def test_pause_and_resume_buttons_reach_the_trainer(trainer):
+    dashboard = TrainingDashboard().attach(trainer)
+    dashboard._on_command(dashboard, {"command": "pause"}, [])
+    assert trainer.control.should_pause
+    dashboard._on_command(dashboard, {"command": "resume"}, [])
+    assert not trainer.control.should_pause
+    dashboard._on_command(dashboard, {"command": "save"}, [])
+    assert trainer.control.should_save
+
+
+def test_the_start_button_starts_an_attached_run(trainer):
+    dashboard = TrainingDashboard().attach(trainer)
+    assert dashboard.can_start
+    dashboard._on_command(dashboard, {"command": "start"}, [])
+    assert dashboard.wait(60)
+    assert trainer.state.status == "finished" and not dashboard.can_start
+
+
+def test_runs_are_overlaid_with_their_own_colours(tiny_texts, tmp_path):
+    dashboard = TrainingDashboard()
+    for seed in (1, 2):
+        bundle = load_model("tiny-bert", corpus=tiny_texts, seed=seed, **SMALL)
+        config = TrainConfig(max_steps=3, batch_size=4, block_size=16, log_every=1, progress=False)
+        dashboard.run(Trainer(bundle, "masked-lm", tiny_texts, config=config), name=f"seed {seed}")
+        assert dashboard.wait(60)
+    assert [r["name"] for r in dashboard.runs] == ["seed 1", "seed 2"]
+    assert dashboard.runs[0]["color"] != dashboard.runs[1]["color"]
+
+
+def test_the_throttle_holds_at_a_thousand_steps_a_second():
+    history = TrainingHistory()
+    fake = SimpleNamespace(history=history, state=TrainState(max_steps=10**6, status="running"),
+                           config=SimpleNamespace(output_dir=None), task=SimpleNamespace(name="masked-lm"),
+                           bundle=SimpleNamespace(name="fake"), callbacks=SimpleNamespace(add=lambda cb: None))
+    dashboard = TrainingDashboard()
+    dashboard._trainers.append(fake)
+    dashboard._names.append("fake")
+    callback = DashboardCallback(dashboard)
+    before = dashboard.push_count
+    start = time.monotonic()
+    step = 0
+    while time.monotonic() - start < 2.0:
+        step += 1
+        record = {"kind": "train", "step": step, "loss": 1.0 / step, "smoothed_loss": 1.0, "learning_rate": 1e-3,
+                  "tokens_per_second": 1.0}
+        history.records.append(record)
+        fake.state.step = step
+        callback.on_log(fake, fake.state, Control(), record)
+        time.sleep(0.001)
+    elapsed = time.monotonic() - start
+    time.sleep(0.3)  # the last deferred push
+    pushes = dashboard.push_count - before
+    assert step / elapsed > 500  # the loop really ran fast
+    assert pushes <= elapsed / 0.2 + 2
+    assert dashboard.status["step"] == step  # and the last state still arrived
+
+
+def test_downsampling_keeps_the_ends_and_the_extremes():
+    values = [1.0] * 5000
+    values[1234] = 9.0
+    values[4321] = -3.0
+    keep = downsample(values, max_points=300)
+    assert len(keep) <= 310 and keep[0] == 0 and keep[-1] == 4999
+    assert 1234 in keep and 4321 in keep
+    assert downsample(values[:MAX_POINTS]) == list(range(MAX_POINTS))
+
+
+def test_the_static_snapshot_escapes_run_names():
+    history = TrainingHistory([{"kind": "train", "step": 1, "loss": 2.0, "smoothed_loss": 2.0},
+                               {"kind": "train", "step": 2, "loss": 1.5, "smoothed_loss": 1.8}])
+    svg = curves_svg([("<script>alert(1)</script>", "#000", history)], title="<b>x</b>")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "<b>" not in svg
+    assert len(svg) < 5000
+
+
+def test_saved_state_of_a_long_run_stays_small():
+    history = TrainingHistory([{"kind": "train", "step": i, "loss": 1.0 / i, "smoothed_loss": 1.0 / i,
+                                "learning_rate": 1e-3, "tokens_per_second": 1000.0} for i in range(1, 20001)])
+    fake = SimpleNamespace(history=history, state=TrainState(max_steps=20000, status="finished"),
+                           config=SimpleNamespace(output_dir=None), task=SimpleNamespace(name="masked-lm"),
+                           bundle=SimpleNamespace(name="fake"))
+    dashboard = TrainingDashboard()
+    dashboard._trainers.append(fake)
+    dashboard._names.append("fake")
+    dashboard._push()
+    import json
+
+    state_bytes = len(json.dumps(dashboard.get_state()["runs"]))
+    assert state_bytes < 100_000
+
+
+def test_the_dashboard_module_pins_ipykernels_private_sigint_attribute():
+    from ipykernel.kernelbase import Kernel
+
+    assert "saved_sigint_handler" in Kernel.pre_handler_hook.__code__.co_names
+    assert "saved_sigint_handler" in Kernel.post_handler_hook.__code__.co_names

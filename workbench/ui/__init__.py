@@ -1,0 +1,5 @@
+"""Views: the only part of the workbench that imports ipywidgets, anywidget, plotly or IPython."""
+
+from workbench.ui.dashboard import TrainingDashboard
+
+__all__ = ["TrainingDashboard"]

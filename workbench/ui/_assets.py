@@ -1,0 +1,19 @@
+"""Where the views' ES modules and CSS live: ``widgets/`` in a checkout, ``workbench/_widgets`` in a wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def widget_file(name: str) -> Path:
+    """The path of a front-end file by name (``dashboard.js``); raises FileNotFoundError naming both places."""
+    for folder in (_PACKAGE / "_widgets", _PACKAGE.parent / "widgets"):
+        path = folder / name
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"The view file {name} is in neither {_PACKAGE / '_widgets'} nor {_PACKAGE.parent / 'widgets'}; "
+        "reinstall the workbench (pip install -e .)."
+    )
