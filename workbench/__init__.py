@@ -1,19 +1,45 @@
 """workbench: train and explain transformer language models from a notebook, offline.
 
 The engine (``models``, ``data``, ``training``, ``explain``) never imports Jupyter; the views
-live in ``workbench.ui``.
+live in ``workbench.ui``. Names are imported on first use, so ``import workbench`` (and the
+``workbench`` command) starts fast.
 """
 
-from workbench.assets import fetch as fetch_asset
-from workbench.data import LabelledData, load_corpus, load_labelled, train_tokenizer
-from workbench.errors import WorkbenchError
-from workbench.explain import fill_mask, next_token
-from workbench.models import ModelBundle, load_model
-from workbench.training import Callback, TrainConfig, Trainer
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Callback", "LabelledData", "ModelBundle", "TrainConfig", "Trainer", "WorkbenchError", "fetch_asset",
-    "fill_mask", "load_corpus", "load_labelled", "load_model", "next_token", "train_tokenizer",
-]
+_EXPORTS = {
+    "Callback": "workbench.training",
+    "LabelledData": "workbench.data",
+    "ModelBundle": "workbench.models",
+    "TrainConfig": "workbench.training",
+    "Trainer": "workbench.training",
+    "WorkbenchError": "workbench.errors",
+    "fetch_asset": ("workbench.assets", "fetch"),
+    "fill_mask": "workbench.explain",
+    "load_corpus": "workbench.data",
+    "load_labelled": "workbench.data",
+    "load_model": "workbench.models",
+    "next_token": "workbench.explain",
+    "train_tokenizer": "workbench.data",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    module, attr = target if isinstance(target, tuple) else (target, name)
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,7 +22,7 @@ def build_preset(
     attn_implementation: str | None,
     **options: Any,
 ) -> tuple[Any, Any, str]:
-    """Build ``tiny-bert`` (BERT, wordpiece) or ``tiny-gpt`` (Llama, byte-level BPE); return (model, tokenizer, kind)."""
+    """Build ``tiny-bert`` (ModernBERT-style encoder, wordpiece) or ``tiny-gpt`` (Llama, byte-level BPE); return (model, tokenizer, kind)."""
     import torch
     import transformers
 
@@ -63,9 +63,18 @@ def build_preset(
     if attn_implementation:
         common["attn_implementation"] = attn_implementation
     if is_bert:
-        config = transformers.BertConfig(**common)
-        classes = {"masked-lm": transformers.BertForMaskedLM, "encoder": transformers.BertModel,
-                   "classifier": transformers.BertForSequenceClassification}
+        # A BERT-style encoder with today's parts (ModernBERT: pre-norm, rotary positions, GeGLU).
+        # Measured on Shakespeare (4 layers, hidden 256, 1,000 steps of 32 x 64 tokens): eval loss
+        # 4.21 and contextual fill-mask guesses, where the classic post-norm BERT of the same size
+        # was still at 5.68, guessing punctuation, after 1,500 steps.
+        common["intermediate_size"] = 2 * h
+        config = transformers.ModernBertConfig(
+            **common, global_attn_every_n_layers=1, cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        )
+        classes = {"masked-lm": transformers.ModernBertForMaskedLM, "encoder": transformers.ModernBertModel,
+                   "classifier": transformers.ModernBertForSequenceClassification}
     else:
         config = transformers.LlamaConfig(
             **common, num_key_value_heads=n_heads, tie_word_embeddings=True,

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the headless demo on the embedded default assets")
     demo.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
-    demo.add_argument("--steps", type=int, default=300, help="training steps (about 2 minutes on 2 cores at 300)")
+    demo.add_argument("--steps", type=int, default=600, help="training steps (about 3 minutes on 2 cores)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from workbench import assets
 
 PROBES = [
-    "to be , or not to [MASK] , that is the question .",
-    "good night , sweet [MASK] .",
     "my lord , i [MASK] you .",
     "what is your [MASK] , sir ?",
-    "the king is [MASK] .",
+    "good night , sweet [MASK] .",
+    "to be , or not to [MASK] , that is the question .",
+    "i will [MASK] thee to the king .",
 ]
 
 
@@ -47,9 +47,10 @@ def run_demo(args: argparse.Namespace) -> int:
     before = [fill_mask(bundle, p, top_k=5) for p in PROBES]
     val = corpus.texts[: max(1, len(corpus) // 50)]
     train = corpus.texts[len(val):]
-    config = TrainConfig(output_dir=str(out), max_steps=args.steps, batch_size=32, block_size=128,
-                         learning_rate=1e-3, warmup_ratio=0.05, eval_every=max(1, args.steps // 4),
-                         eval_batches=8, save_every=max(1, args.steps // 2), seed=args.seed, log_every=10)
+    config = TrainConfig(output_dir=str(out), max_steps=args.steps, batch_size=32, block_size=64,
+                         learning_rate=1e-3, warmup_ratio=0.06, schedule="cosine",
+                         eval_every=max(1, args.steps // 6), eval_batches=8, save_every=max(1, args.steps // 2),
+                         seed=args.seed, log_every=10)
     trainer = Trainer(bundle, "masked-lm", train, eval_data=val, config=config)
     trainer.fit()
     after = [fill_mask(bundle, p, top_k=5) for p in PROBES]

@@ -123,8 +123,9 @@ class ModelBundle:
 
     def write_files(self, folder: Path) -> None:
         """Write the bundle's files into an existing folder, with no atomicity (``save`` adds that)."""
-        self.model.save_pretrained(folder, safe_serialization=True)
-        self.tokenizer.save_pretrained(folder)
+        with _quiet_transformers():
+            self.model.save_pretrained(folder, safe_serialization=True)
+            self.tokenizer.save_pretrained(folder)
         meta = {"kind": self.kind, "name": self.name, "source": self.source, "extra": self.extra}
         (Path(folder) / _BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
 

@@ -1,12 +1,34 @@
-"""Training: one loop for masked-LM and causal-LM pretraining and for fine-tuning."""
+"""Training: one loop for masked-LM and causal-LM pretraining and for fine-tuning.
 
-from workbench.training.callbacks import Checkpointer, ConsolePrinter, EarlyStopping, MetricsWriter
-from workbench.training.config import TASKS, TrainConfig
-from workbench.training.events import Callback, Control, TrainState
-from workbench.training.job import TrainingJob
-from workbench.training.loop import Trainer, TrainingHistory
+Names are imported on first use, so reading ``TrainConfig`` (the CLI does, for its flags)
+does not load torch.
+"""
 
-__all__ = [
-    "TASKS", "Callback", "Checkpointer", "ConsolePrinter", "Control", "EarlyStopping", "MetricsWriter",
-    "TrainConfig", "TrainState", "Trainer", "TrainingHistory", "TrainingJob",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TASKS": "config", "TrainConfig": "config",
+    "Callback": "events", "Control": "events", "TrainState": "events",
+    "Checkpointer": "callbacks", "ConsolePrinter": "callbacks", "EarlyStopping": "callbacks",
+    "MetricsWriter": "callbacks",
+    "TrainingJob": "job",
+    "Trainer": "loop", "TrainingHistory": "loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"workbench.training.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -127,11 +127,15 @@ class MaskedLMTask(_LanguageModelTask):
 
 
 def _mlm_head(model: Any) -> tuple[Any, Any] | None:
-    """(encoder, head) of a masked-LM whose head can run on selected positions alone."""
-    for attr in ("cls", "lm_head"):
-        head = getattr(model, attr, None)
-        if head is not None and getattr(model, "base_model", None) is not model:
-            return model.base_model, head
+    """(encoder, head) of a masked-LM whose head can run on selected positions alone; None if unknown."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        return None
+    for attr in ("cls", "lm_head"):  # BERT, RoBERTa and their kin
+        if getattr(model, attr, None) is not None:
+            return base, getattr(model, attr)
+    if getattr(model, "head", None) is not None and getattr(model, "decoder", None) is not None:  # ModernBERT
+        return base, torch.nn.Sequential(model.head, model.decoder)
     return None
 
 

@@ -1,0 +1,47 @@
+"""The `workbench` command: the same jobs, headless."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.cli import main
+
+
+def test_assets_list_prints_every_asset(capsys):
+    assert main(["assets", "list", "--json"]) == 0
+    names = [row["name"] for row in json.loads(capsys.readouterr().out)]
+    assert "minilm" in names and "shakespeare" in names
+
+
+def test_an_unknown_asset_is_one_sentence_and_exit_status_2(capsys):
+    assert main(["assets", "fetch", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Unknown asset 'nope'") and "Traceback" not in err
+
+
+def test_pretrain_takes_the_config_fields_as_flags(tmp_path, tiny_texts, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_texts * 3))
+    out = tmp_path / "run"
+    code = main(["pretrain", "--model", "tiny-bert", "--data", str(corpus), "--max-steps", "3", "--batch-size", "4",
+                 "--block-size", "16", "--log-every", "1", "--progress", "false", "--output-dir", str(out),
+                 "--eval-fraction", "0.2"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["step"] == 3
+    assert (out / "metrics.jsonl").exists() and (out / "checkpoints" / "step-0000003").is_dir()
+
+
+def test_a_bad_config_value_is_one_sentence(tmp_path, tiny_texts, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_texts))
+    assert main(["pretrain", "--data", str(corpus), "--learning-rate", "0"]) == 2
+    assert "learning_rate must be above zero" in capsys.readouterr().err
+
+
+def test_an_unknown_flag_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "--lr-max", "3"])
+    assert exit_info.value.code == 2
