@@ -1,5 +1,17 @@
-"""Explain: probes now; attention, attributions and faithfulness as they land."""
+"""Explain: attention, probes (attributions and faithfulness as they land)."""
 
+from workbench.explain.attention import (
+    STATISTICS,
+    AttentionResult,
+    attention,
+    attention_flow,
+    attention_rollout,
+    head_statistics,
+)
 from workbench.explain.probe import FillMaskResult, ProbeError, TokenPrediction, fill_mask, next_token
+from workbench.explain.tokens import TokenInfo, token_info
 
-__all__ = ["FillMaskResult", "ProbeError", "TokenPrediction", "fill_mask", "next_token"]
+__all__ = [
+    "STATISTICS", "AttentionResult", "FillMaskResult", "ProbeError", "TokenInfo", "TokenPrediction", "attention",
+    "attention_flow", "attention_rollout", "fill_mask", "head_statistics", "next_token", "token_info",
+]
