@@ -1,5 +1,6 @@
 """Views: the only part of the workbench that imports ipywidgets, anywidget, plotly or IPython."""
 
+from workbench.ui.attention_view import AttentionView
 from workbench.ui.dashboard import TrainingDashboard
 
-__all__ = ["TrainingDashboard"]
+__all__ = ["AttentionView", "TrainingDashboard"]
