@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup lab demo test test-fast assets browser-deps clean
+.PHONY: setup lab demo test test-fast test-browser assets browser-deps clean
 
 setup: $(STAMP)
 
@@ -29,11 +29,15 @@ demo: setup
 	$(BIN)/workbench demo
 
 # Chromium for the browser tests comes from Debian, never from `playwright install`.
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 browser-deps:
-	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
 
-test: setup
+test: setup browser-deps
 	$(BIN)/python -m pytest tests
+
+test-browser: setup browser-deps
+	$(BIN)/python -m pytest tests/browser -q
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not assets and not browser"

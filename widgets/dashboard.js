@@ -31,14 +31,26 @@ function fmtDuration(seconds) {
   return h ? `${h}h ${m}m` : m ? `${m}m ${r}s` : `${r}s`;
 }
 
-function niceTicks(lo, hi, count) {
-  if (!(hi > lo)) return [lo];
-  const step0 = (hi - lo) / count;
+function tickStep(lo, hi, count, minStep = 0) {
+  const step0 = Math.max((hi - lo) / count, minStep);
   const mag = Math.pow(10, Math.floor(Math.log10(step0)));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= step0) || step0;
+  return [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= step0) || step0;
+}
+
+function niceTicks(lo, hi, count, minStep = 0) {
+  if (!(hi > lo)) return [lo];
+  const step = tickStep(lo, hi, count, minStep);
   const ticks = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-12; t += step) ticks.push(t);
   return ticks;
+}
+
+// Enough decimals to tell neighbouring ticks apart (5.02, 5.03, not 5.02, 5.02).
+function tickLabel(value, step) {
+  const a = Math.abs(value);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return value.toExponential(2);
+  const decimals = Math.max(0, Math.min(8, -Math.floor(Math.log10(step))));
+  return value.toFixed(decimals);
 }
 
 // One line chart: several series, each {x: [], y: [], color, width, opacity, dots}.
@@ -79,16 +91,17 @@ function drawChart(container, { title, series, logY = false, height = 180 }) {
   const py = (y) => height - pad.b - ((tf(y) - y0) / (y1 - y0)) * (height - pad.t - pad.b);
 
   const axes = svgEl("g", { class: "wb-axes" });
+  const yStep = tickStep(y0, y1, 4);
   for (const t of niceTicks(y0, y1, 4)) {
     const yy = height - pad.b - ((t - y0) / (y1 - y0)) * (height - pad.t - pad.b);
     axes.appendChild(svgEl("line", { x1: pad.l, x2: width - pad.r, y1: yy, y2: yy, class: "wb-grid" }));
     const label = svgEl("text", { x: pad.l - 4, y: yy + 3, "text-anchor": "end" });
-    label.textContent = fmt(logY ? Math.pow(10, t) : t, 3);
+    label.textContent = logY ? fmt(Math.pow(10, t), 3) : tickLabel(t, yStep);
     axes.appendChild(label);
   }
-  for (const t of niceTicks(x0, x1, 5)) {
+  for (const t of niceTicks(x0, x1, 5, 1)) { // steps are whole numbers
     const label = svgEl("text", { x: px(t), y: height - 6, "text-anchor": "middle" });
-    label.textContent = fmt(t, 6);
+    label.textContent = String(Math.round(t));
     axes.appendChild(label);
   }
   svg.appendChild(axes);

@@ -54,6 +54,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 VIEWPORT = {"width": 1400, "height": 1100}
 SERVER_START_TIMEOUT_S = 90
@@ -314,6 +315,7 @@ class LabPage:
         self.console: list[str] = []
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.console_saved = 0  # console lines already written to an earlier test's artifacts
         self.notebooks: list[str] = []
         self.current = ""  # the notebook open now
         self.focus: str | None = None  # a selector scrolled into view before the end-of-test screenshot
@@ -352,7 +354,7 @@ class LabPage:
               const text = item ? item.textContent.trim() : "";
               const indicator = document.querySelector(
                 ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator");
-              return !text.startsWith("No Kernel") && / \| Idle$/.test(text)
+              return !text.startsWith("No Kernel") && / \\| Idle$/.test(text)
                 && indicator !== null && indicator.dataset.status === "idle";
             }""",
             arg=Path(self.current).name, timeout_ms=timeout_ms, what=f"the kernel of {self.current} to be idle")
@@ -369,7 +371,7 @@ class LabPage:
         self.menu("Run", "runmenu:run-all")
 
     def cell(self, index: int) -> Any:
-        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
+        return self.page.locator(f"{_PANEL} .jp-Notebook .jp-Cell").nth(index)
 
     def run_cell(self, index: int) -> None:
         """Select cell ``index`` (by its prompt, in command mode) and Run > Run Selected Cell and Do not Advance."""
@@ -383,12 +385,27 @@ class LabPage:
         self.menu("Kernel", "kernelmenu:interrupt")
 
     def wait_cell_done(self, index: int, timeout_ms: int = 60_000) -> int:
-        """Wait until cell ``index`` shows an execution count (``[3]:``); return it."""
-        prompt = self.cell(index).locator(".jp-InputPrompt")
-        handle = self.page.wait_for_function(
-            "(el) => { const m = /\\[(\\d+)\\]/.exec(el.textContent); return m ? Number(m[1]) : null; }",
-            arg=prompt.element_handle(timeout=timeout_ms), timeout=timeout_ms)
-        return int(handle.json_value())
+        """Wait until cell ``index`` shows an execution count (``[3]:``); return it.
+
+        Fails at once, with the traceback, if the cell raised.
+        """
+        count = self.wait_for(
+            """([panel, index]) => {
+              const cell = document.querySelectorAll(panel + " .jp-Notebook .jp-Cell")[index];
+              if (!cell) return null;
+              const m = /\\[(\\d+)\\]/.exec(cell.querySelector(".jp-InputPrompt").textContent);
+              return m ? Number(m[1]) : null;
+            }""",
+            arg=[_PANEL, index], timeout_ms=timeout_ms, what=f"cell {index} to finish")
+        self.raise_on_error(index)
+        return int(count)
+
+    def raise_on_error(self, index: int) -> None:
+        """Fail with the cell's traceback if it raised."""
+        stderr = self.cell(index).locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        text = "\n".join(stderr.all_inner_texts())
+        if "Traceback (most recent call last)" in text:
+            raise AssertionError(f"cell {index} of {self.current} raised:\n{text[-3000:]}")
 
     def cell_output_text(self, index: int) -> str:
         outputs = self.cell(index).locator(".jp-OutputArea-output")
@@ -502,7 +519,8 @@ def _finish(node: pytest.Item, pages: list[LabPage]) -> None:
             lab_page.screenshot(ARTIFACTS / f"{name}.png")
         except Exception as error:  # noqa: BLE001 - the screenshot must not hide the test's outcome
             (ARTIFACTS / f"{name}.screenshot-error.txt").write_text(repr(error))
-        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(lab_page.console) + "\n")
+        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(lab_page.console[lab_page.console_saved:]) + "\n")
+        lab_page.console_saved = len(lab_page.console)
         leaks += lab_page.guard.new_since_check()
     if leaks:
         pytest.fail("the page sent requests off 127.0.0.1 (aborted; a view must not need a CDN or any network):\n  "

@@ -306,3 +306,21 @@ def test_length_grouped_batches_hold_similar_lengths(tiny_texts):
     shuffled = [len(trainer.train_dataset[i]["input_ids"]) for i in torch.randperm(len(lengths)).tolist()]
     padded_random = sum(max(shuffled[i:i + 4]) * len(shuffled[i:i + 4]) for i in range(0, len(shuffled), 4))
     assert padded_grouped < padded_random
+
+
+def test_a_masked_lm_batch_with_no_masked_token_has_loss_zero_not_nan(bert, tiny_texts):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(precision="fp32"))
+    items = [trainer.train_dataset[i] for i in range(2)]
+    batch = {"input_ids": torch.stack([x["input_ids"] for x in items])}
+    batch["labels"] = torch.full_like(batch["input_ids"], -100)
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    loss, _ = trainer.task.loss(bert.model, batch)
+    assert float(loss.detach()) == 0.0
+
+
+def test_the_nan_message_says_when_no_checkpoint_was_written(bert, tiny_texts):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=20))
+    trainer._inject_nan_at = 3
+    trainer.fit()
+    assert trainer.state.message == ("NaN or inf loss at step 3; stopped. "
+                                     "No checkpoint had been written yet; set save_every to keep one.")

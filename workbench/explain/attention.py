@@ -61,6 +61,12 @@ class AttentionResult:
             d["weights"] = self.weights.tolist()
         return d
 
+    def to_bertviz(self, view: str = "head") -> Any:
+        """bertviz's own "head" or "model" view of this result (needs a CDN in reach; offline use AttentionView)."""
+        from workbench.ui.bertviz_bridge import to_bertviz
+
+        return to_bertviz(self, view)
+
     def __repr__(self) -> str:
         return (f"AttentionResult({self.model}, {self.num_tokens} tokens, {self.num_layers} layers x "
                 f"{self.num_heads} heads{', truncated' if self.truncated else ''})")

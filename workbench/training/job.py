@@ -23,6 +23,8 @@ class TrainingJob:
         self._thread = threading.Thread(target=self._target, name="workbench-training", daemon=True)
 
     def start(self) -> TrainingJob:
+        # Say "running" before the thread is scheduled, so a caller never reads a stale "created".
+        self.trainer.state.status, self.trainer.state.message = "running", "starting…"
         self._thread.start()
         return self
 

@@ -343,9 +343,10 @@ class Trainer:
             raise
 
     def _on_nonfinite(self, step: int) -> None:
-        kept = self.state.last_checkpoint or "none was written yet"
+        kept = (f"The last good checkpoint is {self.state.last_checkpoint}." if self.state.last_checkpoint
+                else "No checkpoint had been written yet; set save_every to keep one.")
         self.state.status = "nan"
-        self.state.message = f"NaN or inf loss at step {step}; stopped. The last good checkpoint is {kept}."
+        self.state.message = f"NaN or inf loss at step {step}; stopped. {kept}"
         self.control.should_stop = True
 
     def _wait_while_paused(self) -> None:

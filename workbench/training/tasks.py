@@ -111,16 +111,20 @@ class MaskedLMTask(_LanguageModelTask):
 
     def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
         tokens = int(batch["input_ids"].numel())
-        if self._head is None:
-            return model(**batch).loss, tokens
-        # The output head runs only where a token was masked (~15%): same loss, far less work.
-        base, head = self._head
         labels = batch["labels"]
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        hidden = base(**inputs).last_hidden_state  # (batch, seq, hidden)
         masked = labels != -100  # (batch, seq)
-        logits = head(hidden[masked])  # (n_masked, vocab)
-        return F.cross_entropy(logits.float(), labels[masked]), tokens
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        if self._head is None:
+            logits = model(**inputs).logits[masked]  # (n_masked, vocab)
+        else:
+            # The output head runs only where a token was masked (~15%): same loss, far less work.
+            base, head = self._head
+            hidden = base(**inputs).last_hidden_state  # (batch, seq, hidden)
+            logits = head(hidden[masked])  # (n_masked, vocab)
+        # Sum over the masked tokens divided by their count (at least 1): a batch where no token
+        # happened to be masked gives a loss of 0, not the NaN of a mean over nothing, and no sync.
+        total = F.cross_entropy(logits.float(), labels[masked], reduction="sum")
+        return total / masked.sum().clamp(min=1), tokens
 
     def _loss_tokens(self, batch: dict) -> int:
         return int((batch["labels"] != -100).sum())

@@ -137,16 +137,16 @@ class TrainingDashboard(anywidget.AnyWidget):
         self._push()
         return self
 
-    def run(self, trainer: Any, name: str | None = None, *, background: bool | None = None) -> TrainingDashboard:
-        """Attach ``trainer`` and start it; return at once (background) or when it ends (foreground).
+    def run(self, trainer: Any, name: str | None = None, *, background: bool | None = None) -> None:
+        """Show the dashboard, attach ``trainer`` and start it; return at once (background) or when it ends.
 
         In the background the kernel stays free for other cells and the buttons work; a
         kernel interrupt (the stop button of the notebook) stops the run after a checkpoint.
+        Returns nothing, so a cell ending in ``dashboard.run(trainer)`` shows the dashboard once.
         """
         self.attach(trainer, name)
         self._show()
         self.start(background=background)
-        return self
 
     def start(self, *, background: bool | None = None) -> None:
         """Start the attached run (what the Start button does)."""

@@ -45,8 +45,10 @@ def curves_svg(runs: list[tuple[str, str, Any]], title: str = "", width: int = 5
         def py(y: float) -> float:
             return height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b)
 
+        decimals = max(0, min(8, 1 - math.floor(math.log10(max(y1 - y0, 1e-12)))))  # ticks tell apart
         for value in (y0, (y0 + y1) / 2, y1):
-            parts.append(f'<text x="{pad_l - 4}" y="{py(value) + 3:.1f}" text-anchor="end" fill="#656d76">{value:.3g}</text>')
+            parts.append(f'<text x="{pad_l - 4}" y="{py(value) + 3:.1f}" text-anchor="end" '
+                         f'fill="#656d76">{value:.{decimals}f}</text>')
         parts.append(f'<text x="{pad_l}" y="{height - 6}" fill="#656d76">step {x0:g}</text>')
         parts.append(f'<text x="{width - pad_r}" y="{height - 6}" text-anchor="end" fill="#656d76">step {x1:g}</text>')
         for i, (name, color, train, evals) in enumerate(series):

@@ -1,0 +1,81 @@
+"""What the attention explorer costs, against bertviz, on the real MiniLM and SmolLM2.
+
+For MiniLM at 32, 64, 128, 256 and 512 tokens: seconds to compute the result and the view's
+first payload (forward pass, statistics, thumbnails, rollout, the first head), bytes sent for
+the first render and for each further head, and the size of bertviz's head-view HTML for the
+same input. SmolLM2 (30 x 9 heads) at 256 tokens. The last line printed is JSON.
+
+    .venv/bin/python tests/benchmarks/attention_payload.py [--skip-bertviz-512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from workbench.explain import attention  # noqa: E402
+from workbench.models import load_model  # noqa: E402
+from workbench.ui import AttentionView  # noqa: E402
+
+TEXT = ("The movie opens on a quiet street where nothing much happens, and then, slowly, everything does. "
+        "Critics called it patient; audiences called it slow. ") * 40
+
+
+def text_of(bundle, n: int) -> str:
+    ids = bundle.tokenizer(TEXT, add_special_tokens=False)["input_ids"][: n - 2]
+    return bundle.tokenizer.decode(ids)
+
+
+def measure(bundle, n: int, bertviz: bool) -> dict:
+    text = text_of(bundle, n)
+    attention(bundle, text[:50])  # warm-up
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        result = attention(bundle, text)
+        view = AttentionView(result)
+        best = min(best, time.perf_counter() - start)
+    tokens = result.num_tokens
+    row = {"tokens": tokens, "compute_seconds": round(best, 3), "first_render_bytes": view.first_render_bytes(),
+           "bytes_per_head": tokens * 4 + tokens * tokens}
+    if bertviz:
+        start = time.perf_counter()
+        html = result.to_bertviz("head").data
+        row["bertviz_bytes"] = len(html.encode("utf-8"))
+        row["bertviz_seconds"] = round(time.perf_counter() - start, 2)
+        del html
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-bertviz-512", action="store_true", help="bertviz's 512-token page is ~0.9 GB")
+    args = parser.parse_args()
+    minilm = load_model("minilm")
+    rows = {}
+    for n in (32, 64, 128, 256, 512):
+        rows[n] = measure(minilm, n, bertviz=not (n == 512 and args.skip_bertviz_512))
+        print(f"minilm {n}: {rows[n]}", file=sys.stderr, flush=True)
+    smol = measure(load_model("smollm2-135m"), 256, bertviz=False)
+    print(f"smollm2 256: {smol}", file=sys.stderr)
+    r512 = rows[512]
+    out = {
+        "first_render_bytes_512": r512["first_render_bytes"],
+        "bertviz_bytes_512": r512.get("bertviz_bytes"),
+        "ratio_first_render_vs_bertviz_512": (round(r512["first_render_bytes"] / r512["bertviz_bytes"], 6)
+                                              if r512.get("bertviz_bytes") else None),
+        "compute_seconds_512": r512["compute_seconds"],
+        "minilm": {str(k): v for k, v in rows.items()}, "smollm2_256": smol,
+        "goals": {"first_render_bytes_512": "< 1,000,000", "compute_seconds_512": "<= 1.0"},
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
