@@ -324,3 +324,28 @@ def test_the_nan_message_says_when_no_checkpoint_was_written(bert, tiny_texts):
     trainer.fit()
     assert trainer.state.message == ("NaN or inf loss at step 3; stopped. "
                                      "No checkpoint had been written yet; set save_every to keep one.")
+
+
+def test_an_empty_dataset_is_refused_before_any_step(gpt):
+    with pytest.raises(DataError, match="empty"):
+        Trainer(gpt, "causal-lm", [], config=_config())
+
+
+def test_training_attention_kernel_is_restored_after_the_run(bert, tiny_texts):
+    bert.model.set_attn_implementation("sdpa")
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=2, attention="eager"))
+    seen = []
+
+    class Look(Callback):
+        def on_step_end(self, trainer, state, control):
+            seen.append(trainer.model.config._attn_implementation)
+
+    trainer.callbacks.add(Look())
+    trainer.fit()
+    assert seen == ["eager", "eager"]
+    assert bert.model.config._attn_implementation == "sdpa"
+
+
+def test_an_unknown_attention_kernel_is_refused():
+    with pytest.raises(ConfigError, match="attention must be"):
+        TrainConfig(attention="flash")

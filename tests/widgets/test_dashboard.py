@@ -147,3 +147,24 @@ def test_the_dashboard_module_pins_ipykernels_private_sigint_attribute():
 
     assert "saved_sigint_handler" in Kernel.pre_handler_hook.__code__.co_names
     assert "saved_sigint_handler" in Kernel.post_handler_hook.__code__.co_names
+
+
+def test_foreground_mode_trains_in_the_cell_and_says_why(trainer):
+    dashboard = TrainingDashboard()
+    dashboard.run(trainer, background=False)  # what Colab gets: no widget updates from threads there
+    assert trainer.state.status == "finished" and dashboard.job is None
+    assert "foreground" in dashboard.notice and dashboard.runs[-1]["points"] == 12
+
+
+def test_attaching_a_second_run_while_one_trains_is_refused(tiny_texts, trainer):
+    dashboard = TrainingDashboard()
+    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+    endless = Trainer(bundle, "masked-lm", tiny_texts,
+                      config=TrainConfig(max_steps=100_000, batch_size=4, block_size=16, progress=False))
+    dashboard.run(endless)
+    try:
+        with pytest.raises(RuntimeError, match="still going"):
+            dashboard.attach(trainer)
+    finally:
+        dashboard.stop()
+        assert dashboard.wait(60)

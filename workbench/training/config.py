@@ -48,6 +48,7 @@ class TrainConfig:
     keep_last: int = 2
     early_stopping_patience: int | None = None
     metric_for_best: str = "eval_loss"
+    attention: str = "auto"  # attention kernel while training: "auto", "sdpa" or "eager"
     progress: bool = True  # console progress bar
     device: str | None = None  # None lets Accelerate choose
 
@@ -76,6 +77,8 @@ class TrainConfig:
             raise ConfigError(f"max_grad_norm must be above zero or None, got {self.max_grad_norm!r}.")
         if self.precision not in _PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}.")
+        if self.attention not in ("auto", "sdpa", "eager"):
+            raise ConfigError(f"attention must be 'auto', 'sdpa' or 'eager', got {self.attention!r}.")
         if self.schedule not in _SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(_SCHEDULES)}, got {self.schedule!r}.")
 

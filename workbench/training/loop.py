@@ -268,6 +268,7 @@ class Trainer:
         grad_norm = torch.zeros((), device=self.device)
         state.status, state.message = "running", f"running (step {state.step} of {self.max_steps})"
         self.model.train()
+        kernel_before = self._set_training_attention()
         self.callbacks.fire("on_train_begin", self, state, control)
         try:
             while state.step < self.max_steps:
@@ -327,8 +328,33 @@ class Trainer:
         finally:
             state.elapsed_seconds = time.perf_counter() - run_start
             self.model.eval()  # a trained model is handed back ready to inspect: no dropout
+            if kernel_before is not None:
+                self.model.set_attn_implementation(kernel_before)
             self._final_save()
             self.callbacks.fire("on_train_end", self, state, control)
+
+    def training_attention(self) -> str | None:
+        """The attention kernel this run trains with ("auto" resolved), or None to keep the model's own."""
+        choice = self.config.attention
+        if choice == "auto":
+            # Measured on this project's 2-core AVX512-BF16 CPU (tiny-bert, 32 x 128 tokens, one step):
+            # under bf16 autocast, eager attention 351 ms against SDPA 443 ms (the CPU flash kernel's
+            # backward dominates); in fp32 SDPA wins (584 against 709 ms); at 512 tokens they tie.
+            short = self.config.block_size <= 256 and self.config.max_length <= 256
+            choice = "eager" if self.device.type == "cpu" and self.precision == "bf16" and short else None
+        return choice
+
+    def _set_training_attention(self) -> str | None:
+        """Switch to the training kernel; return the one to restore afterwards (None: nothing changed)."""
+        wanted = self.training_attention()
+        current = getattr(self.model.config, "_attn_implementation", None)
+        if wanted is None or current == wanted or not hasattr(self.model, "set_attn_implementation"):
+            return None
+        try:
+            self.model.set_attn_implementation(wanted)
+        except (ValueError, ImportError):  # a model without that kernel keeps its own
+            return None
+        return current
 
     def _final_save(self) -> None:
         state = self.state
