@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup lab demo test test-fast test-browser assets browser-deps clean
+.PHONY: setup lab demo test test-fast test-browser test-notebooks assets browser-deps clean
 
 setup: $(STAMP)
 
@@ -33,14 +33,18 @@ SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 browser-deps:
 	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
 
+# The tutorials run too, short (WORKBENCH_QUICK=1): nbval executes every cell and fails on an error.
 test: setup browser-deps
-	$(BIN)/python -m pytest tests
+	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax
 
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not assets and not browser"
+
+test-notebooks: setup
+	WORKBENCH_QUICK=1 $(BIN)/python -m pytest notebooks --nbval-lax
 
 clean:
 	rm -rf $(VENV) .pytest_cache

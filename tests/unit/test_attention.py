@@ -105,3 +105,21 @@ def test_flow_refuses_long_inputs_with_a_sentence():
     w = np.full((1, 1, 60, 60), 1 / 60, dtype=np.float32)
     with pytest.raises(ProbeError, match="short inputs"):
         attention_flow(AttentionResult("hand", "x", None, _tokens(60), w))
+
+
+def test_a_survey_averages_per_head_measures_over_texts(bundle):
+    from workbench.explain import attention_survey
+
+    texts = ["the cat sat on the mat.", "a dog ran in the park, fast."]
+    survey = attention_survey(bundle, texts)
+    single = [attention(bundle, t).stats["previous"] for t in texts]
+    np.testing.assert_allclose(survey.measures["previous"], (single[0] + single[1]) / 2, atol=1e-6)
+    assert survey.by_layer("sep").shape == (2,)
+    assert survey.texts == 2 and survey.tokens > 10
+
+
+def test_a_survey_of_nothing_is_refused(bundle):
+    from workbench.explain import attention_survey
+
+    with pytest.raises(ProbeError, match="list of texts"):
+        attention_survey(bundle, [])

@@ -349,3 +349,11 @@ def test_training_attention_kernel_is_restored_after_the_run(bert, tiny_texts):
 def test_an_unknown_attention_kernel_is_refused():
     with pytest.raises(ConfigError, match="attention must be"):
         TrainConfig(attention="flash")
+
+
+def test_a_stop_right_after_start_is_not_lost(bert, tiny_texts):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=100_000))
+    job = trainer.start()
+    job.stop(wait=False)  # before the thread has taken a single step
+    assert job.wait(60)
+    assert job.state.status == "stopped" and job.state.step < 100_000

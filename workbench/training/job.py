@@ -25,6 +25,8 @@ class TrainingJob:
     def start(self) -> TrainingJob:
         # Say "running" before the thread is scheduled, so a caller never reads a stale "created".
         self.trainer.state.status, self.trainer.state.message = "running", "starting…"
+        # Cleared here, in the caller's thread, so a stop() issued right after start() is never lost.
+        self.trainer.control.should_stop = False
         self._thread.start()
         return self
 

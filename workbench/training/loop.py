@@ -150,6 +150,7 @@ class Trainer:
 
         A KeyboardInterrupt stops the run cleanly: a checkpoint is written first.
         """
+        self.control.should_stop = False
         self._run()
         return self.history
 
@@ -256,7 +257,6 @@ class Trainer:
             raise TrainingError(f"This run already reached its {self.max_steps} steps; raise max_steps to train on.")
         if self._resume_state is None:
             torch.manual_seed(cfg.seed)
-        control.should_stop = False
         accum = cfg.gradient_accumulation_steps
         batches = self._micro_batches(state.step * accum)
         params = [p for p in self.model.parameters() if p.requires_grad]
