@@ -65,8 +65,7 @@ def attention_survey(bundle: Any, texts: Sequence[str], *, max_tokens: int = 128
     for text in texts:
         result = attention(bundle, text, max_tokens=max_tokens)
         w = result.weights.astype(np.float64)  # (layers, heads, query, key)
-        ids = tok(text, truncation=True, max_length=min(max_tokens, bundle.max_positions))["input_ids"]
-        ids = np.asarray(ids[: result.num_tokens])
+        ids = np.asarray(result.tokens.ids)
         cls = ids == cls_id if cls_id is not None else np.zeros(len(ids), bool)
         sep = ids == sep_id if sep_id is not None else np.zeros(len(ids), bool)
         measures = {

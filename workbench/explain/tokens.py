@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["TokenInfo", "token_info"]
@@ -19,6 +19,7 @@ class TokenInfo:
     punctuation: list[bool]
     word_ids: list[int | None]
     segment_ids: list[int]
+    ids: list[int] = field(default_factory=list)  # the token ids themselves
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -65,4 +66,4 @@ def token_info(tokenizer: Any, encoding: Any, source: str, pair: str | None = No
         punctuation.append(not is_special and _is_punctuation(text))
         segments.append(1 if seq == 1 else 0)
         previous_word, previous_seq = word, seq
-    return TokenInfo(texts, special, continuation, punctuation, list(words), segments)
+    return TokenInfo(texts, special, continuation, punctuation, list(words), segments, [int(i) for i in ids])

@@ -85,7 +85,6 @@ class Trainer:
         self.history = TrainingHistory()
         self._resume_from: Path | None = None
         self._resume_state: dict | None = None
-        self._lock = threading.Lock()
         self._resumed = threading.Event()
         self._resumed.set()
         self._inject_nan_at: int | None = None  # tests: make the loss NaN at this step

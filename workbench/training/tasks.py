@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import abc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,12 +17,13 @@ from workbench.training.metrics import classification_metrics, perplexity
 __all__ = ["Task", "make_task"]
 
 
-class Task:
+class Task(abc.ABC):
     """How one kind of training turns data into batches, batches into a loss, and logits into metrics."""
 
     name = ""
     kinds: tuple[str, ...] = ()
     advice = ""
+    length_field = "block_size"  # the config field that bounds an input's length
 
     def __init__(self, bundle: Any, config: TrainConfig):
         if bundle.kind not in self.kinds:
@@ -30,7 +31,7 @@ class Task:
                 f"Task {self.name!r} does not fit a {bundle.kind} model ({bundle.name}); {self.advice}"
             )
         self.bundle, self.config = bundle, config
-        length_field = "max_length" if self.name == "classify" else "block_size"
+        length_field = self.length_field
         length = getattr(config, length_field)
         if length > bundle.max_positions:
             raise ConfigError(
@@ -38,11 +39,13 @@ class Task:
                 f"set {length_field}={bundle.max_positions} or less."
             )
 
+    @abc.abstractmethod
     def dataset(self, data: Any, role: str) -> Any:
-        raise NotImplementedError
+        """A torch Dataset built from ``data`` (``role`` names it in error sentences)."""
 
+    @abc.abstractmethod
     def collator(self) -> Callable[[list], dict]:
-        raise NotImplementedError
+        """The function that turns a list of examples into a batch."""
 
     def order(self, dataset: Any, epoch: int) -> list[int]:
         """The order of examples in an epoch: a seeded shuffle, the same after a resume."""
@@ -54,8 +57,9 @@ class Task:
         out = model(**batch)
         return out.loss, int(batch["input_ids"].numel())
 
+    @abc.abstractmethod
     def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
-        raise NotImplementedError
+        """Metrics over ``batches``, computed under ``autocast``."""
 
 
 def _as_corpus(data: Any) -> Any:
@@ -156,6 +160,7 @@ class CausalLMTask(_LanguageModelTask):
 
 class ClassifyTask(Task):
     name = "classify"
+    length_field = "max_length"
     kinds = ("classifier",)
     advice = "load it with kind='classifier' and label_names=[...] to add a classification head."
 
@@ -228,6 +233,3 @@ def make_task(name: str, bundle: Any, config: TrainConfig) -> Task:
         raise ConfigError(f"Unknown task {name!r}; use one of: {', '.join(TASKS)}.")
     return _TASKS[name](bundle, config)
 
-
-def finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
