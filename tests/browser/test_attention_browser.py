@@ -109,6 +109,7 @@ def test_the_standalone_export_opens_offline_with_no_kernel(chromium, tmp_path):
     page.wait_for_function("() => Number((document.querySelector('.wb-att-lines') || {dataset: {}}).dataset.lines) > 0",
                            timeout=15_000)
     page.locator("button[data-mode='model']").click()
-    assert page.locator(".wb-att-thumb").count() == 72
+    # The view redraws on the next animation frame, so wait for it rather than count at once.
+    page.wait_for_function("() => document.querySelectorAll('.wb-att-thumb').length === 72", timeout=15_000)
     assert dialogs == [] and page.locator("#view img").count() == 0
     context.close()
