@@ -7,7 +7,8 @@ import sys
 
 ENGINE_MODULES = [
     "workbench", "workbench.assets", "workbench.models", "workbench.data", "workbench.training",
-    "workbench.explain", "workbench.cli", "workbench.demo",
+    "workbench.explain", "workbench.explain.attribution", "workbench.explain.faithfulness", "workbench.recipes",
+    "workbench.cli", "workbench.demo",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Explain: attention, probes (attributions and faithfulness as they land)."""
+"""Explain: attention, token attributions with their faithfulness, and probes."""
 
 from workbench.explain.attention import (
     STATISTICS,
@@ -8,11 +8,15 @@ from workbench.explain.attention import (
     attention_rollout,
     head_statistics,
 )
+from workbench.explain.attribution import METHODS, AttributionError, AttributionResult, attribute, attribute_many
+from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.probe import FillMaskResult, ProbeError, TokenPrediction, fill_mask, next_token
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = [
+    "METHODS", "Agreement", "AttributionError", "AttributionResult", "FaithfulnessScores", "agreement", "attribute",
+    "attribute_many", "faithfulness",
     "STATISTICS", "SURVEY_MEASURES", "AttentionResult", "AttentionSurvey", "attention_survey", "FillMaskResult", "ProbeError", "TokenInfo", "TokenPrediction", "attention",
     "attention_flow", "attention_rollout", "fill_mask", "head_statistics", "next_token", "token_info",
 ]

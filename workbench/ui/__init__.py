@@ -1,6 +1,7 @@
 """Views: the only part of the workbench that imports ipywidgets, anywidget, plotly or IPython."""
 
 from workbench.ui.attention_view import AttentionView
+from workbench.ui.attribution_view import AttributionView
 from workbench.ui.dashboard import TrainingDashboard
 
-__all__ = ["AttentionView", "TrainingDashboard"]
+__all__ = ["AttentionView", "AttributionView", "TrainingDashboard"]

@@ -17,3 +17,8 @@ def widget_file(name: str) -> Path:
         f"The view file {name} is in neither {_PACKAGE / '_widgets'} nor {_PACKAGE.parent / 'widgets'}; "
         "reinstall the workbench (pip install -e .)."
     )
+
+
+def widget_css(name: str) -> str:
+    """A view's stylesheet: the shared frame and theme colours (``base.css``) followed by its own."""
+    return widget_file("base.css").read_text() + "\n" + widget_file(name).read_text()

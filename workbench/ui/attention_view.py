@@ -13,7 +13,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ import numpy as np
 import traitlets
 
 from workbench.explain.attention import STATISTICS, AttentionResult, attention_flow, attention_rollout
-from workbench.ui._assets import widget_file
+from workbench.ui._assets import widget_css, widget_file
+from workbench.ui._standalone import standalone_page
 
 __all__ = ["AttentionView", "pack_matrix", "thumbnails"]
 
@@ -64,7 +64,7 @@ class AttentionView(anywidget.AnyWidget):
     """Head view, model view (layers x heads thumbnails), matrix, head-statistics map and rollout."""
 
     _esm = widget_file("attention.js")
-    _css = widget_file("attention.css")
+    _css = widget_css("attention.css")
 
     meta = traitlets.Dict({}).tag(sync=True)
     mode = traitlets.Unicode("head").tag(sync=True)
@@ -137,47 +137,8 @@ class AttentionView(anywidget.AnyWidget):
         binary = {"thumbs": base64.b64encode(self.thumbs).decode(),
                   "rollout_data": base64.b64encode(self.rollout_data).decode(),
                   "flow_data": base64.b64encode(self.flow_data).decode()}
-        page = _STANDALONE.format(
-            title=html.escape(f"Attention: {r.model}"),
-            css=widget_file("attention.css").read_text(),
-            esm=json.dumps(widget_file("attention.js").read_text()).replace("</", "<\\/"),
-            state=json.dumps(state).replace("</", "<\\/"),
-            binary=json.dumps(binary), heads=json.dumps(heads),
-        )
-        if path is not None:
-            Path(path).write_text(page, encoding="utf-8")
-        return page
-
-
-_STANDALONE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>{css}</style></head>
-<body><div id="view"></div>
-<script type="module">
-const esm = {esm};
-const state = {state};
-const binary = {binary};
-const heads = {heads};
-const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-for (const [k, v] of Object.entries(binary)) state[k] = decode(v);
-const listeners = {{}};
-const fire = (name) => (listeners["change:" + name] || []).forEach((f) => f());
-const model = {{
-  get: (k) => state[k],
-  set(k, v) {{
-    state[k] = v; fire(k);
-    if (k === "selected") {{
-      const key = `${{v.layer}}:${{v.head}}`;
-      state.head_data = decode(heads[key]); state.head_key = key; fire("head_data"); fire("head_key");
-    }}
-  }},
-  on: (e, f) => {{ (listeners[e] = listeners[e] || []).push(f); }},
-  off: (e, f) => {{ listeners[e] = (listeners[e] || []).filter((g) => g !== f); }},
-  save_changes() {{}}, send() {{}},
-}};
-model.set("selected", state.selected);
-const url = URL.createObjectURL(new Blob([esm], {{ type: "text/javascript" }}));
-const mod = await import(url);
-mod.default.render({{ model, el: document.getElementById("view") }});
-</script></body></html>
-"""
+        # Every head is in the page; selecting one hands its matrix over as the kernel would.
+        on_set = ('if (k === "selected") { const key = `${v.layer}:${v.head}`; state.head_data = decode(heads[key]); '
+                  'state.head_key = key; fire("head_data"); fire("head_key"); }')
+        return standalone_page(f"Attention: {r.model}", "attention", state, binary=binary, extra={"heads": heads},
+                               on_set=on_set, before_render='model.set("selected", state.selected);', path=path)

@@ -1,0 +1,127 @@
+"""Token attributions: one entry point, ``attribute``, for every method, and one result type.
+
+Methods: ``"shap"`` (shap's Partition explainer on a batched inference function),
+``"integrated_gradients"``, ``"gradient_x_input"``, ``"occlusion"`` and ``"attention_rollout"``.
+Each explains the probability of one target: a classifier's label, the token at a masked
+position (masked LM), or the next token (causal LM). Every result carries its faithfulness
+scores.
+
+Example::
+
+    from workbench.explain import attribute
+    result = attribute(bundle, "A gripping, funny film.", target="positive", method="shap")
+    result.top(3), result.faithfulness.comprehensiveness
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from workbench.explain.attribution.gradients import gradient_x_input, integrated_gradients
+from workbench.explain.attribution.objective import (
+    DEFAULT_MEMORY_MB,
+    AttributionError,
+    Objective,
+    evaluation,
+    make_objective,
+)
+from workbench.explain.attribution.occlusion import occlusion
+from workbench.explain.attribution.result import AttributionResult
+from workbench.explain.attribution.rollout import rollout_scores
+from workbench.explain.attribution.shap_method import shap_values
+from workbench.explain.faithfulness import score_ranking
+
+__all__ = ["METHODS", "AttributionError", "AttributionResult", "attribute", "attribute_many"]
+
+# name -> (function, the options it takes)
+METHODS: dict[str, tuple[Callable[..., tuple], tuple[str, ...]]] = {
+    "shap": (shap_values, ("max_evals", "seed")),
+    "integrated_gradients": (integrated_gradients, ("steps",)),
+    "gradient_x_input": (gradient_x_input, ()),
+    "occlusion": (occlusion, ("window",)),
+    "attention_rollout": (rollout_scores, ()),
+}
+
+
+def attribute(bundle: Any, text: str, target: Any = None, method: str = "shap", *, faithfulness: bool = True,
+              memory_mb: int = DEFAULT_MEMORY_MB, **options: Any) -> AttributionResult:
+    """Score each token of ``text`` for how much it raises the probability of ``target``.
+
+    ``target``: a label name or index (classifier), a token string or id (language models), or
+    None for the model's own top prediction. ``method``: one of ``METHODS``. ``options``:
+    ``max_evals`` and ``seed`` (shap), ``steps`` (integrated gradients), ``window`` (occlusion).
+    Batches are sized to ``memory_mb`` of activations. Returns an ``AttributionResult`` with its
+    faithfulness scores (``faithfulness=False`` skips them). Raises ``AttributionError`` with a
+    sentence for bad text, targets, methods or options.
+    """
+    if method not in METHODS:
+        raise AttributionError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
+    function, allowed = METHODS[method]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) if allowed else "no options"
+        raise AttributionError(f"The {method} method does not take {', '.join(unknown)}; it takes {takes}.")
+    started = time.perf_counter()
+    with evaluation(bundle.model):
+        objective = make_objective(bundle, text, target, memory_mb=memory_mb)
+        score = objective.score()
+        baseline = float(objective.score_ids([objective.remove(objective.features)])[0])
+        objective.evaluations = 0
+        scores, extra, route = function(objective, **options)
+        evaluations = objective.evaluations
+        seconds = time.perf_counter() - started
+        result = _result(objective, method, scores, extra, route, score, baseline, seconds, evaluations)
+        if faithfulness:
+            result.faithfulness = score_ranking(objective, result.scores)
+    return result
+
+
+def _result(obj: Objective, method: str, scores: Any, extra: dict, route: str, score: float, baseline: float,
+            seconds: float, evaluations: int) -> AttributionResult:
+    import numpy as np
+
+    fast = obj._fast is not None and method in ("shap", "occlusion")
+    if fast:
+        route = f"{route}; {obj._fast.route}"
+    elif method in ("shap", "occlusion"):
+        route = f"{route}; the model's own forward, fp32"
+    return AttributionResult(
+        model=obj.bundle.name, text=obj.text, method=method, task=obj.task, target=obj.target,
+        target_name=obj.target_name, tokens=obj.tokens, segments=obj.segments,
+        scores=np.asarray(scores, dtype=np.float32), features=obj.features.copy(), score=score,
+        baseline_score=baseline, removal=obj.removal, route=route, seconds=seconds, evaluations=evaluations,
+        position=obj.position, extra=extra, note=obj.note,
+    )
+
+
+def attribute_many(bundle: Any, texts: Sequence[str], target: Any = None, method: str | Sequence[str] = "shap", *,
+                   progress: bool = True, faithfulness: bool = True, memory_mb: int = DEFAULT_MEMORY_MB,
+                   **options: Any) -> list[AttributionResult]:
+    """``attribute`` for each text, and for each method when ``method`` is a list, with a progress bar.
+
+    Returns the results text by text, methods in the order given. Options a method does not take
+    are not passed to it, so ``max_evals`` and ``steps`` can be given together.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise AttributionError("attribute_many takes a list of texts; for one text use attribute().")
+    methods = [method] if isinstance(method, str) else list(method)
+    for m in methods:
+        if m not in METHODS:
+            raise AttributionError(f"Unknown attribution method {m!r}; choose one of {', '.join(METHODS)}.")
+    known = {o for m in methods for o in METHODS[m][1]}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise AttributionError(f"No chosen method takes {', '.join(unknown)}.")
+    results = []
+    with tqdm(total=len(texts) * len(methods), disable=not progress, desc="attributions", unit="result") as bar:
+        for text in texts:
+            for m in methods:
+                taken = {k: v for k, v in options.items() if k in METHODS[m][1]}
+                results.append(attribute(bundle, text, target, m, faithfulness=faithfulness, memory_mb=memory_mb,
+                                         **taken))
+                bar.update(1)
+    return results

@@ -1,0 +1,324 @@
+"""What an attribution explains: one number, the probability of a target, as a function of the input tokens.
+
+An ``Objective`` fixes the text, the target (a classifier's label, the token at a masked
+position, or the next token) and how a token is *removed* (replaced by the mask token where
+the model has one, deleted otherwise). Every method and every faithfulness score evaluates
+the model only through it, so they all measure the same thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import WorkbenchError
+from workbench.explain.probe import MASK_PLACEHOLDER, _display
+from workbench.explain.tokens import TokenInfo, token_info
+
+__all__ = ["AttributionError", "Objective", "make_objective"]
+
+DEFAULT_MEMORY_MB = 256  # activations of one inference batch; gradient batches take a third of it
+
+
+class AttributionError(WorkbenchError, ValueError):
+    """An attribution's text, target, method or model does not fit."""
+
+
+@dataclass
+class Objective:
+    """The probability of ``target`` for ``text`` under ``bundle``, and the ways to change the input."""
+
+    bundle: Any
+    text: str
+    task: str  # "classify", "masked-lm" or "causal-lm"
+    input_ids: list[int]
+    tokens: TokenInfo
+    segments: list[str]  # each token's text with the whitespace after it, as shap's Text masker cuts it
+    features: np.ndarray  # (n,) bool: the positions an attribution scores and removal may touch
+    target: int  # a label index, or a vocabulary id
+    target_name: str
+    position: int | None  # where a masked-LM target is read; None otherwise
+    removal: str  # "mask" (replace by the mask token) or "delete"
+    reference_id: int | None  # the id a removed token becomes in "mask" removal
+    memory_mb: int = DEFAULT_MEMORY_MB
+    note: str = ""
+    _fast: Any = field(default=None, repr=False)
+    evaluations: int = 0  # rows the model has scored through this objective
+
+    # --- removing tokens -------------------------------------------------------------------
+
+    def remove(self, drop: np.ndarray) -> list[int]:
+        """The input ids with the positions where ``drop`` is True removed (features only)."""
+        drop = np.asarray(drop, dtype=bool) & self.features
+        if self.removal == "mask":
+            return [self.reference_id if d else t for t, d in zip(self.input_ids, drop)]
+        kept = [t for t, d in zip(self.input_ids, drop) if not d]
+        if not kept:  # a causal LM still needs one token to predict from: the start of a text
+            tok = self.bundle.tokenizer
+            start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            kept = [start if start is not None else self.input_ids[0]]
+        return kept
+
+    # --- scoring token ids -----------------------------------------------------------------
+
+    def score(self) -> float:
+        """f(x): the target's probability for the whole input."""
+        return float(self.score_ids([self.input_ids])[0])
+
+    def score_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """The target's probability for each row of token ids, ``(rows,)``; rows may differ in length."""
+        return self.outputs_ids(rows)[:, self.target if self.task == "classify" else 0]
+
+    def outputs_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """Every label's probability ``(rows, labels)`` for a classifier; the target's ``(rows, 1)`` for an LM.
+
+        Rows are sorted by length and scored in batches sized to ``memory_mb``.
+        """
+        out = np.empty((len(rows), self.num_outputs), dtype=np.float64)
+        if not len(rows):
+            return out
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # longest first: it sizes its batch
+        start = 0
+        while start < len(order):
+            chunk = order[start:start + self.rows_per_batch(len(rows[order[start]]))]
+            out[chunk] = self._forward_ids([rows[i] for i in chunk])
+            start += len(chunk)
+        self.evaluations += len(rows)
+        return out
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.bundle.model.config.num_labels) if self.task == "classify" else 1
+
+    def rows_per_batch(self, length: int, gradients: bool = False) -> int:
+        cfg = self.bundle.model.config
+        hidden = int(cfg.hidden_size)
+        inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
+        heads = int(cfg.num_attention_heads)
+        per_token = 4 * (8 * hidden + 2 * inter + heads * length)  # bytes alive at once in one layer
+        if gradients:
+            per_token *= 2 * int(cfg.num_hidden_layers)  # every layer's activations are kept for backward
+        budget = self.memory_mb * 2**20 // (3 if gradients else 1)
+        return max(1, int(budget // max(1, per_token * length)))
+
+    def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        pad = self.bundle.tokenizer.pad_token_id
+        pad = 0 if pad is None else pad
+        n = max(len(r) for r in rows)
+        ids = torch.full((len(rows), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+            mask[i, :len(r)] = 1
+        return ids.to(self.bundle.device), mask.to(self.bundle.device)
+
+    def _forward_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        ids, mask = self._pad(rows)
+        if self._fast is not None:
+            return self._fast(ids, mask).double().cpu().numpy()
+        with torch.no_grad():
+            probs = self._probabilities(mask, input_ids=ids)
+        return probs.double().cpu().numpy()
+
+    # --- scoring embeddings (for gradients) ------------------------------------------------
+
+    def word_embeddings(self) -> torch.Tensor:
+        """The input's word embeddings ``(n, hidden)``, detached."""
+        emb = self.bundle.model.get_input_embeddings()
+        return emb(torch.tensor(self.input_ids, device=self.bundle.device)).detach().float()
+
+    def reference_embeddings(self) -> torch.Tensor:
+        """The baseline input ``(n, hidden)``: each feature's embedding replaced by the mask token's
+        (or by zeros where the model has no mask token); special tokens kept."""
+        x = self.word_embeddings()
+        feats = torch.as_tensor(self.features, device=x.device)
+        if self.reference_id is not None:
+            emb = self.bundle.model.get_input_embeddings()
+            ref = emb(torch.tensor([self.reference_id], device=x.device)).detach().float()[0]
+        else:
+            ref = torch.zeros(x.shape[-1], device=x.device)
+        return torch.where(feats[:, None], ref[None, :], x)
+
+    def score_embeddings(self, embeds: torch.Tensor) -> torch.Tensor:
+        """The target's probability for a batch of input embeddings ``(batch, n, hidden)``, differentiable."""
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        dtype = next(self.bundle.model.parameters()).dtype
+        probs = self._probabilities(mask, inputs_embeds=embeds.to(dtype))
+        return probs[:, self.target if self.task == "classify" else 0]
+
+    # --- the model -------------------------------------------------------------------------
+
+    def _probabilities(self, mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+        model = self.bundle.model
+        if self.task == "classify":
+            return model(attention_mask=mask, **inputs).logits.float().softmax(-1)  # (batch, labels)
+        if self.task == "masked-lm":
+            read = torch.full((mask.shape[0],), self.position, device=mask.device)
+        else:
+            read = mask.sum(-1) - 1  # the last real token of each row
+        with _read_only(model, read):
+            logits = model(attention_mask=mask, **inputs).logits[:, 0]  # (batch, vocab)
+        return logits.float().softmax(-1)[:, self.target:self.target + 1]
+
+
+@contextlib.contextmanager
+def _read_only(model: Any, positions: torch.Tensor) -> Iterator[None]:
+    """Compute the output head only at one position per row: the vocabulary projection of every
+    position is the costliest part of an LM's forward and all but one row of it would be thrown away."""
+    head = model.get_output_embeddings()
+
+    def gather(_module: Any, args: tuple) -> tuple:
+        hidden = args[0]  # (batch, n, hidden)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return (hidden[rows, positions.to(hidden.device)][:, None, :],) + tuple(args[1:])  # (batch, 1, hidden)
+
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def evaluation(model: Any) -> Iterator[None]:
+    """Eval mode for the call (no dropout), gradients left on; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+# --- building an objective -----------------------------------------------------------------
+
+_TASKS = {"classifier": "classify", "masked-lm": "masked-lm", "causal-lm": "causal-lm"}
+
+
+def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int = DEFAULT_MEMORY_MB,
+                   fast: bool = True) -> Objective:
+    """Check ``text`` and ``target`` against ``bundle`` and fix what an attribution will explain.
+
+    ``target`` is a label name or index (classifier), a token string or id (language models),
+    or None for the model's own top prediction. Raises ``AttributionError`` with a sentence.
+    """
+    if not isinstance(text, str):
+        raise AttributionError(f"The text to explain must be a string, got {type(text).__name__}.")
+    if not text.strip():
+        raise AttributionError("The text to explain is empty; write a sentence.")
+    task = _TASKS.get(getattr(bundle, "kind", None))
+    if task is None:
+        raise AttributionError(
+            f"Attributions need a classifier, a masked LM or a causal LM; {getattr(bundle, 'name', bundle)!r} "
+            f"is a {getattr(bundle, 'kind', type(bundle).__name__)} model. Load it with kind='classifier' "
+            "(and fine-tune it) or as a language model.")
+    if not isinstance(memory_mb, int) or memory_mb < 1:
+        raise AttributionError(f"memory_mb must be a positive number of megabytes, got {memory_mb!r}.")
+    tok = bundle.tokenizer
+    note = ""
+    if task == "masked-lm":
+        if tok.mask_token is None:
+            raise AttributionError(f"{bundle.name} has no mask token, so it cannot fill a masked position.")
+        if tok.mask_token != MASK_PLACEHOLDER:
+            text = text.replace(MASK_PLACEHOLDER, tok.mask_token)
+        if tok.mask_token not in text:
+            raise AttributionError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess "
+                                   "a word, and the attribution explains that guess.")
+    enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
+    ids = [int(i) for i in enc["input_ids"]]
+    if len(ids) > bundle.max_positions:
+        raise AttributionError(f"The text is {len(ids)} tokens long but {bundle.name} takes at most "
+                               f"{bundle.max_positions}; shorten it.")
+    info = token_info(tok, enc, text)
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    segments = [text[offsets[i][0]:max(offsets[i][1], offsets[i + 1][0])] for i in range(len(ids) - 1)]
+    segments.append(text[offsets[-1][0]:offsets[-1][1]])
+    features = ~np.asarray(info.special, dtype=bool)
+    position = None
+    if task == "masked-lm":
+        masks = [i for i, t in enumerate(ids) if t == tok.mask_token_id]
+        position = masks[0]
+        features[masks] = False  # a mask is what is being explained, not evidence
+        if len(masks) > 1:
+            note = f"The text has {len(masks)} masks; this explains the first."
+    if not features.any():
+        raise AttributionError("The text has no tokens to attribute (only special tokens); write some words.")
+    removal = "mask" if tok.mask_token_id is not None else "delete"
+    reference = tok.mask_token_id if removal == "mask" else None
+    objective = Objective(bundle, text, task, ids, info, segments, features, 0, "", position, removal, reference,
+                          memory_mb, note)
+    objective.target, objective.target_name = _resolve_target(objective, target)
+    if fast and task == "classify":
+        from workbench.explain.attribution.fast_encoder import FastEncoder
+
+        if FastEncoder.supports(bundle.model) and not bundle.model.training:
+            objective._fast = _cached_fast_encoder(bundle.model)
+    return objective
+
+
+_FAST_CACHE: dict[int, tuple[Any, Any]] = {}
+
+
+def _cached_fast_encoder(model: Any) -> Any:
+    """One packed copy per model, rebuilt when its weights change (a fine-tuning step moves them)."""
+    from workbench.explain.attribution.fast_encoder import FastEncoder
+
+    version = sum(p._version for p in model.parameters())
+    key = id(model)
+    hit = _FAST_CACHE.get(key)
+    if hit is not None and hit[0] == (version, model):
+        return hit[1]
+    fast = FastEncoder(model)
+    _FAST_CACHE.clear()  # keep one: packed weights are a second copy of the model
+    _FAST_CACHE[key] = ((version, model), fast)
+    return fast
+
+
+def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
+    bundle, tok = obj.bundle, obj.bundle.tokenizer
+    if obj.task == "classify":
+        names = bundle.label_names or []
+        if target is None:
+            with torch.no_grad(), evaluation(bundle.model):
+                probs = obj._forward_ids([obj.input_ids])[0]
+            index = int(np.argmax(probs))
+            return index, names[index] if index < len(names) else str(index)
+        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+            if not 0 <= int(target) < len(names):
+                raise AttributionError(f"Label {int(target)} is out of range: {bundle.name} has {len(names)} labels "
+                                       f"({', '.join(names)}); use 0 to {len(names) - 1} or a name.")
+            return int(target), names[int(target)]
+        if isinstance(target, str):
+            if target not in names:
+                raise AttributionError(f"{target!r} is not one of {bundle.name}'s labels: {', '.join(names)}.")
+            return names.index(target), target
+        raise AttributionError(f"A classifier's target is a label name or index, got {type(target).__name__}.")
+    if target is None:
+        with torch.no_grad(), evaluation(bundle.model):
+            mask = torch.ones((1, len(obj.input_ids)), dtype=torch.long, device=bundle.device)
+            read = torch.tensor([obj.position if obj.task == "masked-lm" else len(obj.input_ids) - 1])
+            with _read_only(bundle.model, read):
+                logits = bundle.model(input_ids=torch.tensor([obj.input_ids], device=bundle.device),
+                                      attention_mask=mask).logits[0, 0]
+        index = int(logits.argmax())
+        return index, _display(tok, index)
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        size = bundle.model.get_output_embeddings().weight.shape[0]
+        if not 0 <= int(target) < size:
+            raise AttributionError(f"Token id {int(target)} is out of range: the vocabulary has {size} ids.")
+        return int(target), _display(tok, int(target))
+    if isinstance(target, str):
+        for candidate in (target, " " + target.lstrip()) if not target.startswith(" ") else (target,):
+            pieces = tok(candidate, add_special_tokens=False)["input_ids"]
+            if len(pieces) == 1:
+                return int(pieces[0]), _display(tok, int(pieces[0]))
+        pieces = tok(target, add_special_tokens=False)["input_ids"]
+        shown = " ".join(repr(_display(tok, p)) for p in pieces)
+        raise AttributionError(f"The target {target!r} is {len(pieces)} tokens ({shown}); attributions explain one "
+                               "token, so pass one of them (a string or its id).")
+    raise AttributionError(f"A language model's target is a token string or id, got {type(target).__name__}.")

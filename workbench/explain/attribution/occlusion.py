@@ -1,0 +1,33 @@
+"""Occlusion: how much the target's probability drops when a token (or a window of tokens) is removed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.explain.attribution.objective import AttributionError, Objective
+
+__all__ = ["occlusion"]
+
+
+def occlusion(objective: Objective, *, window: int = 1) -> tuple[np.ndarray, dict, str]:
+    """f(x) − f(x without the window starting at each feature), spread evenly over the window's features."""
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise AttributionError(f"window must be a positive number of tokens, got {window!r}.")
+    obj = objective
+    positions = np.flatnonzero(obj.features)
+    rows, spans = [], []
+    for start in range(0, len(positions) - window + 1) if len(positions) >= window else [0]:
+        span = positions[start:start + window]
+        drop = np.zeros(len(obj.input_ids), dtype=bool)
+        drop[span] = True
+        rows.append(obj.remove(drop))
+        spans.append(span)
+    full = obj.score()
+    drops = full - obj.score_ids(rows)
+    scores = np.zeros(len(obj.input_ids))
+    counts = np.zeros(len(obj.input_ids))
+    for span, d in zip(spans, drops):
+        scores[span] += d / len(span)
+        counts[span] += 1
+    scores = np.where(counts > 0, scores / np.maximum(counts, 1), 0.0)
+    return scores, {"window": window}, f"occlusion ({obj.removal} {window} token{'s' if window > 1 else ''} at a time)"

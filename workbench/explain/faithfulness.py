@@ -1,0 +1,142 @@
+"""How far to trust an attribution: remove the tokens it ranks highest and see what the model does.
+
+- **Comprehensiveness** (ERASER, DeYoung et al. 2020): f(x) − f(x without the top k% tokens),
+  averaged over k in 1, 5, 10, 20 and 50% (the AOPC of removal). Higher is more faithful: the
+  tokens the method picked were the ones the prediction needed.
+- **Sufficiency**: f(x) − f(only the top k% tokens kept), averaged the same way. Lower is more
+  faithful: those tokens alone carry the prediction.
+- **Deletion curve**: f as the top-ranked tokens are removed one by one; its area (x scaled to
+  0..1) is lower when the ranking is faithful.
+- **Agreement**: rank correlation (Spearman's ρ, Kendall's τ) between the scores of two methods
+  on one input.
+
+Tokens are removed the way the objective removes them (the mask token where the model has
+one, deleted otherwise), ranked by score, highest first.
+
+Example::
+
+    scores = faithfulness(bundle, result)
+    scores.comprehensiveness, scores.sufficiency, scores.deletion_auc
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FRACTIONS", "FaithfulnessScores", "Agreement", "faithfulness", "agreement", "score_ranking"]
+
+FRACTIONS = (0.01, 0.05, 0.10, 0.20, 0.50)
+DELETION_POINTS = 32  # the deletion curve is sampled at most this many times (plus the full input)
+
+
+@dataclass
+class FaithfulnessScores:
+    """Comprehensiveness and sufficiency (averaged over ``FRACTIONS``, and per fraction) and the deletion curve."""
+
+    comprehensiveness: float
+    sufficiency: float
+    by_fraction: dict[float, dict[str, float]]  # fraction -> {"tokens", "comprehensiveness", "sufficiency"}
+    deletion_removed: np.ndarray  # (points,) how many top tokens were removed at each point
+    deletion_curve: np.ndarray  # (points,) f after removing them
+    deletion_auc: float  # area under the curve over the share removed, 0..1; lower is more faithful
+
+    def to_dict(self) -> dict:
+        return {"comprehensiveness": self.comprehensiveness, "sufficiency": self.sufficiency,
+                "by_fraction": {str(k): v for k, v in self.by_fraction.items()},
+                "deletion_removed": self.deletion_removed.tolist(), "deletion_curve": self.deletion_curve.tolist(),
+                "deletion_auc": self.deletion_auc}
+
+
+def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
+    """Faithfulness of a ranking of the objective's features by ``scores`` (highest first)."""
+    obj = objective
+    features = np.flatnonzero(obj.features)
+    order = features[np.argsort(-np.asarray(scores)[features], kind="stable")]  # feature positions, best first
+    m = len(order)
+    n = len(obj.input_ids)
+
+    def without(k: int) -> list[int]:
+        drop = np.zeros(n, dtype=bool)
+        drop[order[:k]] = True
+        return obj.remove(drop)
+
+    def only(k: int) -> list[int]:
+        drop = obj.features.copy()
+        drop[order[:k]] = False
+        return obj.remove(drop)
+
+    counts = [max(1, math.ceil(f * m)) for f in FRACTIONS]
+    removed = np.unique(np.linspace(0, m, min(m, DELETION_POINTS) + 1).round().astype(int))
+    rows = [obj.input_ids] + [without(k) for k in counts] + [only(k) for k in counts] + [without(int(k)) for k in removed]
+    values = obj.score_ids(rows)
+    full = values[0]
+    comp = full - values[1:1 + len(counts)]
+    suff = full - values[1 + len(counts):1 + 2 * len(counts)]
+    curve = values[1 + 2 * len(counts):]
+    share = removed / max(m, 1)
+    auc = float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(share))) if len(share) > 1 else float(curve[0])
+    by_fraction = {f: {"tokens": int(k), "comprehensiveness": float(c), "sufficiency": float(s)}
+                   for f, k, c, s in zip(FRACTIONS, counts, comp, suff)}
+    return FaithfulnessScores(float(comp.mean()), float(suff.mean()), by_fraction, removed, curve, auc)
+
+
+def faithfulness(bundle: Any, result: Any) -> FaithfulnessScores:
+    """Faithfulness of an ``AttributionResult`` (recomputed on ``bundle``, the model it explains)."""
+    from workbench.explain.attribution.objective import evaluation, make_objective
+
+    with evaluation(bundle.model):
+        objective = make_objective(bundle, result.text, result.target)
+        return score_ranking(objective, result.scores)
+
+
+@dataclass
+class Agreement:
+    """Rank agreement between methods on one input: ``(methods, methods)`` matrices."""
+
+    methods: list[str]
+    spearman: np.ndarray
+    kendall: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"methods": self.methods, "spearman": self.spearman.tolist(), "kendall": self.kendall.tolist()}
+
+    def __str__(self) -> str:
+        width = max(len(m) for m in self.methods)
+        lines = [" " * (width + 2) + "  ".join(f"{m[:8]:>8}" for m in self.methods)]
+        for m, row in zip(self.methods, self.spearman):
+            lines.append(f"{m:>{width}}  " + "  ".join(f"{v:8.2f}" for v in row))
+        return "Spearman's rho between methods\n" + "\n".join(lines)
+
+
+def agreement(results: Sequence[Any]) -> Agreement:
+    """Spearman's ρ and Kendall's τ between every pair of results on the same text and target.
+
+    A method whose scores are all equal has no ranking; its correlations are NaN. Raises ValueError
+    when the results explain different inputs.
+    """
+    from scipy.stats import kendalltau, spearmanr
+
+    if len(results) < 2:
+        raise ValueError("Agreement needs at least two results, one per method.")
+    first = results[0]
+    for r in results[1:]:
+        if r.text != first.text or r.target != first.target or r.model != first.model:
+            raise ValueError("Agreement compares methods on one input: every result must have the same model, "
+                             "text and target.")
+    mask = first.features
+    k = len(results)
+    rho, tau = np.eye(k), np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            a, b = results[i].scores[mask], results[j].scores[mask]
+            if np.ptp(a) == 0 or np.ptp(b) == 0:
+                rho[i, j] = rho[j, i] = tau[i, j] = tau[j, i] = np.nan
+                continue
+            rho[i, j] = rho[j, i] = spearmanr(a, b).statistic
+            tau[i, j] = tau[j, i] = kendalltau(a, b).statistic
+    return Agreement([r.method for r in results], rho, tau)

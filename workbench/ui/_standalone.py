@@ -1,0 +1,63 @@
+"""One HTML file that runs a view's ES module with no kernel: its state inlined, a small model in place of the widget's."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from workbench.ui._assets import widget_css, widget_file
+
+__all__ = ["standalone_page"]
+
+
+def standalone_page(title: str, module: str, state: dict, *, binary: dict[str, str] | None = None,
+                    extra: dict[str, object] | None = None, on_set: str = "", before_render: str = "",
+                    path: str | Path | None = None) -> str:
+    """The page for view ``module`` (``attention`` loads ``attention.js`` and ``attention.css``).
+
+    ``state`` goes in as JSON; ``binary`` values are base64 strings decoded to bytes; ``extra``
+    values are inlined as JS constants of those names; ``on_set`` is JS run inside ``model.set(k, v)``
+    after the change; ``before_render`` runs once before the view renders. Written to ``path`` when given.
+    """
+    constants = "".join(f"const {name} = {_json(value)};\n" for name, value in (extra or {}).items())
+    page = _PAGE.format(
+        title=html.escape(title), css=widget_css(f"{module}.css"),
+        esm=_json(widget_file(f"{module}.js").read_text()), state=_json(state), binary=_json(binary or {}),
+        constants=constants, on_set=on_set, before_render=before_render,
+    )
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page
+
+
+def _json(value: object) -> str:
+    # "</" would end the script element early, whatever a token string contains
+    return json.dumps(value).replace("</", "<\\/")
+
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>{css}</style></head>
+<body><div id="view"></div>
+<script type="module">
+const esm = {esm};
+const state = {state};
+const binary = {binary};
+{constants}const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+for (const [k, v] of Object.entries(binary)) state[k] = decode(v);
+const listeners = {{}};
+const fire = (name) => (listeners["change:" + name] || []).forEach((f) => f());
+const model = {{
+  get: (k) => state[k],
+  set(k, v) {{ state[k] = v; fire(k); {on_set} }},
+  on: (e, f) => {{ (listeners[e] = listeners[e] || []).push(f); }},
+  off: (e, f) => {{ listeners[e] = (listeners[e] || []).filter((g) => g !== f); }},
+  save_changes() {{}}, send() {{}},
+}};
+{before_render}
+const url = URL.createObjectURL(new Blob([esm], {{ type: "text/javascript" }}));
+const mod = await import(url);
+mod.default.render({{ model, el: document.getElementById("view") }});
+</script></body></html>
+"""
