@@ -346,6 +346,19 @@ def test_training_attention_kernel_is_restored_after_the_run(bert, tiny_texts):
     assert bert.model.config._attn_implementation == "sdpa"
 
 
+def test_after_mixed_precision_training_the_model_computes_in_full_precision_again(bert, tiny_texts):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=2, precision="auto"))
+    trainer.fit()
+    if trainer.state.precision == "fp32":
+        pytest.skip("this machine trains in fp32, so there is no autocast to leave behind")
+    ids = bert.tokenizer("the cat sat on the mat", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = bert.model(input_ids=ids).logits
+        plain = type(bert.model).forward(bert.model, input_ids=ids).logits
+    assert "_original_forward" not in bert.model.__dict__
+    torch.testing.assert_close(logits, plain, rtol=0, atol=0)
+
+
 def test_an_unknown_attention_kernel_is_refused():
     with pytest.raises(ConfigError, match="attention must be"):
         TrainConfig(attention="flash")

@@ -134,6 +134,7 @@ class Trainer:
         warmup = int(cfg.warmup_ratio * self.max_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.schedule, warmup, self.max_steps))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        _drop_autocast_forward(self.model)
         self.scheduler = scheduler
         self.bundle.model = self.model
         self.device = self.accelerator.device
@@ -442,4 +443,18 @@ def _schedule(kind: str, warmup: int, total: int) -> Any:
         return (step + 1) / (warmup + 1) if step < warmup else 1.0
 
     return {"linear": linear, "cosine": cosine, "constant": constant}[kind]
+
+
+def _drop_autocast_forward(model: Any) -> None:
+    """Undo Accelerate's patch of ``model.forward`` for mixed precision.
+
+    ``prepare`` wraps the forward in autocast for good: every later call — an attention view,
+    a probe, an attribution after training, in the same kernel — would run in bf16 or fp16
+    without a word. The loop autocasts its own training and evaluation calls, so the model
+    itself keeps its plain forward.
+    """
+    inner = getattr(model, "module", model)  # inside DistributedDataParallel where there is one
+    original = inner.__dict__.pop("_original_forward", None)
+    if original is not None:
+        inner.forward = original
 
