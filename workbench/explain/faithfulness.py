@@ -72,7 +72,8 @@ def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
 
     counts = [max(1, math.ceil(f * m)) for f in FRACTIONS]
     removed = np.unique(np.linspace(0, m, min(m, DELETION_POINTS) + 1).round().astype(int))
-    rows = [obj.input_ids] + [without(k) for k in counts] + [only(k) for k in counts] + [without(int(k)) for k in removed]
+    rows = [obj.input_ids] + [without(k) for k in counts] + [only(k) for k in counts]
+    rows += [without(int(k)) for k in removed]
     values = obj.score_ids(rows)
     full = values[0]
     comp = full - values[1:1 + len(counts)]

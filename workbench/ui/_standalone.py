@@ -1,4 +1,4 @@
-"""One HTML file that runs a view's ES module with no kernel: its state inlined, a small model in place of the widget's."""
+"""One HTML file that runs a view's ES module with no kernel: state inlined, a small model for the widget's."""
 
 from __future__ import annotations
 

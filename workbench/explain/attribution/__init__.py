@@ -82,16 +82,18 @@ def _result(obj: Objective, method: str, scores: Any, extra: dict, route: str, s
             seconds: float, evaluations: int) -> AttributionResult:
     import numpy as np
 
-    fast = obj._fast is not None and method in ("shap", "occlusion")
-    if fast:
-        route = f"{route}; {obj._fast.route}"
-    elif method in ("shap", "occlusion"):
-        route = f"{route}; the model's own forward, fp32"
+    dtype = str(next(obj.bundle.model.parameters()).dtype).replace("torch.", "")
+    precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float64": "fp64"}.get(dtype, dtype)
+    if obj._fast is not None and method in ("shap", "occlusion"):
+        route, precision = f"{route}; {obj._fast.route}", "fp32"
+    else:
+        route = f"{route}; the model's own forward, {precision}"
     return AttributionResult(
         model=obj.bundle.name, text=obj.text, method=method, task=obj.task, target=obj.target,
         target_name=obj.target_name, tokens=obj.tokens, segments=obj.segments,
         scores=np.asarray(scores, dtype=np.float32), features=obj.features.copy(), score=score,
-        baseline_score=baseline, removal=obj.removal, route=route, seconds=seconds, evaluations=evaluations,
+        baseline_score=baseline, removal=obj.removal, route=route, precision=precision, seconds=seconds,
+        evaluations=evaluations,
         position=obj.position, extra=extra, note=obj.note,
     )
 

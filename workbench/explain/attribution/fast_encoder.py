@@ -110,7 +110,7 @@ class FastEncoder:
 
     @staticmethod
     def supports(model: Any) -> bool:
-        """True for a BERT-shaped sequence classifier with exact GELU, no relative positions, and no gradients needed."""
+        """True for a BERT sequence classifier in fp32 with exact GELU, absolute positions and softmax labels."""
         cfg = getattr(model, "config", None)
         return (type(model).__name__ == "BertForSequenceClassification"
                 and getattr(cfg, "hidden_act", None) == "gelu"

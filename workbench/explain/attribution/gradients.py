@@ -63,7 +63,7 @@ def integrated_gradients(objective: Objective, *, steps: int = 32) -> tuple[np.n
     extra = {"steps": steps, "completeness_error": error, "f_x": float(ends[0]), "f_baseline": float(ends[1]),
              "relative_completeness_error": error / max(abs(difference), 1e-12), "base_value": float(ends[1])}
     baseline_name = "the mask token" if obj.reference_id is not None else "zero vectors"
-    return scores, extra, f"integrated gradients on word embeddings from {baseline_name}, fp32"
+    return scores, extra, f"integrated gradients on word embeddings from {baseline_name}"
 
 
 def gradient_x_input(objective: Objective) -> tuple[np.ndarray, dict, str]:
@@ -72,4 +72,4 @@ def gradient_x_input(objective: Objective) -> tuple[np.ndarray, dict, str]:
     x = obj.word_embeddings()
     _, grads = _gradients(obj, x[None])
     scores = np.where(obj.features, (grads[0] * x).sum(-1).double().cpu().numpy(), 0.0)
-    return scores, {}, "gradient × input on word embeddings, fp32"
+    return scores, {}, "gradient × input on word embeddings"

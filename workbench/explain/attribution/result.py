@@ -35,7 +35,8 @@ class AttributionResult:
     score: float  # f(x)
     baseline_score: float  # f(x with every feature removed)
     removal: str  # how a token is removed: "mask" or "delete"
-    route: str  # what computed it, and at which precision
+    route: str  # what computed it: the method, and the forward pass it ran on
+    precision: str = "fp32"  # of the model evaluations: "fp32", "bf16", ...
     seconds: float = 0.0
     evaluations: int = 0  # model evaluations (rows) the method used
     position: int | None = None  # where a masked-LM target is read
@@ -60,6 +61,7 @@ class AttributionResult:
             "segments": self.segments, "scores": [float(s) for s in self.scores],
             "features": [bool(f) for f in self.features], "score": self.score,
             "baseline_score": self.baseline_score, "removal": self.removal, "route": self.route,
+            "precision": self.precision,
             "seconds": self.seconds, "evaluations": self.evaluations, "position": self.position,
             "faithfulness": self.faithfulness.to_dict() if self.faithfulness is not None else None,
             "extra": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.extra.items()},

@@ -38,7 +38,8 @@ class _MaskedTextModel:
                 rows = obj.bundle.tokenizer(missing, verbose=False)["input_ids"]
                 too_long = max(len(r) for r in rows) > obj.bundle.max_positions
                 if too_long:
-                    raise AttributionError("A masked copy of the text is longer than the model takes; shorten the text.")
+                    raise AttributionError("A masked copy of the text is longer than the model takes; "
+                                           "shorten the text.")
             else:
                 rows = [list(k) for k in missing]
             for key, values in zip(missing, obj.outputs_ids(rows)):
