@@ -97,6 +97,24 @@ def _inference(model: Any) -> Iterator[None]:
         model.train(was_training)
 
 
+def _token_id(tokenizer: Any, target: Any, vocab_size: int) -> int:
+    """A single token's id from a token string (with or without its leading space) or an id; ProbeError if not one token."""
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if not 0 <= int(target) < vocab_size:
+            raise ProbeError(f"Token id {int(target)} is out of range: the vocabulary has {vocab_size} ids.")
+        return int(target)
+    if isinstance(target, str) and target:
+        for candidate in (target, " " + target.lstrip()) if not target.startswith(" ") else (target,):
+            pieces = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+            if len(pieces) == 1:
+                return int(pieces[0])
+        pieces = tokenizer(target, add_special_tokens=False)["input_ids"]
+        shown = " ".join(repr(_display(tokenizer, p)) for p in pieces)
+        raise ProbeError(f"The target {target!r} is {len(pieces)} tokens ({shown}); pass one of them "
+                         "(a string or its id).")
+    raise ProbeError(f"A target token is a non-empty string or an id, got {type(target).__name__}.")
+
+
 def _top(bundle: Any, logits: torch.Tensor, position: int, top_k: int) -> TokenPrediction:
     probs = logits.float().softmax(-1)
     values, ids = probs.topk(min(top_k, probs.shape[-1]))

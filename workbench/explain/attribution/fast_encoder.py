@@ -24,53 +24,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from workbench.explain.onednn import PackedLinear
+from workbench.explain.onednn import available as onednn_available
+
 __all__ = ["FastEncoder"]
-
-
-def _onednn_available() -> bool:
-    try:
-        w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 4), 8)
-        out = torch.ops.mkldnn._linear_pointwise(torch.ones(8, 4), w, torch.zeros(4), "none", [], "")
-        return bool(torch.allclose(out, torch.full((8, 4), 4.0)))
-    except Exception:  # noqa: BLE001 - any failure means: use the default path
-        return False
-
-
-@dataclass
-class _Linear:
-    """One linear layer, its weight packed for oneDNN when that is available."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor
-    packed: bool
-    activation: str = "none"  # "none" or "gelu" (exact, erf), fused into the multiply when packed
-
-    @classmethod
-    def of(cls, weights: list[torch.Tensor], biases: list[torch.Tensor], onednn: bool,
-           activation: str = "none") -> _Linear:
-        w = torch.cat([x.detach().float() for x in weights]).contiguous()  # (out, in)
-        b = torch.cat([x.detach().float() for x in biases]).contiguous()
-        if onednn:
-            w = torch.ops.mkldnn._reorder_linear_weight(w, 1024)
-        return cls(w, b, onednn, activation)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed:
-            algorithm = "none" if self.activation == "gelu" else ""
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.activation, [], algorithm)
-        y = F.linear(x, self.weight, self.bias)
-        return F.gelu(y) if self.activation == "gelu" else y
 
 
 @dataclass
 class _Layer:
-    qkv: _Linear  # all positions: queries, keys and values in one multiply
-    q: _Linear  # the last layer: queries at the read position only
-    kv: _Linear  # the last layer: keys and values at every position
-    out: _Linear
+    qkv: PackedLinear  # all positions: queries, keys and values in one multiply
+    q: PackedLinear  # the last layer: queries at the read position only
+    kv: PackedLinear  # the last layer: keys and values at every position
+    out: PackedLinear
     norm1: torch.nn.LayerNorm
-    up: _Linear
-    down: _Linear
+    up: PackedLinear
+    down: PackedLinear
     norm2: torch.nn.LayerNorm
 
 
@@ -84,7 +52,7 @@ class FastEncoder:
     def __init__(self, model: Any):
         if not self.supports(model):
             raise TypeError(f"{type(model).__name__} is not a BERT sequence classifier.")
-        self.onednn = _onednn_available() and next(model.parameters()).device.type == "cpu"
+        self.onednn = onednn_available() and next(model.parameters()).device.type == "cpu"
         self.route = "fast BERT encoder, fp32 " + ("through oneDNN" if self.onednn else "(PyTorch default)")
         bert = model.bert
         cfg = model.config
@@ -95,18 +63,18 @@ class FastEncoder:
             s, o = layer.attention.self, layer.attention.output
             packed = self.onednn
             self.layers.append(_Layer(
-                qkv=_Linear.of([s.query.weight, s.key.weight, s.value.weight], [s.query.bias, s.key.bias, s.value.bias],
+                qkv=PackedLinear.of([s.query.weight, s.key.weight, s.value.weight], [s.query.bias, s.key.bias, s.value.bias],
                                packed),
-                q=_Linear.of([s.query.weight], [s.query.bias], packed),
-                kv=_Linear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed),
-                out=_Linear.of([o.dense.weight], [o.dense.bias], packed),
+                q=PackedLinear.of([s.query.weight], [s.query.bias], packed),
+                kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed),
+                out=PackedLinear.of([o.dense.weight], [o.dense.bias], packed),
                 norm1=o.LayerNorm,
-                up=_Linear.of([layer.intermediate.dense.weight], [layer.intermediate.dense.bias], packed, "gelu"),
-                down=_Linear.of([layer.output.dense.weight], [layer.output.dense.bias], packed),
+                up=PackedLinear.of([layer.intermediate.dense.weight], [layer.intermediate.dense.bias], packed, "gelu"),
+                down=PackedLinear.of([layer.output.dense.weight], [layer.output.dense.bias], packed),
                 norm2=layer.output.LayerNorm,
             ))
-        self.pooler = _Linear.of([bert.pooler.dense.weight], [bert.pooler.dense.bias], False) if bert.pooler else None
-        self.classifier = _Linear.of([model.classifier.weight], [model.classifier.bias], False)
+        self.pooler = PackedLinear.of([bert.pooler.dense.weight], [bert.pooler.dense.bias], False) if bert.pooler else None
+        self.classifier = PackedLinear.of([model.classifier.weight], [model.classifier.bias], False)
 
     @staticmethod
     def supports(model: Any) -> bool:

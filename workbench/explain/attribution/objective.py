@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.explain.probe import MASK_PLACEHOLDER, _display
+from workbench.explain.probe import MASK_PLACEHOLDER, ProbeError, _display, _token_id
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = ["AttributionError", "Objective", "make_objective"]
@@ -307,18 +307,8 @@ def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
                                       attention_mask=mask).logits[0, 0]
         index = int(logits.argmax())
         return index, _display(tok, index)
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        size = bundle.model.get_output_embeddings().weight.shape[0]
-        if not 0 <= int(target) < size:
-            raise AttributionError(f"Token id {int(target)} is out of range: the vocabulary has {size} ids.")
-        return int(target), _display(tok, int(target))
-    if isinstance(target, str):
-        for candidate in (target, " " + target.lstrip()) if not target.startswith(" ") else (target,):
-            pieces = tok(candidate, add_special_tokens=False)["input_ids"]
-            if len(pieces) == 1:
-                return int(pieces[0]), _display(tok, int(pieces[0]))
-        pieces = tok(target, add_special_tokens=False)["input_ids"]
-        shown = " ".join(repr(_display(tok, p)) for p in pieces)
-        raise AttributionError(f"The target {target!r} is {len(pieces)} tokens ({shown}); attributions explain one "
-                               "token, so pass one of them (a string or its id).")
-    raise AttributionError(f"A language model's target is a token string or id, got {type(target).__name__}.")
+    try:
+        index = _token_id(tok, target, bundle.model.get_output_embeddings().weight.shape[0])
+    except ProbeError as e:
+        raise AttributionError(str(e)) from None
+    return index, _display(tok, index)
