@@ -11,12 +11,17 @@ from workbench.explain.attention import (
 from workbench.explain.attribution import METHODS, AttributionError, AttributionResult, attribute, attribute_many
 from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
+from workbench.explain.compare import Comparison, compare
+from workbench.explain.generate import GeneratedToken, GenerationResult, generate
+from workbench.explain.lens import LogitLensResult, logit_lens
 from workbench.explain.probe import FillMaskResult, ProbeError, TokenPrediction, fill_mask, next_token
+from workbench.explain.recorder import ProbeRecorder
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = [
     "METHODS", "Agreement", "AttributionError", "AttributionResult", "FaithfulnessScores", "agreement", "attribute",
-    "attribute_many", "faithfulness",
+    "attribute_many", "faithfulness", "Comparison", "compare", "GeneratedToken", "GenerationResult", "generate",
+    "LogitLensResult", "logit_lens", "ProbeRecorder",
     "STATISTICS", "SURVEY_MEASURES", "AttentionResult", "AttentionSurvey", "attention_survey", "FillMaskResult", "ProbeError", "TokenInfo", "TokenPrediction", "attention",
     "attention_flow", "attention_rollout", "fill_mask", "head_statistics", "next_token", "token_info",
 ]

@@ -43,8 +43,19 @@ class FillMaskResult:
     model: str
     predictions: list[TokenPrediction] = field(default_factory=list)
 
+    words_: list[dict] = field(default_factory=list, repr=False)
+
+    def words(self) -> list[dict]:
+        """Runs of adjacent masks read as one word: ``{"positions", "candidates": [(word, joint probability)]}``.
+
+        A word the tokenizer splits into pieces needs one mask per piece; each candidate fills the run
+        left to right (the top-k for the first piece, then the most likely next piece given it).
+        """
+        return self.words_
+
     def to_dict(self) -> dict:
-        return {"text": self.text, "model": self.model, "predictions": [p.to_dict() for p in self.predictions]}
+        return {"text": self.text, "model": self.model, "predictions": [p.to_dict() for p in self.predictions],
+                "words": self.words_}
 
     def __str__(self) -> str:
         rows = []
@@ -139,7 +150,61 @@ def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
     positions = (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist()
     with _inference(bundle.model):
         logits = bundle.model(**enc).logits[0]  # (seq, vocab)
-    return FillMaskResult(text, bundle.name, [_top(bundle, logits[p], p, top_k) for p in positions])
+        result = FillMaskResult(text, bundle.name, [_top(bundle, logits[p], p, top_k) for p in positions])
+        result.words_ = [_fill_run(bundle, enc, run, result.predictions[positions.index(run[0])])
+                         for run in _adjacent_runs(positions) if len(run) > 1]
+    return result
+
+
+def _adjacent_runs(positions: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and runs[-1][-1] == p - 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
+
+
+def _fill_run(bundle: Any, enc: dict, run: list[int], first: TokenPrediction) -> dict:
+    """Each top-k first piece, then the most likely next piece given the pieces before (one forward per piece)."""
+    candidates = []
+    for token_id, probability in zip(first.token_ids, first.probabilities):
+        ids = enc["input_ids"].clone()
+        ids[0, run[0]] = token_id
+        joint = float(probability)
+        pieces = [token_id]
+        for position in run[1:]:
+            probs = bundle.model(**{**enc, "input_ids": ids}).logits[0, position].float().softmax(-1)
+            piece = int(probs.argmax())
+            joint *= float(probs[piece])
+            ids[0, position] = piece
+            pieces.append(piece)
+        candidates.append((bundle.tokenizer.decode(pieces).strip(), joint))
+    candidates.sort(key=lambda c: -c[1])
+    return {"positions": run, "candidates": candidates}
+
+
+def _distribution(bundle: Any, text: str) -> tuple[torch.Tensor, int]:
+    """The model's probabilities over the vocabulary where it guesses: at the first mask of a masked
+    LM, after the last token of a causal LM; and that position. Raises ``ProbeError`` as the probes do."""
+    text = _check_text(text)
+    tok = bundle.tokenizer
+    if bundle.kind == "masked-lm":
+        model_text = text.replace(MASK_PLACEHOLDER, tok.mask_token) if tok.mask_token != MASK_PLACEHOLDER else text
+        enc = _encode(bundle, model_text)
+        masks = (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist()
+        if not masks:
+            raise ProbeError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess a word.")
+        position = masks[0]
+    elif bundle.kind == "causal-lm":
+        enc = _encode(bundle, text)
+        position = enc["input_ids"].shape[1] - 1
+    else:
+        raise ProbeError(f"Probes need a masked or causal language model; {bundle.name} is a {bundle.kind} model.")
+    with _inference(bundle.model):
+        logits = bundle.model(**enc).logits[0, position]  # (vocab,)
+    return logits.float().softmax(-1), position
 
 
 def next_token(bundle: Any, text: str, top_k: int = 5) -> TokenPrediction:

@@ -47,6 +47,11 @@ class TrainingHistory:
     def eval(self) -> list[dict]:
         return [r for r in self.records if r["kind"] == "eval"]
 
+    @property
+    def probes(self) -> list[dict]:
+        """Records of a ``ProbeRecorder``: what the probe sentences predicted at each step."""
+        return [r for r in self.records if r["kind"] == "probe"]
+
     def losses(self) -> list[float]:
         return [r["loss"] for r in self.train]
 
@@ -415,16 +420,18 @@ class Trainer:
         state.eval_metrics = metrics
         key = self.config.metric_for_best
         value = metrics.get(key)
+        better = False
         if value is not None and math.isfinite(value):
             higher_is_better = not key.endswith(("loss", "perplexity"))
             better = state.best_metric is None or (value > state.best_metric if higher_is_better else value < state.best_metric)
             if better:
                 state.best_metric = value
-                if self.config.output_dir:
-                    state.best_checkpoint = str(self.save_checkpoint())
         record = {"kind": "eval", "step": state.step, **metrics}
         self.history.records.append(record)
         self.callbacks.fire("on_evaluate", self, state, self.control, metrics)
+        # Saved after the callbacks, so the checkpoint holds what they added (a probe recorder's records).
+        if better and self.config.output_dir:
+            state.best_checkpoint = str(self.save_checkpoint())
 
 
 def _schedule(kind: str, warmup: int, total: int) -> Any:

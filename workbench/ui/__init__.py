@@ -3,5 +3,6 @@
 from workbench.ui.attention_view import AttentionView
 from workbench.ui.attribution_view import AttributionView
 from workbench.ui.dashboard import TrainingDashboard
+from workbench.ui.probe_views import MaskProbe, ProbeTimeline
 
-__all__ = ["AttentionView", "AttributionView", "TrainingDashboard"]
+__all__ = ["AttentionView", "AttributionView", "MaskProbe", "ProbeTimeline", "TrainingDashboard"]

@@ -1,0 +1,127 @@
+// Mask probe: a text box whose guesses update as you type (debounced), top-k bars, the logit lens
+// (layers x positions, each cell's top token and probability) and a checkpoint slider. Plain ES module.
+// Token text is set with textContent only.
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function heat(p) {
+  // white to blue (#08519c) as the probability rises
+  const t = Math.max(0, Math.min(1, p));
+  return `rgb(${Math.round(255 - t * 247)},${Math.round(255 - t * 174)},${Math.round(255 - t * 99)})`;
+}
+
+function render({ model, el: host }) {
+  const root = el("div", "wb-probe");
+  const input = el("input", "wb-probe-input");
+  input.type = "text";
+  input.spellcheck = false;
+  input.placeholder = "Type a sentence; write [MASK] where a masked LM should guess";
+  input.value = model.get("text") || "";
+  const sliderRow = el("div", "wb-probe-slider-row");
+  const slider = el("input", "wb-probe-slider");
+  slider.type = "range";
+  slider.min = "0";
+  slider.step = "1";
+  const sliderLabel = el("span", "wb-probe-checkpoint");
+  sliderRow.append(el("span", "wb-probe-label", "checkpoint "), slider, sliderLabel);
+  const status = el("div", "wb-probe-status");
+  const bars = el("div", "wb-probe-bars");
+  const lensWrap = el("div", "wb-probe-lens");
+  root.append(input, sliderRow, status, bars, lensWrap);
+  host.appendChild(root);
+
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    status.textContent = "…";
+    timer = setTimeout(() => { model.set("text", input.value); model.save_changes(); }, 250);
+  });
+  slider.addEventListener("input", () => {
+    const labels = model.get("checkpoints") || [];
+    sliderLabel.textContent = labels[Number(slider.value)] || "";
+  });
+  slider.addEventListener("change", () => { model.set("checkpoint", Number(slider.value)); model.save_changes(); });
+
+  function drawBars(result) {
+    const blocks = (result.predictions || []).map((p, i) => {
+      const block = el("div", "wb-probe-block");
+      const heading = result.kind === "masked-lm" ? `mask ${i + 1} (position ${p.position})` : "next token";
+      block.appendChild(el("div", "wb-probe-heading", heading));
+      p.tokens.forEach((token, k) => {
+        const row = el("div", "wb-probe-bar-row");
+        row.dataset.rank = String(k);
+        const label = el("span", "wb-probe-token", token);
+        const track = el("span", "wb-probe-track");
+        const bar = el("span", "wb-probe-bar");
+        bar.style.width = `${Math.max(1, Math.round(p.probabilities[k] * 100))}%`;
+        track.appendChild(bar);
+        row.append(label, track, el("span", "wb-probe-prob", p.probabilities[k].toFixed(3)));
+        block.appendChild(row);
+      });
+      return block;
+    });
+    bars.replaceChildren(...blocks);
+  }
+
+  function drawLens(lens) {
+    if (!lens) { lensWrap.replaceChildren(); return; }
+    const n = lens.tokens.length;
+    const grid = el("div", "wb-probe-grid");
+    grid.style.gridTemplateColumns = `max-content repeat(${n}, minmax(44px, 1fr))`;
+    grid.appendChild(el("div", "wb-probe-corner", `logit lens · p(${lens.target})`));
+    lens.tokens.forEach((t, j) => {
+      const head = el("div", "wb-probe-col", t);
+      if (j === lens.read) head.classList.add("wb-read");
+      grid.appendChild(head);
+    });
+    for (let r = lens.layers.length - 1; r >= 0; r--) {
+      grid.appendChild(el("div", "wb-probe-rowname", lens.layers[r]));
+      for (let j = 0; j < n; j++) {
+        const p = lens.top_prob[r][j];
+        const cell = el("div", "wb-probe-cell", lens.top[r][j]);
+        cell.style.background = heat(p);
+        if (p > 0.55) cell.style.color = "white";
+        if (lens.top[r][j] === lens.target) cell.classList.add("wb-target");
+        const alts = lens.alternatives[r][j].map((a, k) => `${a} ${lens.alternative_probs[r][j][k].toFixed(3)}`).join(", ");
+        cell.title = `${lens.layers[r]}, “${lens.tokens[j]}”: ${alts}; p(${lens.target}) = ${lens.target_prob[r][j].toFixed(4)}`;
+        grid.appendChild(cell);
+      }
+    }
+    lensWrap.replaceChildren(grid);
+  }
+
+  function update() {
+    const labels = model.get("checkpoints") || [];
+    slider.max = String(Math.max(0, labels.length - 1));
+    slider.value = String(model.get("checkpoint"));
+    sliderLabel.textContent = labels[model.get("checkpoint")] || "";
+    sliderRow.style.display = labels.length > 1 ? "" : "none";
+    if (document.activeElement !== input && input.value !== model.get("text")) input.value = model.get("text") || "";
+    const error = model.get("error");
+    const result = model.get("result") || {};
+    root.dataset.model = result.model || "";
+    if (error) {
+      status.textContent = error;
+      status.classList.add("wb-error");
+      bars.replaceChildren();
+      lensWrap.replaceChildren();
+      return;
+    }
+    status.classList.remove("wb-error");
+    status.textContent = result.model ? `${result.model} · ${result.ms} ms` : "";
+    drawBars(result);
+    drawLens(result.lens);
+  }
+
+  const traits = ["result", "error", "checkpoints", "checkpoint", "text"];
+  for (const t of traits) model.on(`change:${t}`, update);
+  update();
+  return () => { clearTimeout(timer); for (const t of traits) model.off(`change:${t}`, update); };
+}
+
+export default { render };

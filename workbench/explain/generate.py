@@ -1,0 +1,147 @@
+"""Generation you can inspect: every new token with its probability and the tokens it beat.
+
+Example::
+
+    out = generate(load_model("smollm2-135m"), "The capital of France is", max_new_tokens=8, seed=0)
+    print(out)                       # the text, then each token with its probability
+    out.steps[0].alternatives        # [(' Paris', 0.77), (' a', 0.04), ...]
+    attribute(bundle, out.context(0), out.steps[0].token_id)   # why that token
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from workbench.explain.attention import _accepts
+from workbench.explain.probe import ProbeError, _check_text, _display, _encode, _inference
+
+__all__ = ["GeneratedToken", "GenerationResult", "generate"]
+
+
+@dataclass
+class GeneratedToken:
+    """One generated token: its text, id, the model's probability for it, and the model's top alternatives."""
+
+    token: str
+    token_id: int
+    probability: float  # under the model's own distribution (temperature 1, no filtering)
+    alternatives: list[tuple[str, float]]  # the top tokens at this step, with their probabilities
+
+    def to_dict(self) -> dict:
+        return {"token": self.token, "token_id": self.token_id, "probability": self.probability,
+                "alternatives": [[t, p] for t, p in self.alternatives]}
+
+
+@dataclass
+class GenerationResult:
+    """The prompt, the tokens generated after it, and how the sampling was set."""
+
+    model: str
+    prompt: str
+    steps: list[GeneratedToken] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    stopped_by: str = "max_new_tokens"  # or "end of text"
+
+    @property
+    def completion(self) -> str:
+        return "".join(s.token for s in self.steps)
+
+    @property
+    def text(self) -> str:
+        """Prompt and completion together: hand it to ``attention`` to see how the model read it."""
+        return self.prompt + self.completion
+
+    def context(self, step: int) -> str:
+        """The text the model saw when it chose token ``step``: hand it to ``attribute`` with that token's id."""
+        return self.prompt + "".join(s.token for s in self.steps[:step])
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "prompt": self.prompt, "completion": self.completion,
+                "steps": [s.to_dict() for s in self.steps], "settings": self.settings, "stopped_by": self.stopped_by}
+
+    def __str__(self) -> str:
+        lines = [self.text, ""]
+        for i, s in enumerate(self.steps):
+            alts = "  ".join(f"{t!r} {p:.2f}" for t, p in s.alternatives[:3])
+            lines.append(f"{i:3d} {s.token!r:>16} p={s.probability:.3f}   top: {alts}")
+        return "\n".join(lines)
+
+
+def _check(name: str, value: Any, low: float, high: float | None = None, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ProbeError(f"{name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}.")
+
+
+def generate(bundle: Any, prompt: str, max_new_tokens: int = 20, *, temperature: float = 1.0, top_k: int = 50,
+             top_p: float = 1.0, seed: int | None = 0, alternatives: int = 5) -> GenerationResult:
+    """Sample up to ``max_new_tokens`` after ``prompt``; each step keeps its probability and alternatives.
+
+    ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 turn those filters off; one ``seed``
+    gives one text. Stops at the end-of-text token. Raises ``ProbeError`` for a model that is not a
+    causal LM, empty prompts, out-of-range settings, or a prompt that fills the model's positions.
+    """
+    prompt = _check_text(prompt)
+    if bundle.kind != "causal-lm":
+        raise ProbeError(f"generate needs a causal language model; {bundle.name} is a {bundle.kind} model.")
+    _check("max_new_tokens", max_new_tokens, 1, integer=True)
+    _check("temperature", temperature, 0)
+    _check("top_k", top_k, 0, integer=True)
+    _check("top_p", top_p, 0, 1)
+    _check("alternatives", alternatives, 1, integer=True)
+    if top_p == 0:
+        raise ProbeError("top_p must be above 0 (1 keeps every token).")
+    tok = bundle.tokenizer
+    enc = _encode(bundle, prompt)
+    room = bundle.max_positions - enc["input_ids"].shape[1]
+    if room < 1:
+        raise ProbeError(f"The prompt fills all {bundle.max_positions} positions of {bundle.name}; shorten it.")
+    steps = min(max_new_tokens, room)
+    generator = torch.Generator(device="cpu")
+    if seed is not None:
+        generator.manual_seed(int(seed))
+    settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+                "seed": seed}
+    result = GenerationResult(bundle.name, prompt, settings=settings)
+    ids = enc["input_ids"]
+    past = None
+    keep = {"logits_to_keep": 1} if _accepts(bundle.model, "logits_to_keep") else {}  # only the last position's logits
+    with _inference(bundle.model):
+        for _ in range(steps):
+            out = bundle.model(input_ids=ids, past_key_values=past, use_cache=True, **keep)
+            past = out.past_key_values
+            logits = out.logits[0, -1].float()  # (vocab,)
+            probs = logits.softmax(-1)
+            choice = _sample(logits, probs, temperature, top_k, top_p, generator)
+            top_values, top_ids = probs.topk(min(alternatives, probs.shape[-1]))
+            result.steps.append(GeneratedToken(
+                _display(tok, choice), choice, float(probs[choice]),
+                [(_display(tok, int(i)), float(v)) for v, i in zip(top_values, top_ids)]))
+            if tok.eos_token_id is not None and choice == tok.eos_token_id:
+                result.stopped_by = "end of text"
+                break
+            ids = torch.tensor([[choice]], device=bundle.device)
+    if len(result.steps) < max_new_tokens and result.stopped_by == "max_new_tokens":
+        result.stopped_by = "the model's last position"
+    return result
+
+
+def _sample(logits: torch.Tensor, probs: torch.Tensor, temperature: float, top_k: int, top_p: float,
+            generator: torch.Generator) -> int:
+    if temperature == 0:
+        return int(probs.argmax())
+    scores = logits / temperature
+    if top_k:
+        kth = scores.topk(min(top_k, scores.shape[-1])).values[-1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1:
+        sorted_scores, order = scores.sort(descending=True)
+        cumulative = sorted_scores.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_scores.softmax(-1) >= top_p  # keep the smallest set reaching top_p
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    weights = scores.softmax(-1).cpu()
+    return int(torch.multinomial(weights, 1, generator=generator))

@@ -1,0 +1,124 @@
+"""``ProbeRecorder``: what the model predicts for a few probe sentences, step by step while it trains.
+
+Example::
+
+    recorder = ProbeRecorder([("To be, or not to [MASK].", "be"), ("The cat sat on the [MASK].", "mat")], every=50)
+    Trainer(bundle, "masked-lm", corpus, callbacks=[recorder]).fit()
+    recorder.timeline[-1]["probes"][0]["rank"]     # the expected token's rank at the last record
+    recorder.series("To be, or not to [MASK].")    # steps, probabilities and ranks of "be"
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from workbench.explain.probe import ProbeError, _display, _distribution, _token_id
+from workbench.training.events import Callback, Control, TrainState
+
+__all__ = ["ProbeRecorder"]
+
+
+class ProbeRecorder(Callback):
+    """Evaluates probe sentences at every evaluation of a run (and every ``every`` steps when given).
+
+    Each probe is a text (with ``[MASK]`` for a masked LM; a prompt for a causal LM) or a pair
+    (text, expected token). A record ``{"kind": "probe", "step", "probes": [...]}`` goes into the
+    run's history, so it is saved with every checkpoint and comes back on resume; per probe it
+    holds the top-k tokens and, where a token is expected, its rank (0 is top) and probability.
+    ``listeners`` are called with each new record (the ``ProbeTimeline`` view is one).
+    """
+
+    def __init__(self, probes: Sequence[str | tuple[str, str | int | None]], *, top_k: int = 5,
+                 every: int | None = None, at_start: bool = False):
+        if isinstance(probes, str) or not probes:
+            raise ProbeError("ProbeRecorder takes a list of probe sentences (or (sentence, expected token) pairs).")
+        self.probes: list[tuple[str, Any]] = []
+        for p in probes:
+            text, expected = (p, None) if isinstance(p, str) else tuple(p)
+            if not isinstance(text, str) or not text.strip():
+                raise ProbeError(f"Each probe is a non-empty sentence; got {text!r}.")
+            self.probes.append((text, expected))
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ProbeError(f"top_k must be a positive integer, got {top_k!r}.")
+        if every is not None and (not isinstance(every, int) or every < 1):
+            raise ProbeError(f"every must be a positive number of steps or None, got {every!r}.")
+        self.top_k, self.every, self.at_start = top_k, every, at_start
+        self.listeners: list[Callable[[dict], None]] = []
+        self.records: list[dict] = []
+        self._expected_ids: list[int | None] = []
+        self._lock = threading.Lock()
+
+    @property
+    def timeline(self) -> list[dict]:
+        """The records so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self.records)
+
+    def series(self, text: str) -> dict[str, np.ndarray]:
+        """For one probe: ``steps``, and the expected token's ``probability`` and ``rank`` at each record."""
+        index = [t for t, _ in self.probes].index(text) if text in [t for t, _ in self.probes] else None
+        if index is None:
+            raise ProbeError(f"{text!r} is not one of this recorder's probes.")
+        rows = [(r["step"], r["probes"][index]) for r in self.timeline]
+        return {"steps": np.array([s for s, _ in rows]),
+                "probability": np.array([p["probability"] if p["probability"] is not None else np.nan for _, p in rows]),
+                "rank": np.array([p["rank"] if p["rank"] is not None else -1 for _, p in rows])}
+
+    def check(self, bundle: Any) -> None:
+        """Check every probe against the model (a mask where needed, expected tokens of one token)."""
+        vocab = bundle.model.get_output_embeddings().weight.shape[0]
+        self._expected_ids = [None if expected is None else _token_id(bundle.tokenizer, expected, vocab)
+                              for _, expected in self.probes]
+        for text, _ in self.probes:
+            _distribution(bundle, text)  # raises the probe's own sentence for a missing mask or a wrong model
+
+    def record(self, bundle: Any, step: int) -> dict:
+        """Evaluate every probe now and add a record for ``step``."""
+        if len(self._expected_ids) != len(self.probes):
+            self.check(bundle)
+        out = []
+        for (text, expected), expected_id in zip(self.probes, self._expected_ids):
+            probs, _ = _distribution(bundle, text)
+            values, ids = probs.topk(min(self.top_k, probs.shape[-1]))
+            entry = {"text": text, "expected": None if expected is None else _display(bundle.tokenizer, expected_id),
+                     "top": [[_display(bundle.tokenizer, int(i)), round(float(v), 6)] for v, i in zip(values, ids)],
+                     "rank": None, "probability": None}
+            if expected_id is not None:
+                p = probs[expected_id]
+                entry["probability"] = round(float(p), 6)
+                entry["rank"] = int((probs > p).sum())
+            out.append(entry)
+        record = {"kind": "probe", "step": int(step), "probes": out}
+        with self._lock:
+            self.records.append(record)
+        for listener in list(self.listeners):
+            listener(record)
+        return record
+
+    def _due(self, step: int) -> bool:
+        return not self.records or self.records[-1]["step"] != step
+
+    def _record_into(self, trainer: Any, state: TrainState) -> None:
+        if self._due(state.step):
+            trainer.history.records.append(self.record(trainer.bundle, state.step))
+
+    # --- events ------------------------------------------------------------------------------
+
+    def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
+        self.check(trainer.bundle)
+        saved = [r for r in trainer.history.records if r.get("kind") == "probe"]
+        with self._lock:  # a resumed run brings its earlier records back
+            self.records = [r for r in saved if [p["text"] for p in r["probes"]] == [t for t, _ in self.probes]]
+        if self.at_start and state.step == 0:
+            self._record_into(trainer, state)
+
+    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
+        self._record_into(trainer, state)
+
+    def on_step_end(self, trainer: Any, state: TrainState, control: Control) -> None:
+        if self.every and state.step % self.every == 0:
+            self._record_into(trainer, state)

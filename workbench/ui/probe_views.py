@@ -1,0 +1,193 @@
+"""Probe views: ``MaskProbe`` (type a sentence, see the guesses and the logit lens, pick a checkpoint)
+and ``ProbeTimeline`` (watch the expected tokens climb while a model trains).
+
+Example::
+
+    MaskProbe(bundle, "To be, or not to [MASK].")          # or MaskProbe("runs/bert") for its checkpoints
+    recorder = ProbeRecorder([("To be, or not to [MASK].", "be")], every=20)
+    ProbeTimeline(recorder)                                  # live while dashboard.run(trainer) trains
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from workbench.errors import WorkbenchError
+from workbench.ui._assets import widget_css, widget_file
+
+__all__ = ["MaskProbe", "ProbeTimeline"]
+
+LOADED_CHECKPOINTS = 4  # models kept in memory while the slider moves
+
+
+def _model_list(models: Any) -> list[tuple[str, Any]]:
+    """(label, bundle or folder) pairs from a bundle, a run folder, a checkpoint list or a mapping."""
+    from workbench.training.checkpoint import list_checkpoints
+
+    if isinstance(models, Mapping):
+        return [(str(k), v) for k, v in models.items()]
+    if isinstance(models, (str, os.PathLike)):
+        found = list_checkpoints(Path(models)) or list_checkpoints(Path(models) / "checkpoints")
+        if found:
+            return [(f"step {int(p.name.split('-')[1])}", p) for p in found]
+        return [(Path(models).name, models)]
+    if hasattr(models, "model") and hasattr(models, "tokenizer"):
+        return [(models.name, models)]
+    if isinstance(models, Sequence) and models:
+        out = []
+        for m in models:
+            if hasattr(m, "model"):
+                out.append((m.name, m))
+            else:
+                path = Path(m)
+                out.append((f"step {int(path.name.split('-')[1])}" if path.name.startswith("step-") else path.name, m))
+        return out
+    raise TypeError("MaskProbe takes a model bundle, a run folder with checkpoints, a list of bundles or "
+                    "checkpoint folders, or a mapping from labels to them.")
+
+
+class MaskProbe(anywidget.AnyWidget):
+    """A text box whose guesses update as you type; top-k bars, the logit lens, and a checkpoint slider."""
+
+    _esm = widget_file("mask_probe.js")
+    _css = widget_css("probe.css")
+
+    text = traitlets.Unicode("").tag(sync=True)
+    top_k = traitlets.Int(5).tag(sync=True)
+    show_lens = traitlets.Bool(True).tag(sync=True)
+    checkpoints = traitlets.List([]).tag(sync=True)
+    checkpoint = traitlets.Int(0).tag(sync=True)
+    result = traitlets.Dict({}).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, models: Any, text: str = "", *, top_k: int = 5, lens: bool = True, checkpoint: int = -1,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self._models = _model_list(models)
+        self._loaded: OrderedDict[int, Any] = OrderedDict()
+        with self.hold_sync():
+            self.checkpoints = [label for label, _ in self._models]
+            self.checkpoint = checkpoint % len(self._models)
+            self.top_k = top_k
+            self.show_lens = lens
+            self.text = text
+        self._update()
+
+    def bundle(self, index: int | None = None) -> Any:
+        """The model at slider position ``index`` (default: the one shown), loaded on first use."""
+        from workbench.models import load_model
+
+        index = self.checkpoint if index is None else index
+        if index in self._loaded:
+            self._loaded.move_to_end(index)
+            return self._loaded[index]
+        label, model = self._models[index]
+        bundle = model if hasattr(model, "model") else load_model(str(model))
+        self._loaded[index] = bundle
+        while len(self._loaded) > LOADED_CHECKPOINTS:
+            self._loaded.popitem(last=False)
+        return bundle
+
+    @traitlets.observe("text", "checkpoint", "top_k", "show_lens")
+    def _on_change(self, change: dict) -> None:
+        self._update()
+
+    def _update(self) -> None:
+        from workbench.explain.lens import logit_lens
+        from workbench.explain.probe import fill_mask, next_token
+
+        if not self.text.strip():
+            with self.hold_sync():
+                self.result, self.error = {}, "Type a sentence" + (" with [MASK] in it." if self._is_masked() else ".")
+            return
+        started = time.perf_counter()
+        try:
+            bundle = self.bundle()
+            if bundle.kind == "masked-lm":
+                predictions = [p.to_dict() for p in fill_mask(bundle, self.text, self.top_k).predictions]
+            else:
+                predictions = [next_token(bundle, self.text, self.top_k).to_dict()]
+            lens = _lens_payload(logit_lens(bundle, self.text, top_k=3)) if self.show_lens else None
+        except WorkbenchError as e:
+            with self.hold_sync():
+                self.error, self.result = str(e), {}
+            return
+        result = {"kind": bundle.kind, "model": self.checkpoints[self.checkpoint], "text": self.text,
+                  "predictions": predictions, "lens": lens, "ms": round(1000 * (time.perf_counter() - started), 1)}
+        with self.hold_sync():
+            self.error, self.result = "", result
+
+    def _is_masked(self) -> bool:
+        model = self._loaded.get(self.checkpoint) or self._models[self.checkpoint][1]
+        return getattr(model, "kind", "masked-lm") == "masked-lm"
+
+
+def _lens_payload(lens: Any) -> dict:
+    """The lens as the view draws it: each cell's top token and probability, and the target's probability."""
+    return {"layers": lens.layer_names, "tokens": lens.tokens.text, "special": lens.tokens.special,
+            "top": [[cell[0] for cell in row] for row in lens.top_tokens],
+            "top_prob": np.round(lens.top_probs[..., 0], 4).tolist(),
+            "alternatives": [[cell for cell in row] for row in lens.top_tokens],
+            "alternative_probs": np.round(lens.top_probs, 4).tolist(),
+            "target": lens.target_name, "target_prob": np.round(lens.target_probs, 4).tolist(),
+            "read": lens.read_position}
+
+
+class ProbeTimeline(anywidget.AnyWidget):
+    """Per probe sentence, the expected token's probability and rank over training steps, live."""
+
+    _esm = widget_file("probe_timeline.js")
+    _css = widget_css("probe.css")
+
+    records = traitlets.List([]).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, source: Any, *, title: str = "What the probes predict, step by step", **kwargs: Any):
+        from workbench.explain.recorder import ProbeRecorder
+
+        super().__init__(**kwargs)
+        self.title = title
+        self._recorder = None
+        if isinstance(source, ProbeRecorder):
+            self._recorder = source
+            records = source.timeline
+            source.listeners.append(self._on_record)
+        elif hasattr(source, "probes") and hasattr(source, "records"):  # a TrainingHistory
+            records = source.probes
+        elif isinstance(source, (str, os.PathLike)):
+            records = _records_from_checkpoint(Path(source))
+        elif isinstance(source, Sequence):
+            records = [r for r in source if isinstance(r, dict) and r.get("kind") == "probe"]
+        else:
+            raise TypeError("ProbeTimeline takes a ProbeRecorder (live), a TrainingHistory, a checkpoint or run "
+                            "folder, or a list of probe records.")
+        self.records = list(records)
+
+    def _on_record(self, record: dict) -> None:
+        # Called from the training thread; widget state set from a thread reaches the browser in JupyterLab.
+        self.records = self.records + [record]
+
+    def close(self) -> None:
+        if self._recorder is not None and self._on_record in self._recorder.listeners:
+            self._recorder.listeners.remove(self._on_record)
+        super().close()
+
+
+def _records_from_checkpoint(path: Path) -> list[dict]:
+    from workbench.training.checkpoint import STATE_FILE, latest_checkpoint
+
+    folder = path if (path / STATE_FILE).exists() else (latest_checkpoint(path) or latest_checkpoint(path / "checkpoints"))
+    if folder is None:
+        raise FileNotFoundError(f"{path} holds no checkpoint; give a step-NNNNNNN folder or the run's output_dir.")
+    saved = json.loads((folder / STATE_FILE).read_text())
+    return [r for r in saved.get("history", {}).get("records", []) if r.get("kind") == "probe"]
