@@ -69,14 +69,13 @@ class MetricsWriter(Callback):
 
 
 class Checkpointer(Callback):
-    """Saves every ``save_every`` steps and whenever ``control.should_save`` is set (a Save button)."""
+    """Asks for a save every ``save_every`` steps; the loop saves once every callback's ``on_step_end`` has
+    run (as it does for a Save button's ``control.should_save``), so the checkpoint holds what they added."""
 
     def on_step_end(self, trainer: Any, state: TrainState, control: Control) -> None:
         every = trainer.config.save_every
-        if control.should_save or (every and state.step % every == 0):
-            control.should_save = False
-            if not (state.last_checkpoint or "").endswith(f"step-{state.step:07d}"):
-                trainer.save_checkpoint()
+        if every and state.step % every == 0:
+            control.should_save = True
 
 
 class EarlyStopping(Callback):

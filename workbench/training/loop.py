@@ -320,6 +320,10 @@ class Trainer:
                         last and self.eval_dataset is not None):
                     self._evaluate_and_fire()
                 self.callbacks.fire("on_step_end", self, state, control)
+                if control.should_save:
+                    control.should_save = False
+                    if self.config.output_dir and not (state.last_checkpoint or "").endswith(f"step-{state.step:07d}"):
+                        self.save_checkpoint()
             else:
                 state.status, state.message = "finished", f"finished at step {state.step}"
             if state.status == "running":

@@ -1,0 +1,74 @@
+"""The probe views' state, with no kernel and no browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.explain import ProbeRecorder
+from workbench.models import load_model
+from workbench.training import TrainConfig, Trainer
+from workbench.ui import MaskProbe, ProbeTimeline
+
+SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny masked LM trained for 6 steps with a checkpoint every 3, and a probe recorder."""
+    from tests.conftest import TINY_TEXTS
+
+    folder = tmp_path_factory.mktemp("run")
+    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+    recorder = ProbeRecorder([("the cat sat on the [MASK]", "mat")], every=3)
+    config = TrainConfig(max_steps=6, batch_size=4, block_size=16, save_every=3, keep_last=5, progress=False,
+                         output_dir=str(folder), learning_rate=5e-3)
+    Trainer(bundle, "masked-lm", TINY_TEXTS, config=config, callbacks=[recorder]).fit()
+    return folder, bundle, recorder
+
+
+def test_the_probe_shows_the_guesses_and_the_lens_for_the_text(run):
+    _, bundle, _ = run
+    view = MaskProbe(bundle, "the cat sat on the [MASK]")
+    result = view.result
+    assert view.error == "" and result["kind"] == "masked-lm" and len(result["predictions"]) == 1
+    assert len(result["predictions"][0]["tokens"]) == 5
+    lens = result["lens"]
+    assert len(lens["layers"]) == 3 and len(lens["top"][0]) == len(lens["tokens"])
+
+
+def test_typing_new_text_updates_the_result_and_a_bad_text_shows_a_sentence(run):
+    _, bundle, _ = run
+    view = MaskProbe(bundle, "the cat sat on the [MASK]")
+    view.text = "the [MASK] ran in the park"
+    assert view.result["text"] == "the [MASK] ran in the park"
+    view.text = "no mask here"
+    assert "has no mask" in view.error and view.result == {}
+
+
+def test_a_run_folder_gives_a_slider_over_its_checkpoints(run):
+    folder, _, _ = run
+    view = MaskProbe(folder, "the cat sat on the [MASK]")
+    assert view.checkpoints == ["step 3", "step 6"] and view.checkpoint == 1
+    last = view.result["predictions"][0]["probabilities"]
+    view.checkpoint = 0
+    assert view.result["model"] == "step 3" and view.result["predictions"][0]["probabilities"] != last
+
+
+def test_the_timeline_follows_a_recorder_live_and_reads_a_saved_run(run):
+    folder, bundle, recorder = run
+    live = ProbeTimeline(recorder)
+    assert [r["step"] for r in live.records] == [3, 6]
+    recorder.record(bundle, 7)
+    assert [r["step"] for r in live.records] == [3, 6, 7]
+    live.close()
+    recorder.record(bundle, 8)
+    assert len(live.records) == 3
+    saved = ProbeTimeline(folder)
+    assert [r["step"] for r in saved.records] == [3, 6]
+
+
+def test_the_views_refuse_what_they_cannot_show():
+    with pytest.raises(TypeError, match="ProbeTimeline takes"):
+        ProbeTimeline(42)
+    with pytest.raises(TypeError, match="MaskProbe takes"):
+        MaskProbe(42)
