@@ -100,12 +100,14 @@ def _encode(bundle: Any, text: str) -> dict:
 def _inference(model: Any) -> Iterator[None]:
     """Eval mode (no dropout) and no gradients for the call; the model's mode is restored after."""
     was_training = model.training
-    model.eval()
+    if was_training:  # switching walks every module: about 1 ms on a small model, so only when needed
+        model.eval()
     try:
-        with torch.no_grad():
+        with torch.inference_mode():
             yield
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
 
 
 def _token_id(tokenizer: Any, target: Any, vocab_size: int) -> int:
@@ -124,6 +126,34 @@ def _token_id(tokenizer: Any, target: Any, vocab_size: int) -> int:
         raise ProbeError(f"The target {target!r} is {len(pieces)} tokens ({shown}); pass one of them "
                          "(a string or its id).")
     raise ProbeError(f"A target token is a non-empty string or an id, got {type(target).__name__}.")
+
+
+def _output_head(model: Any) -> Any:
+    """The first module after the encoder that works position by position: BERT's MLM head, ModernBERT's
+    prediction head, a causal LM's unembedding. Running it at only the positions read saves its cost elsewhere."""
+    children = dict(model.named_children())
+    for name in ("cls", "head"):
+        if name in children:
+            return children[name]
+    return model.get_output_embeddings()
+
+
+@contextlib.contextmanager
+def _read_positions(model: Any, positions: torch.Tensor) -> Iterator[None]:
+    """Within the block, the model's output head runs only at ``positions`` ``(batch, k)``: logits come
+    back as ``(batch, k, vocab)`` instead of ``(batch, n, vocab)``."""
+    head = _output_head(model)
+
+    def gather(_module: Any, args: tuple) -> tuple:
+        hidden = args[0]  # (batch, n, hidden)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+        return (hidden[rows, positions.to(hidden.device)],) + tuple(args[1:])  # (batch, k, hidden)
+
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _top(bundle: Any, logits: torch.Tensor, position: int, top_k: int) -> TokenPrediction:
@@ -149,8 +179,9 @@ def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
     enc = _encode(bundle, model_text)
     positions = (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist()
     with _inference(bundle.model):
-        logits = bundle.model(**enc).logits[0]  # (seq, vocab)
-        result = FillMaskResult(text, bundle.name, [_top(bundle, logits[p], p, top_k) for p in positions])
+        with _read_positions(bundle.model, torch.tensor([positions])):
+            logits = bundle.model(**enc).logits[0]  # (masks, vocab): the head runs at the masks only
+        result = FillMaskResult(text, bundle.name, [_top(bundle, logits[i], p, top_k) for i, p in enumerate(positions)])
         result.words_ = [_fill_run(bundle, enc, run, result.predictions[positions.index(run[0])])
                          for run in _adjacent_runs(positions) if len(run) > 1]
     return result
@@ -202,8 +233,8 @@ def _distribution(bundle: Any, text: str) -> tuple[torch.Tensor, int]:
         position = enc["input_ids"].shape[1] - 1
     else:
         raise ProbeError(f"Probes need a masked or causal language model; {bundle.name} is a {bundle.kind} model.")
-    with _inference(bundle.model):
-        logits = bundle.model(**enc).logits[0, position]  # (vocab,)
+    with _inference(bundle.model), _read_positions(bundle.model, torch.tensor([[position]])):
+        logits = bundle.model(**enc).logits[0, 0]  # (vocab,)
     return logits.float().softmax(-1), position
 
 
@@ -213,6 +244,7 @@ def next_token(bundle: Any, text: str, top_k: int = 5) -> TokenPrediction:
     if bundle.kind != "causal-lm":
         raise ProbeError(f"next_token needs a causal language model; {bundle.name} is a {bundle.kind} model.")
     enc = _encode(bundle, text)
-    with _inference(bundle.model):
-        logits = bundle.model(**enc).logits[0, -1]  # (vocab,)
-    return _top(bundle, logits, enc["input_ids"].shape[1] - 1, top_k)
+    last = enc["input_ids"].shape[1] - 1
+    with _inference(bundle.model), _read_positions(bundle.model, torch.tensor([[last]])):
+        logits = bundle.model(**enc).logits[0, 0]  # (vocab,)
+    return _top(bundle, logits, last, top_k)

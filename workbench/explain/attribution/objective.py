@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.explain.probe import MASK_PLACEHOLDER, ProbeError, _display, _token_id
+from workbench.explain.probe import MASK_PLACEHOLDER, ProbeError, _display, _read_positions, _token_id
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = ["AttributionError", "Objective", "make_objective"]
@@ -166,22 +166,10 @@ class Objective:
         return logits.float().softmax(-1)[:, self.target:self.target + 1]
 
 
-@contextlib.contextmanager
-def _read_only(model: Any, positions: torch.Tensor) -> Iterator[None]:
-    """Compute the output head only at one position per row: the vocabulary projection of every
-    position is the costliest part of an LM's forward and all but one row of it would be thrown away."""
-    head = model.get_output_embeddings()
-
-    def gather(_module: Any, args: tuple) -> tuple:
-        hidden = args[0]  # (batch, n, hidden)
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return (hidden[rows, positions.to(hidden.device)][:, None, :],) + tuple(args[1:])  # (batch, 1, hidden)
-
-    handle = head.register_forward_pre_hook(gather)
-    try:
-        yield
-    finally:
-        handle.remove()
+def _read_only(model: Any, positions: torch.Tensor) -> Any:
+    """The output head at one position per row ``(batch,)``: an LM's vocabulary projection of every position
+    is the costliest part of its forward, and all but one row of it would be thrown away."""
+    return _read_positions(model, positions[:, None])
 
 
 @contextlib.contextmanager
