@@ -35,7 +35,7 @@ browser-deps:
 
 # The tutorials run too, short (WORKBENCH_QUICK=1): nbval executes every cell and fails on an error.
 test: setup browser-deps
-	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax
+	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q
@@ -44,7 +44,7 @@ test-fast: setup
 	$(BIN)/python -m pytest tests -m "not assets and not browser"
 
 test-notebooks: setup
-	WORKBENCH_QUICK=1 $(BIN)/python -m pytest notebooks --nbval-lax
+	WORKBENCH_QUICK=1 $(BIN)/python -m pytest notebooks --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 clean:
 	rm -rf $(VENV) .pytest_cache

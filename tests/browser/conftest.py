@@ -49,6 +49,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"
+PICTURES = HERE.parent.parent / "docs" / "images"  # the README's pictures, retaken by every browser run
 CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -432,6 +433,15 @@ class LabPage:
 
     def attr(self, selector: str, name: str) -> str | None:
         return self.page.locator(selector).first.get_attribute(name)
+
+    def picture(self, selector: str, name: str) -> Path:
+        """Save the element at ``selector`` as ``docs/images/<name>.png`` for the README; return the path."""
+        PICTURES.mkdir(parents=True, exist_ok=True)
+        path = PICTURES / f"{name}.png"
+        element = self.page.locator(selector).first
+        element.scroll_into_view_if_needed(timeout=5000)
+        element.screenshot(path=str(path), animations="disabled")
+        return path
 
     # -- the end
 

@@ -46,6 +46,7 @@ def test_the_view_renders_a_minilm_sentence_with_its_lines(attention_notebook):
     left = lab.page.locator(f"{_view(0)} .wb-att-left .wb-att-token")
     assert left.count() >= 15
     assert left.first.inner_text() == "[CLS]"
+    assert lab.picture(_view(0), "attention").stat().st_size > 5_000
 
 
 def test_a_token_with_markup_shows_as_text_and_runs_nothing(attention_notebook):

@@ -45,6 +45,7 @@ def test_the_view_renders_a_coloured_row_per_method(attribution_notebook):
     coloured = lab.page.locator(f"{VIEW} .wb-attr-row[data-method='occlusion'] .wb-attr-token[style*='background']")
     assert coloured.count() >= 8
     assert lab.page.locator(f"{VIEW} .wb-attr-metric[data-metric='comprehensiveness']").count() == 3
+    assert lab.picture(VIEW, "attributions").stat().st_size > 5_000
 
 
 def test_hovering_a_token_shows_its_value(attribution_notebook):

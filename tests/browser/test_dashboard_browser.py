@@ -200,6 +200,7 @@ def test_the_stop_button_stops_within_two_seconds_and_saves(training: LabPage, j
     snapshot = lab.cell(0).locator("svg.wb-snapshot")
     snapshot.wait_for(state="attached", timeout=10_000)
     assert f"stopped at step {step}" in snapshot.text_content()
+    assert lab.picture(DASHBOARD, "dashboard").stat().st_size > 5_000
 
 
 def test_a_kernel_interrupt_between_cells_stops_the_run_and_saves(module_lab: LabPage, jupyter_server) -> None:

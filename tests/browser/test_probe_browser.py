@@ -46,6 +46,7 @@ def test_the_probe_shows_bars_and_the_lens(probe_notebook):
     lab.wait_for("s => document.querySelectorAll(s + ' .wb-probe-bar-row').length === 5", arg=PROBE,
                  what="five bars")
     assert lab.page.locator(f"{PROBE} .wb-probe-cell").count() == 3 * 8  # 3 rows x 8 tokens
+    assert lab.picture(PROBE, "mask-probe").stat().st_size > 5_000
 
 
 def test_typing_into_the_probe_updates_the_bars(probe_notebook):
@@ -77,3 +78,4 @@ def test_the_timeline_draws_the_recorded_steps(probe_notebook):
     lab.wait_for("s => document.querySelector(s) && document.querySelector(s).dataset.records === '2'",
                  arg=TIMELINE_VIEW, what="two records")
     assert lab.page.locator(f"{TIMELINE_VIEW} .wb-timeline-chart").first.get_attribute("data-points") == "2"
+    assert lab.picture(TIMELINE_VIEW, "probe-timeline").stat().st_size > 3_000
