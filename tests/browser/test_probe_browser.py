@@ -68,7 +68,8 @@ def test_the_slider_changes_the_checkpoint_shown(probe_notebook):
     lab = probe_notebook
     lab.wait_for("s => document.querySelector(s).dataset.model === 'step 6'", arg=PROBE, what="the last checkpoint")
     slider = lab.page.locator(f"{PROBE} input.wb-probe-slider")
-    slider.evaluate("e => { e.value = '0'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }")
+    slider.evaluate("e => { e.value = '0'; e.dispatchEvent(new Event('input')); "
+                    "e.dispatchEvent(new Event('change')); }")
     lab.wait_for("s => document.querySelector(s).dataset.model === 'step 3'", arg=PROBE, what="the first checkpoint")
     assert lab.page.locator(f"{PROBE} .wb-probe-checkpoint").inner_text() == "step 3"
 

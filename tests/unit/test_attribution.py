@@ -223,3 +223,24 @@ def test_the_fast_route_and_the_models_forward_give_the_same_shap_values(bundles
     slow = attribute(bundle, "the cat sat on the mat", "b", method="shap", max_evals=80)
     assert "model's own forward" in slow.route
     np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-5)
+
+
+def test_the_packed_copy_of_a_model_goes_when_the_model_goes(bundles):
+    import gc
+    import weakref
+
+    from workbench.explain.attribution.objective import _FAST_CACHE
+
+    tokenizer = bundles["classifier"].tokenizer
+    model = _tiny_bert_classifier()
+    model.resize_token_embeddings(len(tokenizer))
+    model.config.id2label = {0: "a", 1: "b", 2: "c"}
+    model.config.label2id = {"a": 0, "b": 1, "c": 2}
+    bundle = ModelBundle(model.eval(), tokenizer, "classifier", "tiny-bert-classifier", "test")
+    before = len(_FAST_CACHE)
+    attribute(bundle, "the cat sat", "b", method="occlusion")
+    assert model in _FAST_CACHE and len(_FAST_CACHE) == before + 1
+    alive = weakref.ref(model)
+    del bundle, model
+    gc.collect()
+    assert alive() is None and len(_FAST_CACHE) == before

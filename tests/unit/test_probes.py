@@ -139,7 +139,8 @@ def test_compare_runs_one_probe_on_each_checkpoint_side_by_side(tmp_path):
     assert len(folders) == 2
     result = compare(folders, fill_mask, "the cat sat on the [MASK]", top_k=3)
     assert result.labels == [f.name for f in folders] and len(result.results) == 2
-    assert result.results[0].predictions[0].probabilities.tolist() != result.results[1].predictions[0].probabilities.tolist()
+    first, last = (r.predictions[0].probabilities.tolist() for r in result.results)
+    assert first != last
     json.dumps(result.to_dict())
 
 

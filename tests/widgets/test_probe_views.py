@@ -72,3 +72,26 @@ def test_the_views_refuse_what_they_cannot_show():
         ProbeTimeline(42)
     with pytest.raises(TypeError, match="MaskProbe takes"):
         MaskProbe(42)
+
+
+def test_on_colab_the_views_turn_on_the_widget_manager_or_say_in_one_line_how(monkeypatch, capsys):
+    import sys
+    import types
+
+    from workbench.ui import enable_colab_widgets
+
+    assert enable_colab_widgets() is None  # not on Colab: nothing happens
+    calls = []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append(1))
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    assert enable_colab_widgets() is True and calls == [1]
+
+    def refuse():
+        raise RuntimeError("no frontend")
+
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=refuse)
+    assert enable_colab_widgets() is False
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "enable_custom_widget_manager()" in printed[0]

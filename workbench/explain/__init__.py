@@ -19,9 +19,10 @@ from workbench.explain.recorder import ProbeRecorder
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = [
-    "METHODS", "Agreement", "AttributionError", "AttributionResult", "FaithfulnessScores", "agreement", "attribute",
-    "attribute_many", "faithfulness", "Comparison", "compare", "GeneratedToken", "GenerationResult", "generate",
-    "LogitLensResult", "logit_lens", "ProbeRecorder",
-    "STATISTICS", "SURVEY_MEASURES", "AttentionResult", "AttentionSurvey", "attention_survey", "FillMaskResult", "ProbeError", "TokenInfo", "TokenPrediction", "attention",
-    "attention_flow", "attention_rollout", "fill_mask", "head_statistics", "next_token", "token_info",
+    "METHODS", "STATISTICS", "SURVEY_MEASURES", "Agreement", "AttentionResult", "AttentionSurvey",
+    "AttributionError", "AttributionResult", "Comparison", "FaithfulnessScores", "FillMaskResult", "GeneratedToken",
+    "GenerationResult", "LogitLensResult", "ProbeError", "ProbeRecorder", "TokenInfo", "TokenPrediction",
+    "agreement", "attention", "attention_flow", "attention_rollout", "attention_survey", "attribute",
+    "attribute_many", "compare", "faithfulness", "fill_mask", "generate", "head_statistics", "logit_lens",
+    "next_token", "token_info",
 ]

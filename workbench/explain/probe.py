@@ -111,7 +111,7 @@ def _inference(model: Any) -> Iterator[None]:
 
 
 def _token_id(tokenizer: Any, target: Any, vocab_size: int) -> int:
-    """A single token's id from a token string (with or without its leading space) or an id; ProbeError if not one token."""
+    """One token's id, from a token string (with or without its leading space) or an id; ProbeError otherwise."""
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         if not 0 <= int(target) < vocab_size:
             raise ProbeError(f"Token id {int(target)} is out of range: the vocabulary has {vocab_size} ids.")

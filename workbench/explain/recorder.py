@@ -65,7 +65,7 @@ class ProbeRecorder(Callback):
             raise ProbeError(f"{text!r} is not one of this recorder's probes.")
         rows = [(r["step"], r["probes"][index]) for r in self.timeline]
         return {"steps": np.array([s for s, _ in rows]),
-                "probability": np.array([p["probability"] if p["probability"] is not None else np.nan for _, p in rows]),
+                "probability": np.array([np.nan if p["probability"] is None else p["probability"] for _, p in rows]),
                 "rank": np.array([p["rank"] if p["rank"] is not None else -1 for _, p in rows])}
 
     def check(self, bundle: Any) -> None:

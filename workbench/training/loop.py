@@ -427,7 +427,8 @@ class Trainer:
         better = False
         if value is not None and math.isfinite(value):
             higher_is_better = not key.endswith(("loss", "perplexity"))
-            better = state.best_metric is None or (value > state.best_metric if higher_is_better else value < state.best_metric)
+            best = state.best_metric
+            better = best is None or (value > best if higher_is_better else value < best)
             if better:
                 state.best_metric = value
         record = {"kind": "eval", "step": state.step, **metrics}

@@ -1,8 +1,12 @@
 """Views: the only part of the workbench that imports ipywidgets, anywidget, plotly or IPython."""
 
+from workbench.ui._colab import enable_colab_widgets
 from workbench.ui.attention_view import AttentionView
 from workbench.ui.attribution_view import AttributionView
 from workbench.ui.dashboard import TrainingDashboard
 from workbench.ui.probe_views import MaskProbe, ProbeTimeline
 
-__all__ = ["AttentionView", "AttributionView", "MaskProbe", "ProbeTimeline", "TrainingDashboard"]
+__all__ = ["AttentionView", "AttributionView", "MaskProbe", "ProbeTimeline", "TrainingDashboard",
+           "enable_colab_widgets"]
+
+enable_colab_widgets()

@@ -186,7 +186,10 @@ class ProbeTimeline(anywidget.AnyWidget):
 def _records_from_checkpoint(path: Path) -> list[dict]:
     from workbench.training.checkpoint import STATE_FILE, latest_checkpoint
 
-    folder = path if (path / STATE_FILE).exists() else (latest_checkpoint(path) or latest_checkpoint(path / "checkpoints"))
+    if (path / STATE_FILE).exists():
+        folder = path
+    else:
+        folder = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
     if folder is None:
         raise FileNotFoundError(f"{path} holds no checkpoint; give a step-NNNNNNN folder or the run's output_dir.")
     saved = json.loads((folder / STATE_FILE).read_text())

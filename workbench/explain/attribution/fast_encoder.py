@@ -63,8 +63,8 @@ class FastEncoder:
             s, o = layer.attention.self, layer.attention.output
             packed = self.onednn
             self.layers.append(_Layer(
-                qkv=PackedLinear.of([s.query.weight, s.key.weight, s.value.weight], [s.query.bias, s.key.bias, s.value.bias],
-                               packed),
+                qkv=PackedLinear.of([s.query.weight, s.key.weight, s.value.weight],
+                                    [s.query.bias, s.key.bias, s.value.bias], packed),
                 q=PackedLinear.of([s.query.weight], [s.query.bias], packed),
                 kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed),
                 out=PackedLinear.of([o.dense.weight], [o.dense.bias], packed),
@@ -73,7 +73,8 @@ class FastEncoder:
                 down=PackedLinear.of([layer.output.dense.weight], [layer.output.dense.bias], packed),
                 norm2=layer.output.LayerNorm,
             ))
-        self.pooler = PackedLinear.of([bert.pooler.dense.weight], [bert.pooler.dense.bias], False) if bert.pooler else None
+        pooler = bert.pooler
+        self.pooler = PackedLinear.of([pooler.dense.weight], [pooler.dense.bias], False) if pooler else None
         self.classifier = PackedLinear.of([model.classifier.weight], [model.classifier.bias], False)
 
     @staticmethod

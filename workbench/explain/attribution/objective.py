@@ -9,6 +9,7 @@ the model only through it, so they all measure the same thing.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,21 +250,22 @@ def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int
     return objective
 
 
-_FAST_CACHE: dict[int, tuple[Any, Any]] = {}
+_FAST_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, FastEncoder)
 
 
 def _cached_fast_encoder(model: Any) -> Any:
-    """One packed copy per model, rebuilt when its weights change (a fine-tuning step moves them)."""
+    """One packed copy per model, rebuilt when its weights change (a fine-tuning step moves them).
+
+    Held weakly: when the model goes, its packed copy goes with it.
+    """
     from workbench.explain.attribution.fast_encoder import FastEncoder
 
     version = sum(p._version for p in model.parameters())
-    key = id(model)
-    hit = _FAST_CACHE.get(key)
-    if hit is not None and hit[0] == (version, model):
+    hit = _FAST_CACHE.get(model)
+    if hit is not None and hit[0] == version:
         return hit[1]
     fast = FastEncoder(model)
-    _FAST_CACHE.clear()  # keep one: packed weights are a second copy of the model
-    _FAST_CACHE[key] = ((version, model), fast)
+    _FAST_CACHE[model] = (version, fast)
     return fast
 
 
