@@ -189,6 +189,15 @@ def _tiny_bert_classifier():
     return BertForSequenceClassification(config).eval()
 
 
+def _tiny_bert_bundle(tokenizer):
+    """A random BERT classifier (labels a, b, c) on the tiny tokenizer: it takes the fast route."""
+    model = _tiny_bert_classifier()
+    model.resize_token_embeddings(len(tokenizer))
+    model.config.id2label = {0: "a", 1: "b", 2: "c"}
+    model.config.label2id = {"a": 0, "b": 1, "c": 2}
+    return ModelBundle(model.eval(), tokenizer, "classifier", "tiny-bert-classifier", "test")
+
+
 def test_the_fast_encoder_gives_the_models_own_probabilities_with_padding():
     model = _tiny_bert_classifier()
     fast = FastEncoder(model)
@@ -211,12 +220,7 @@ def test_only_bert_classifiers_take_the_fast_route(bundles):
 def test_the_fast_route_and_the_models_forward_give_the_same_shap_values(bundles, monkeypatch):
     from workbench.explain.attribution import fast_encoder
 
-    tokenizer = bundles["classifier"].tokenizer
-    model = _tiny_bert_classifier()
-    model.resize_token_embeddings(len(tokenizer))
-    model.config.id2label = {0: "a", 1: "b", 2: "c"}
-    model.config.label2id = {"a": 0, "b": 1, "c": 2}
-    bundle = ModelBundle(model.eval(), tokenizer, "classifier", "tiny-bert-classifier", "test")
+    bundle = _tiny_bert_bundle(bundles["classifier"].tokenizer)
     fast = attribute(bundle, "the cat sat on the mat", "b", method="shap", max_evals=80)
     assert "fast BERT encoder" in fast.route
     monkeypatch.setattr(fast_encoder.FastEncoder, "supports", staticmethod(lambda model: False))
@@ -231,12 +235,8 @@ def test_the_packed_copy_of_a_model_goes_when_the_model_goes(bundles):
 
     from workbench.explain.attribution.objective import _FAST_CACHE
 
-    tokenizer = bundles["classifier"].tokenizer
-    model = _tiny_bert_classifier()
-    model.resize_token_embeddings(len(tokenizer))
-    model.config.id2label = {0: "a", 1: "b", 2: "c"}
-    model.config.label2id = {"a": 0, "b": 1, "c": 2}
-    bundle = ModelBundle(model.eval(), tokenizer, "classifier", "tiny-bert-classifier", "test")
+    bundle = _tiny_bert_bundle(bundles["classifier"].tokenizer)
+    model = bundle.model
     before = len(_FAST_CACHE)
     attribute(bundle, "the cat sat", "b", method="occlusion")
     assert model in _FAST_CACHE and len(_FAST_CACHE) == before + 1
