@@ -64,11 +64,18 @@ class FillMaskResult:
         return f"{self.text}\n" + "\n".join(f"  [{i}] {r}" for i, r in enumerate(rows))
 
 
-def _check_text(text: Any) -> str:
+def _check_text(text: Any, what: str = "The probe text", error: type[Exception] | None = None) -> str:
+    """``text`` if it is a non-empty string of valid Unicode; otherwise ``error`` (ProbeError) with a sentence."""
+    error = error or ProbeError
     if not isinstance(text, str):
-        raise ProbeError(f"The probe text must be a string, got {type(text).__name__}.")
+        raise error(f"{what} must be a string, got {type(text).__name__}.")
     if not text.strip():
-        raise ProbeError("The probe text is empty; write a sentence to probe.")
+        raise error(f"{what} is empty; write a sentence.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise error(f"{what} holds a character that is not valid Unicode (an unpaired surrogate at position "
+                    f"{e.start}); remove it, or decode the source with errors='replace'.") from None
     return text
 
 

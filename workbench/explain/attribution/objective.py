@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.explain.probe import MASK_PLACEHOLDER, ProbeError, _display, _read_positions, _token_id
+from workbench.explain.probe import MASK_PLACEHOLDER, ProbeError, _check_text, _display, _read_positions, _token_id
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = ["AttributionError", "Objective", "make_objective"]
@@ -196,10 +196,7 @@ def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int
     ``target`` is a label name or index (classifier), a token string or id (language models),
     or None for the model's own top prediction. Raises ``AttributionError`` with a sentence.
     """
-    if not isinstance(text, str):
-        raise AttributionError(f"The text to explain must be a string, got {type(text).__name__}.")
-    if not text.strip():
-        raise AttributionError("The text to explain is empty; write a sentence.")
+    text = _check_text(text, "The text to explain", AttributionError)
     task = _TASKS.get(getattr(bundle, "kind", None))
     if task is None:
         raise AttributionError(
