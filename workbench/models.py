@@ -195,7 +195,7 @@ def load_model(
         )
     labels = _label_names(num_labels, label_names)
     name = str(name_or_path)
-    common = {"trust_remote_code": trust_remote_code}
+    common = {"trust_remote_code": trust_remote_code, "use_safetensors": True}  # never unpickle weights
     if attn_implementation:
         common["attn_implementation"] = attn_implementation
 
@@ -265,8 +265,12 @@ def _check_folder(folder: Path) -> None:
         raise ModelLoadError(f"{folder} is a file, not a model folder; give the folder that holds config.json.")
     if not (folder / "config.json").exists():
         raise ModelLoadError(f"{folder} is not a model folder: config.json is missing.")
-    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-    if not any((folder / w).exists() for w in weights):
+    if not any((folder / w).exists() for w in ("model.safetensors", "model.safetensors.index.json")):
+        if any((folder / w).exists() for w in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+            raise ModelLoadError(
+                f"{folder} has its weights only as pytorch_model.bin, a pickle that can run code when it is loaded; "
+                "the workbench loads safetensors only: convert it where you trust its source "
+                "(from_pretrained(folder).save_pretrained(folder, safe_serialization=True)).")
         raise ModelLoadError(f"{folder} has no weights: model.safetensors is missing.")
     tokenizer_files = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json")
     if not any((folder / t).exists() for t in tokenizer_files):

@@ -333,6 +333,8 @@ class Trainer:
         except Exception as error:
             state.status, state.message = "failed", f"failed at step {state.step}: {error}"
             self.callbacks.fire("on_exception", self, state, control, error)
+            if _is_out_of_memory(error):
+                raise TrainingError(self._out_of_memory_sentence()) from None
             raise
         finally:
             state.elapsed_seconds = time.perf_counter() - run_start
@@ -364,6 +366,15 @@ class Trainer:
         except (ValueError, ImportError):  # a model without that kernel keeps its own
             return None
         return current
+
+    def _out_of_memory_sentence(self) -> str:
+        cfg, step = self.config, self.state.step
+        smaller = max(1, cfg.batch_size // 2)
+        saved = (f"the run stopped at step {step} and saves a checkpoint there, so trainer.resume() continues"
+                 if cfg.output_dir and step else "nothing was trained yet")
+        return (f"Out of memory at step {step + 1} with batch_size={cfg.batch_size}: set batch_size={smaller} with "
+                f"gradient_accumulation_steps={cfg.gradient_accumulation_steps * 2} (the same batch per update in "
+                f"less memory) or a shorter block_size/max_length; {saved}.")
 
     def _final_save(self) -> None:
         state = self.state
@@ -469,4 +480,11 @@ def _drop_autocast_forward(model: Any) -> None:
     original = inner.__dict__.pop("_original_forward", None)
     if original is not None:
         inner.forward = original
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA (or other accelerator) out-of-memory error, whatever class this PyTorch gives it."""
+    kind = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (kind is not None and isinstance(error, kind)) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
 

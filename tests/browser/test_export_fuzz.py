@@ -1,0 +1,68 @@
+"""Every view's standalone HTML export, fuzzed with markup and script tokens, opened in Chromium:
+no script runs, no dialog fires, no element is injected, and the text shows as text."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "</script><script>alert(3)</script>",
+    "<svg onload=alert(4)>",
+    "\" onmouseover=\"alert(5)",
+    "javascript:alert(6)",
+    "${alert(7)} {{7*7}}",
+    "<!-- --><iframe src=javascript:alert(8)>",
+]
+SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 256}
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tests.conftest import TINY_TEXTS
+    from workbench.explain import attention, attribute_many
+    from workbench.models import load_model
+    from workbench.ui import AttentionView, AttributionView
+
+    folder = tmp_path_factory.mktemp("exports")
+    text = "the cat " + " ".join(PAYLOADS) + " sat"
+    bert = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+    clf = load_model("tiny-bert", kind="classifier", label_names=["<b>no</b>", "<script>yes</script>"],
+                     corpus=TINY_TEXTS, **SMALL)
+    out = {
+        "attention": AttentionView(attention(bert, text)).to_html(folder / "attention.html"),
+        "attributions": AttributionView(attribute_many(clf, [text], method=["occlusion", "gradient_x_input"],
+                                                       progress=False),
+                                        title="<img src=x onerror=alert(9)>").to_html(folder / "attributions.html"),
+    }
+    return folder, out
+
+
+@pytest.mark.parametrize("view", ["attention", "attributions"])
+def test_a_fuzzed_export_runs_no_script_and_shows_the_text(chromium, pages, view):
+    folder, _ = pages
+    context = chromium.new_context(offline=True)
+    page = context.new_page()
+    dialogs, errors = [], []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((folder / f"{view}.html").as_uri())
+    root = ".wb-attention" if view == "attention" else ".wb-attribution"
+    page.wait_for_selector(root, timeout=15_000)
+    page.wait_for_timeout(300)
+    for selector in ("#view script", "#view img", "#view iframe", "#view svg[onload]", "[onerror]", "[onmouseover]"):
+        assert page.locator(selector).count() == 0, selector
+    assert page.locator("script").count() == 1  # the page's own module, nothing else
+    shown = page.locator("#view").inner_text()
+    pieces = shown.replace("##", "").replace("\n", "")
+    assert "<" in shown and ">" in shown and "alert" in pieces  # the markup shows as text
+    if view == "attributions":
+        page.locator(".wb-attr-row[data-method='occlusion'] .wb-attr-token").nth(3).hover()
+    assert dialogs == [] and errors == []
+    context.close()
