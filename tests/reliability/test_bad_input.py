@@ -112,6 +112,22 @@ def test_bad_text_gets_the_workbenchs_error_and_one_sentence(models, call, case)
         {"learning_rat": 1e-3})),
     ("a checkpoint folder that is not one", lambda m: __import__("workbench.training.checkpoint", fromlist=["x"]).read_checkpoint(
         __import__("pathlib").Path("/tmp"), model=m["masked-lm"].model)),
+    ("training data None", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
+        m["masked-lm"], "masked-lm", None)),
+    ("training data empty", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
+        m["masked-lm"], "masked-lm", [])),
+    ("classifier trained on plain text", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
+        m["classifier"], "classify", ["the cat"])),
+    ("batch size zero", lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(batch_size=0)),
+    ("negative learning rate", lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(
+        learning_rate=-1.0)),
+    ("corpus None", lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus(None)),
+    ("unknown labelled data", lambda m: __import__("workbench.data", fromlist=["load_labelled"]).load_labelled("nope")),
+    ("tokenizer from no text", lambda m: __import__("workbench.data", fromlist=["train_tokenizer"]).train_tokenizer([])),
+    ("compare with no model", lambda m: __import__("workbench.explain", fromlist=["compare"]).compare(
+        [], "fill_mask", "the [MASK]")),
+    ("a recorder with one sentence, not a list", lambda m: __import__("workbench.explain", fromlist=["x"]).ProbeRecorder(
+        "the [MASK]")),
 ])
 def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(models, name, call):
     TRIED["cases"] += 1

@@ -158,7 +158,23 @@ def test_stop_and_start_fifty_times_in_one_process_leaves_no_thread_behind(tmp_p
     FAULTS["survived"] += 50
 
 
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    from tests.conftest import TINY_TEXTS
+
+    trainer = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=20, save_every=2))
+    trainer._inject_nan_at = 6
+    FAULTS["injected"] += 1
+    trainer.fit()
+    assert trainer.state.status == "nan"
+    folders = list_checkpoints(tmp_path / "checkpoints")
+    assert folders and folders[-1].name == "step-0000004"
+    saved = read_checkpoint(folders[-1], model=_bert().model)
+    assert saved["state"]["step"] == 4
+    FAULTS["survived"] += 1
+
+
 def test_zz_report_the_faults():
     # Each test above asserts that the checkpoint before its fault still loads: none was lost.
     print(f"\nfaults injected {FAULTS['injected']}, survived {FAULTS['survived']}, checkpoints lost 0")
-    assert FAULTS["injected"] == FAULTS["survived"] >= 53
+    assert FAULTS["injected"] == FAULTS["survived"] >= 54
+

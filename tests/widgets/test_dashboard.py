@@ -168,3 +168,14 @@ def test_attaching_a_second_run_while_one_trains_is_refused(tiny_texts, trainer)
     finally:
         dashboard.stop()
         assert dashboard.wait(60)
+
+
+def test_the_saved_snapshot_escapes_run_names_and_titles():
+    from workbench.training.loop import TrainingHistory
+    from workbench.ui.snapshot import curves_svg
+
+    history = TrainingHistory([{"kind": "train", "step": 1, "loss": 2.0, "smoothed_loss": 2.0},
+                               {"kind": "train", "step": 2, "loss": 1.5, "smoothed_loss": 1.8}])
+    svg = curves_svg([("<script>alert(1)</script>", "#0969da", history)], title="<img src=x onerror=alert(2)>")
+    assert "<script>" not in svg and "<img" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg and "&lt;img src=x onerror=alert(2)&gt;" in svg
