@@ -370,3 +370,13 @@ def test_a_stop_right_after_start_is_not_lost(bert, tiny_texts):
     job.stop(wait=False)  # before the thread has taken a single step
     assert job.wait(60)
     assert job.state.status == "stopped" and job.state.step < 100_000
+
+
+def test_a_masked_lm_batch_always_has_a_token_to_predict(bert, tiny_texts):
+    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(mlm_probability=1e-6))
+    items = [trainer.train_dataset[i] for i in range(2)]
+    for _ in range(5):
+        batch = trainer.collate(items)
+        assert int((batch["labels"] != -100).sum()) == 1  # the draw masked nothing; one token is masked anyway
+        position = (batch["labels"] != -100).nonzero()[0]
+        assert int(batch["input_ids"][tuple(position)]) == bert.tokenizer.mask_token_id

@@ -111,7 +111,17 @@ class MaskedLMTask(_LanguageModelTask):
     def collator(self) -> Callable[[list], dict]:
         from workbench.data import masked_lm_collator
 
-        return masked_lm_collator(self.bundle.tokenizer, mlm_probability=self.config.mlm_probability)
+        inner = masked_lm_collator(self.bundle.tokenizer, mlm_probability=self.config.mlm_probability)
+        mask_id = self.bundle.tokenizer.mask_token_id
+        special = set(self.bundle.tokenizer.all_special_ids)
+
+        def collate(items: list) -> dict:
+            batch = inner(items)
+            if not bool((batch["labels"] != -100).any()):
+                _mask_one(batch, mask_id, special)
+            return batch
+
+        return collate
 
     def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
         tokens = int(batch["input_ids"].numel())
@@ -132,6 +142,18 @@ class MaskedLMTask(_LanguageModelTask):
 
     def _loss_tokens(self, batch: dict) -> int:
         return int((batch["labels"] != -100).sum())
+
+
+def _mask_one(batch: dict, mask_id: int, special: set[int]) -> None:
+    """A batch whose random draw masked nothing would teach nothing and log a loss of 0 (a small batch
+    of short blocks draws that now and then): mask one ordinary token of it, chosen at random."""
+    ids = batch["input_ids"]
+    candidates = [(r, c) for r in range(ids.shape[0]) for c in range(ids.shape[1]) if int(ids[r, c]) not in special]
+    if not candidates:
+        return
+    r, c = candidates[int(torch.randint(len(candidates), (1,)))]
+    batch["labels"][r, c] = ids[r, c]
+    ids[r, c] = mask_id
 
 
 def _mlm_head(model: Any) -> tuple[Any, Any] | None:
