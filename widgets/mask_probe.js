@@ -82,12 +82,14 @@ function render({ model, el: host }) {
     for (let r = lens.layers.length - 1; r >= 0; r--) {
       grid.appendChild(el("div", "wb-probe-rowname", lens.layers[r]));
       for (let j = 0; j < n; j++) {
+        const top = lens.top[r][j];
         const p = lens.top_prob[r][j];
-        const cell = el("div", "wb-probe-cell", lens.top[r][j]);
+        const cell = el("div", "wb-probe-cell", top);
         cell.style.background = heat(p);
         if (p > 0.55) cell.style.color = "white";
-        if (lens.top[r][j] === lens.target) cell.classList.add("wb-target");
-        const alts = lens.alternatives[r][j].map((a, k) => `${a} ${lens.alternative_probs[r][j][k].toFixed(3)}`).join(", ");
+        if (top === lens.target) cell.classList.add("wb-target");
+        const alts = [`${top} ${p.toFixed(3)}`].concat(
+          lens.runners_up[r][j].map((a, k) => `${a} ${lens.runner_up_probs[r][j][k].toFixed(3)}`)).join(", ");
         cell.title = `${lens.layers[r]}, “${lens.tokens[j]}”: ${alts}; p(${lens.target}) = ${lens.target_prob[r][j].toFixed(4)}`;
         grid.appendChild(cell);
       }

@@ -434,6 +434,13 @@ class LabPage:
     def attr(self, selector: str, name: str) -> str | None:
         return self.page.locator(selector).first.get_attribute(name)
 
+    def assert_markup_shows_as_text(self, view: str, tokens: str) -> None:
+        """The ``<img src=x onerror=...>`` payload's pieces show as token text in ``view``; no element, no dialog."""
+        texts = self.page.locator(f"{view} {tokens}").all_inner_texts()
+        assert "<" in texts and "im" in texts and ">" in texts
+        assert self.page.locator(f"{view} img").count() == 0
+        assert getattr(self, "dialogs", []) == []
+
     def picture(self, selector: str, name: str) -> Path:
         """Save the element at ``selector`` as ``docs/images/<name>.png`` for the README; return the path."""
         PICTURES.mkdir(parents=True, exist_ok=True)

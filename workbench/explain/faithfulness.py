@@ -72,13 +72,17 @@ def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
 
     counts = [max(1, math.ceil(f * m)) for f in FRACTIONS]
     removed = np.unique(np.linspace(0, m, min(m, DELETION_POINTS) + 1).round().astype(int))
-    rows = [obj.input_ids] + [without(k) for k in counts] + [only(k) for k in counts]
-    rows += [without(int(k)) for k in removed]
-    values = obj.score_ids(rows)
-    full = values[0]
-    comp = full - values[1:1 + len(counts)]
-    suff = full - values[1 + len(counts):1 + 2 * len(counts)]
-    curve = values[1 + 2 * len(counts):]
+    full = obj.score()
+    bins = len(counts)
+    rows = [without(k) for k in counts] + [only(k) for k in counts] + [without(int(k)) for k in removed[1:]]
+    # The same input comes up more than once (removing the top 1% is often the deletion curve's first
+    # point): score each distinct one once.
+    distinct = list(dict.fromkeys(tuple(r) for r in rows))
+    scored = dict(zip(distinct, obj.score_ids(distinct)))
+    values = np.array([scored[tuple(r)] for r in rows])
+    comp = full - values[:bins]
+    suff = full - values[bins:2 * bins]
+    curve = np.concatenate([[full], values[2 * bins:]])  # removed[0] is 0: nothing removed
     share = removed / max(m, 1)
     auc = float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(share))) if len(share) > 1 else float(curve[0])
     by_fraction = {f: {"tokens": int(k), "comprehensiveness": float(c), "sufficiency": float(s)}

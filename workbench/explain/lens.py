@@ -31,6 +31,7 @@ from workbench.explain.probe import (
     _encode,
     _inference,
     _token_id,
+    _with_model_mask,
 )
 from workbench.explain.tokens import TokenInfo, token_info
 
@@ -134,9 +135,7 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
     if bundle.kind not in ("masked-lm", "causal-lm"):
         raise ProbeError(f"The logit lens needs a language model; {bundle.name} is a {bundle.kind} model.")
     tok = bundle.tokenizer
-    model_text = text
-    if bundle.kind == "masked-lm" and tok.mask_token and tok.mask_token != MASK_PLACEHOLDER:
-        model_text = text.replace(MASK_PLACEHOLDER, tok.mask_token)
+    model_text = _with_model_mask(tok, text) if bundle.kind == "masked-lm" else text
     enc = _encode(bundle, model_text)
     ids = enc["input_ids"][0].tolist()
     if bundle.kind == "masked-lm":

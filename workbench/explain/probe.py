@@ -79,6 +79,12 @@ def _check_text(text: Any, what: str = "The probe text", error: type[Exception] 
     return text
 
 
+def _with_model_mask(tokenizer: Any, text: str) -> str:
+    """``text`` with ``[MASK]`` written as the model's own mask token (ModernBERT, RoBERTa: ``<mask>``...)."""
+    mask = tokenizer.mask_token
+    return text.replace(MASK_PLACEHOLDER, mask) if mask and mask != MASK_PLACEHOLDER else text
+
+
 def _check_top_k(top_k: Any) -> int:
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ProbeError(f"top_k must be a positive integer, got {top_k!r}.")
@@ -180,7 +186,7 @@ def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
     tok = bundle.tokenizer
     if bundle.kind != "masked-lm" or tok.mask_token is None:
         raise ProbeError(f"fill_mask needs a masked language model; {bundle.name} is a {bundle.kind} model.")
-    model_text = text.replace(MASK_PLACEHOLDER, tok.mask_token) if tok.mask_token != MASK_PLACEHOLDER else text
+    model_text = _with_model_mask(tok, text)
     if tok.mask_token not in model_text:
         raise ProbeError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess a word.")
     enc = _encode(bundle, model_text)
@@ -229,7 +235,7 @@ def _distribution(bundle: Any, text: str) -> tuple[torch.Tensor, int]:
     text = _check_text(text)
     tok = bundle.tokenizer
     if bundle.kind == "masked-lm":
-        model_text = text.replace(MASK_PLACEHOLDER, tok.mask_token) if tok.mask_token != MASK_PLACEHOLDER else text
+        model_text = _with_model_mask(tok, text)
         enc = _encode(bundle, model_text)
         masks = (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist()
         if not masks:

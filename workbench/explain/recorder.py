@@ -60,9 +60,10 @@ class ProbeRecorder(Callback):
 
     def series(self, text: str) -> dict[str, np.ndarray]:
         """For one probe: ``steps``, and the expected token's ``probability`` and ``rank`` at each record."""
-        index = [t for t, _ in self.probes].index(text) if text in [t for t, _ in self.probes] else None
-        if index is None:
+        texts = [t for t, _ in self.probes]
+        if text not in texts:
             raise ProbeError(f"{text!r} is not one of this recorder's probes.")
+        index = texts.index(text)
         rows = [(r["step"], r["probes"][index]) for r in self.timeline]
         return {"steps": np.array([s for s, _ in rows]),
                 "probability": np.array([np.nan if p["probability"] is None else p["probability"] for _, p in rows]),

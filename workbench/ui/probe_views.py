@@ -38,22 +38,21 @@ def _model_list(models: Any) -> list[tuple[str, Any]]:
         return [(str(k), v) for k, v in models.items()]
     if isinstance(models, (str, os.PathLike)):
         found = list_checkpoints(Path(models)) or list_checkpoints(Path(models) / "checkpoints")
-        if found:
-            return [(f"step {int(p.name.split('-')[1])}", p) for p in found]
-        return [(Path(models).name, models)]
+        return [(_label(p), p) for p in found] if found else [(_label(models), models)]
     if hasattr(models, "model") and hasattr(models, "tokenizer"):
         return [(models.name, models)]
     if isinstance(models, Sequence) and models:
-        out = []
-        for m in models:
-            if hasattr(m, "model"):
-                out.append((m.name, m))
-            else:
-                path = Path(m)
-                out.append((f"step {int(path.name.split('-')[1])}" if path.name.startswith("step-") else path.name, m))
-        return out
+        return [(_label(m), m) for m in models]
     raise TypeError("MaskProbe takes a model bundle, a run folder with checkpoints, a list of bundles or "
                     "checkpoint folders, or a mapping from labels to them.")
+
+
+def _label(model: Any) -> str:
+    """How the slider names a model: its name, or "step N" for a checkpoint folder."""
+    if hasattr(model, "model"):
+        return model.name
+    name = Path(model).name
+    return f"step {int(name.split('-')[1])}" if name.startswith("step-") else name
 
 
 class MaskProbe(anywidget.AnyWidget):
@@ -135,10 +134,10 @@ class MaskProbe(anywidget.AnyWidget):
 def _lens_payload(lens: Any) -> dict:
     """The lens as the view draws it: each cell's top token and probability, and the target's probability."""
     return {"layers": lens.layer_names, "tokens": lens.tokens.text, "special": lens.tokens.special,
-            "top": [[cell[0] for cell in row] for row in lens.top_tokens],
+            "top": [[cell[0] for cell in row] for row in lens.top_tokens],  # (rows, positions)
             "top_prob": np.round(lens.top_probs[..., 0], 4).tolist(),
-            "alternatives": [[cell for cell in row] for row in lens.top_tokens],
-            "alternative_probs": np.round(lens.top_probs, 4).tolist(),
+            "runners_up": [[cell[1:] for cell in row] for row in lens.top_tokens],  # (rows, positions, k - 1)
+            "runner_up_probs": np.round(lens.top_probs[..., 1:], 4).tolist(),
             "target": lens.target_name, "target_prob": np.round(lens.target_probs, 4).tolist(),
             "read": lens.read_position}
 

@@ -32,9 +32,9 @@ __all__ = ["FastEncoder"]
 
 @dataclass
 class _Layer:
-    qkv: PackedLinear  # all positions: queries, keys and values in one multiply
-    q: PackedLinear  # the last layer: queries at the read position only
-    kv: PackedLinear  # the last layer: keys and values at every position
+    qkv: PackedLinear | None  # layers before the last: queries, keys and values of every position in one multiply
+    q: PackedLinear | None  # the last layer: queries at the read position only
+    kv: PackedLinear | None  # the last layer: keys and values of every position
     out: PackedLinear
     norm1: torch.nn.LayerNorm
     up: PackedLinear
@@ -59,14 +59,16 @@ class FastEncoder:
         self.heads = cfg.num_attention_heads
         self.embeddings = bert.embeddings
         self.layers = []
-        for layer in bert.encoder.layer:
+        last = len(bert.encoder.layer) - 1
+        for i, layer in enumerate(bert.encoder.layer):
             s, o = layer.attention.self, layer.attention.output
             packed = self.onednn
             self.layers.append(_Layer(
                 qkv=PackedLinear.of([s.query.weight, s.key.weight, s.value.weight],
-                                    [s.query.bias, s.key.bias, s.value.bias], packed),
-                q=PackedLinear.of([s.query.weight], [s.query.bias], packed),
-                kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed),
+                                    [s.query.bias, s.key.bias, s.value.bias], packed) if i < last else None,
+                q=PackedLinear.of([s.query.weight], [s.query.bias], packed) if i == last else None,
+                kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed)
+                if i == last else None,
                 out=PackedLinear.of([o.dense.weight], [o.dense.bias], packed),
                 norm1=o.LayerNorm,
                 up=PackedLinear.of([layer.intermediate.dense.weight], [layer.intermediate.dense.bias], packed, "gelu"),

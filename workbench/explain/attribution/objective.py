@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.explain.probe import MASK_PLACEHOLDER, ProbeError, _check_text, _display, _read_positions, _token_id
+from workbench.explain.probe import (
+    MASK_PLACEHOLDER,
+    ProbeError,
+    _check_text,
+    _display,
+    _read_positions,
+    _token_id,
+    _with_model_mask,
+)
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = ["AttributionError", "Objective", "make_objective"]
@@ -49,6 +57,7 @@ class Objective:
     memory_mb: int = DEFAULT_MEMORY_MB
     note: str = ""
     _fast: Any = field(default=None, repr=False)
+    _score: float | None = field(default=None, repr=False)
     evaluations: int = 0  # rows the model has scored through this objective
 
     # --- removing tokens -------------------------------------------------------------------
@@ -68,8 +77,10 @@ class Objective:
     # --- scoring token ids -----------------------------------------------------------------
 
     def score(self) -> float:
-        """f(x): the target's probability for the whole input."""
-        return float(self.score_ids([self.input_ids])[0])
+        """f(x): the target's probability for the whole input (computed once; every method asks for it)."""
+        if self._score is None:
+            self._score = float(self.score_ids([self.input_ids])[0])
+        return self._score
 
     def score_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """The target's probability for each row of token ids, ``(rows,)``; rows may differ in length."""
@@ -162,15 +173,9 @@ class Objective:
             read = torch.full((mask.shape[0],), self.position, device=mask.device)
         else:
             read = mask.sum(-1) - 1  # the last real token of each row
-        with _read_only(model, read):
+        with _read_positions(model, read[:, None]):  # the head at one position per row
             logits = model(attention_mask=mask, **inputs).logits[:, 0]  # (batch, vocab)
         return logits.float().softmax(-1)[:, self.target:self.target + 1]
-
-
-def _read_only(model: Any, positions: torch.Tensor) -> Any:
-    """The output head at one position per row ``(batch,)``: an LM's vocabulary projection of every position
-    is the costliest part of its forward, and all but one row of it would be thrown away."""
-    return _read_positions(model, positions[:, None])
 
 
 @contextlib.contextmanager
@@ -210,8 +215,7 @@ def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int
     if task == "masked-lm":
         if tok.mask_token is None:
             raise AttributionError(f"{bundle.name} has no mask token, so it cannot fill a masked position.")
-        if tok.mask_token != MASK_PLACEHOLDER:
-            text = text.replace(MASK_PLACEHOLDER, tok.mask_token)
+        text = _with_model_mask(tok, text)
         if tok.mask_token not in text:
             raise AttributionError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess "
                                    "a word, and the attribution explains that guess.")
@@ -289,7 +293,7 @@ def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
         with torch.no_grad(), evaluation(bundle.model):
             mask = torch.ones((1, len(obj.input_ids)), dtype=torch.long, device=bundle.device)
             read = torch.tensor([obj.position if obj.task == "masked-lm" else len(obj.input_ids) - 1])
-            with _read_only(bundle.model, read):
+            with _read_positions(bundle.model, read[:, None]):
                 logits = bundle.model(input_ids=torch.tensor([obj.input_ids], device=bundle.device),
                                       attention_mask=mask).logits[0, 0]
         index = int(logits.argmax())
