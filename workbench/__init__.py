@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Callback": "workbench.training",
+    "DistributedTrainer": "workbench.training",
     "LabelledData": "workbench.data",
     "ModelBundle": "workbench.models",
     "TrainConfig": "workbench.training",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -111,9 +112,10 @@ def _train(args: argparse.Namespace, task: str) -> int:
     if args.resume:
         trainer.resume()
     trainer.fit()
-    print(json.dumps({"status": trainer.state.status, "step": trainer.state.step,
-                      "eval": trainer.history.eval[-1] if trainer.history.eval else None,
-                      "checkpoint": trainer.state.last_checkpoint}, default=str))
+    if trainer.is_main:  # under `accelerate launch` every process trains; one reports
+        print(json.dumps({"status": trainer.state.status, "step": trainer.state.step, "processes": trainer.world,
+                          "eval": trainer.history.eval[-1] if trainer.history.eval else None,
+                          "checkpoint": trainer.state.last_checkpoint}, default=str))
     return 0 if trainer.state.status in ("finished", "stopped") else 1
 
 
@@ -162,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except WorkbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one sentence, not one per process under `accelerate launch`
+            print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -121,10 +121,13 @@ class ModelBundle:
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
-    def write_files(self, folder: Path) -> None:
-        """Write the bundle's files into an existing folder, with no atomicity (``save`` adds that)."""
+    def write_files(self, folder: Path, state_dict: dict | None = None) -> None:
+        """Write the bundle's files into an existing folder, with no atomicity (``save`` adds that).
+
+        ``state_dict`` replaces the model's own weights (a sharded model's, gathered for saving).
+        """
         with _quiet_transformers():
-            self.model.save_pretrained(folder, safe_serialization=True)
+            self.model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
             self.tokenizer.save_pretrained(folder)
         meta = {"kind": self.kind, "name": self.name, "source": self.source, "extra": self.extra}
         (Path(folder) / _BUNDLE_FILE).write_text(json.dumps(meta, indent=2))

@@ -15,6 +15,7 @@ _EXPORTS = {
     "Checkpointer": "callbacks", "ConsolePrinter": "callbacks", "EarlyStopping": "callbacks",
     "MetricsWriter": "callbacks",
     "TrainingJob": "job",
+    "DistributedTrainer": "launch", "DistributedJob": "launch",
     "Trainer": "loop", "TrainingHistory": "loop",
 }
 

@@ -21,7 +21,7 @@ import torch
 
 from workbench.errors import CheckpointError
 
-__all__ = ["write_checkpoint", "read_checkpoint", "list_checkpoints", "latest_checkpoint", "prune_checkpoints",
+__all__ = ["write_checkpoint", "write_shared_checkpoint", "read_checkpoint", "list_checkpoints", "latest_checkpoint", "prune_checkpoints",
            "model_fingerprint"]
 
 _NAME = re.compile(r"^step-(\d{7})$")
@@ -82,6 +82,68 @@ def write_checkpoint(root: Path, step: int, *, bundle: Any, optimizer: Any, sche
     return final
 
 
+def write_shared_checkpoint(root: Path, step: int, *, bundle: Any, model: Any, accelerator: Any, scheduler: Any,
+                            trainer_state: dict, collective: Any) -> Path:
+    """Write a checkpoint of a run in several processes; every process calls it.
+
+    The main process writes the model folder (weights gathered by Accelerate, so a sharded
+    model saves whole), the scheduler and the run's state; Accelerate's ``save_state`` writes
+    the optimizer and each process's random state into ``accelerate/`` (its weights are
+    skipped: they are the model folder's). The folder gets its final name only when every
+    process has written its part.
+    """
+    root = Path(root)
+    final = root / f"step-{step:07d}"
+    tmp = root / f".step-{step:07d}.partial-shared"
+    main = collective.rank == 0
+    failure = ""
+    if main:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+        except OSError as e:
+            failure = e.strerror or str(e)
+    weights = accelerator.get_state_dict(model)  # a collective under FSDP or DeepSpeed
+    failure = _first_failure(collective, failure)
+    if not failure:
+        handle = accelerator.register_save_state_pre_hook(lambda models, states, folder: states.clear())
+        try:
+            accelerator.save_state(str(tmp / "accelerate"))
+        except OSError as e:
+            failure = e.strerror or str(e)
+        finally:
+            handle.remove()
+        failure = _first_failure(collective, failure)
+    if not failure and main:
+        try:
+            bundle.write_files(tmp, state_dict=weights)
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+            payload = {**trainer_state, "fingerprint": model_fingerprint(bundle.model)}
+            (tmp / STATE_FILE).write_text(json.dumps(payload, indent=1, default=_json_default))
+            _fsync_dir(tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except OSError as e:
+            failure = e.strerror or str(e)
+    failure = _first_failure(collective, failure)
+    if failure:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"Could not write the checkpoint for step {step} in {root} ({failure}); "
+            "free some disk space or choose another output_dir. Earlier checkpoints are untouched."
+        )
+    return final
+
+
+def _first_failure(collective: Any, failure: str) -> str:
+    """Every process learns whether any failed, so all raise together rather than wait for each other."""
+    found = [f for f in collective.gather(failure) if f]
+    return found[0] if found else ""
+
+
 def _fsync_dir(folder: Path) -> None:
     for path in folder.iterdir():
         if path.is_file():
@@ -98,8 +160,12 @@ def _json_default(value: Any) -> Any:
 
 
 def read_checkpoint(path: Path, *, model: Any, optimizer: Any = None, scheduler: Any = None,
-                    restore_rng: bool = True) -> dict:
+                    restore_rng: bool = True, accelerator: Any = None) -> dict:
     """Load weights (and optimizer, scheduler, RNG) from a checkpoint into live objects; return its state.
+
+    A checkpoint of a run in several processes keeps its optimizer and random states in
+    ``accelerate/``, read with Accelerate's ``load_state`` (which loads with
+    ``weights_only=True``); it resumes in any number of processes, one included.
 
     Raises ``CheckpointError`` when the folder is not a complete checkpoint or was written
     for a model of another shape.
@@ -120,12 +186,25 @@ def read_checkpoint(path: Path, *, model: Any, optimizer: Any = None, scheduler:
     missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=str(_device(model)))
     if unexpected or any(not _is_tied(model, name) for name in missing):
         raise CheckpointError(f"{weights} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}).")
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=_device(model)))
+    shared = path / "accelerate"
+    if shared.is_dir():
+        if optimizer is not None:
+            if accelerator is None:
+                raise CheckpointError(f"{path} was written by several processes; resume it through a Trainer.")
+            # Weights come from the model folder above; Accelerate loads the optimizer and this process's RNG.
+            handle = accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
+            try:
+                accelerator.load_state(str(shared))
+            finally:
+                handle.remove()
+    else:
+        if optimizer is not None:
+            optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True,
+                                                 map_location=_device(model)))
+        if restore_rng:
+            _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
     if scheduler is not None:
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    if restore_rng:
-        _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
     return saved
 
 

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ import torch
 from workbench.errors import CheckpointError, DataError, TrainingError
 from workbench.training import checkpoint as ckpt
 from workbench.training.config import TrainConfig
+from workbench.training.distributed import Collective
 from workbench.training.events import Callback, CallbackList, Control, TrainState
 from workbench.training.metrics import flops_per_token, peak_flops
 from workbench.training.precision import make_accelerator
@@ -93,29 +95,33 @@ class Trainer:
         self._resumed = threading.Event()
         self._resumed.set()
         self._inject_nan_at: int | None = None  # tests: make the loss NaN at this step
+        self._remote: Any = None  # SharedFlags of a launching kernel, in a run of several processes
+        self._setup_optimization()
 
         from workbench.training.callbacks import Checkpointer, ConsolePrinter, EarlyStopping, MetricsWriter
 
+        # Under several processes only the main one prints and writes; every one keeps the same course.
         built_in: list[Callback] = []
-        if self.config.progress:
+        if self.config.progress and self.is_main:
             built_in.append(ConsolePrinter())
         if self.config.output_dir:
-            built_in += [MetricsWriter(), Checkpointer()]
+            built_in += [MetricsWriter()] if self.is_main else []
+            built_in.append(Checkpointer())
         if self.config.early_stopping_patience:
             built_in.append(EarlyStopping(self.config.metric_for_best, self.config.early_stopping_patience))
         self.callbacks = CallbackList(built_in + list(callbacks))
-        self._setup_optimization()
 
     # ----------------------------------------------------------------- set-up
 
-    def _check_sizes(self) -> None:
+    def _check_sizes(self, processes: int = 1) -> None:
         n = len(self.train_dataset)
         if n == 0:
             raise DataError("The training data is empty; give at least one batch of examples.")
-        if self.config.batch_size > n:
+        if self.config.batch_size * processes > n:
+            per = f" per process x {processes} processes" if processes > 1 else ""
             raise DataError(
-                f"batch_size {self.config.batch_size} is larger than the training data ({n} examples); "
-                f"use batch_size={n} or less, or more data."
+                f"batch_size {self.config.batch_size}{per} is larger than the training data ({n} examples); "
+                f"use batch_size={max(1, n // processes)} or less, or more data."
             )
         if self.eval_dataset is not None and len(self.eval_dataset) == 0:
             raise DataError("The evaluation data is empty; pass eval_data=None to skip evaluation.")
@@ -123,7 +129,13 @@ class Trainer:
     def _setup_optimization(self) -> None:
         cfg = self.config
         self.accelerator, self.precision = make_accelerator(cfg.precision, cfg.device)
-        self.micro_batches_per_epoch = math.ceil(len(self.train_dataset) / cfg.batch_size)
+        self.collective = Collective(self.accelerator)
+        self.world, self.rank = self.collective.world, self.collective.rank
+        self.is_main = self.accelerator.is_main_process
+        self._check_sizes(self.world)
+        # Each optimizer step takes one global batch: batch_size examples from every process.
+        self.global_batch = cfg.batch_size * self.world
+        self.micro_batches_per_epoch = math.ceil(len(self.train_dataset) / self.global_batch)
         steps_per_epoch = max(1, self.micro_batches_per_epoch // cfg.gradient_accumulation_steps)
         self.max_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         model = self.bundle.model
@@ -141,9 +153,10 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         _drop_autocast_forward(self.model)
         self.scheduler = scheduler
-        self.bundle.model = self.model
+        self.bundle.model = self.accelerator.unwrap_model(self.model)  # never the DistributedDataParallel shell
         self.device = self.accelerator.device
-        self.state = TrainState(max_steps=self.max_steps, precision=self.precision, device=str(self.device))
+        device = str(self.device) if self.world == 1 else f"{self.device.type} x {self.world} processes"
+        self.state = TrainState(max_steps=self.max_steps, precision=self.precision, device=device)
         seq = cfg.block_size if self.task.name != "classify" else cfg.max_length
         self._flops_per_token = flops_per_token(model.config, self.bundle.num_parameters, seq)
         self._peak = None  # measured lazily: a CPU peak costs a few matmuls
@@ -174,7 +187,8 @@ class Trainer:
             if path is None:
                 raise CheckpointError(f"No complete checkpoint under {self.config.output_dir}/checkpoints.")
         path = Path(path)
-        saved = ckpt.read_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        saved = ckpt.read_checkpoint(path, model=self.bundle.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                                     accelerator=self.accelerator)
         self._resume_state = saved
         st = saved["state"]
         for key in ("step", "epoch", "tokens_seen", "train_loss", "smoothed_loss", "learning_rate",
@@ -197,44 +211,66 @@ class Trainer:
         self._resumed.set()
 
     def evaluate(self) -> dict:
-        """Evaluate on eval_data now; return the metrics (an empty dict without eval_data)."""
+        """Evaluate on eval_data now; return the metrics (an empty dict without eval_data).
+
+        Under several processes each evaluates its share of the batches and the sums are
+        combined, so every process gets the metrics of the whole evaluation set.
+        """
         if self.eval_dataset is None:
             return {}
         batches = self._eval_batches()
         self.model.eval()
         try:
-            metrics = self.task.evaluate(self.model, batches, self.accelerator.autocast)
+            parts = self.task.evaluate_parts(self.model, batches, self.accelerator.autocast)
         finally:
             self.model.train()
-        return metrics
+        return self.task.combine(self.collective.gather(parts))
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint now (needs output_dir); return its folder."""
+        """Write a checkpoint now (needs output_dir); return its folder.
+
+        Under several processes every process must call it (the loop does): the main one
+        writes the model and the run's state; Accelerate's ``save_state`` writes the
+        optimizer and each process's random state.
+        """
         if not self.config.output_dir:
             return None
         root = Path(self.config.output_dir) / "checkpoints"
-        path = ckpt.write_checkpoint(
-            root, self.state.step, bundle=self.bundle, optimizer=self.optimizer, scheduler=self.scheduler,
-            trainer_state={"state": self.state.to_dict(), "history": self.history.to_dict(),
-                           "config": self.config.to_dict(), "task": self.task.name},
-        )
+        trainer_state = {"state": self.state.to_dict(), "history": self.history.to_dict(),
+                         "config": self.config.to_dict(), "task": self.task.name, "processes": self.world}
+        if self.world == 1:
+            path = ckpt.write_checkpoint(root, self.state.step, bundle=self.bundle, optimizer=self.optimizer,
+                                         scheduler=self.scheduler, trainer_state=trainer_state)
+        else:
+            path = ckpt.write_shared_checkpoint(root, self.state.step, bundle=self.bundle, model=self.model,
+                                                accelerator=self.accelerator, scheduler=self.scheduler,
+                                                trainer_state=trainer_state, collective=self.collective)
         self.state.last_checkpoint = str(path)
         keep = {self.state.best_checkpoint} if self.state.best_checkpoint else set()
-        ckpt.prune_checkpoints(root, self.config.keep_last, keep)
+        if self.is_main:
+            ckpt.prune_checkpoints(root, self.config.keep_last, keep)
         self.callbacks.fire("on_save", self, self.state, self.control, str(path))
         return path
 
     # ------------------------------------------------------------------ loop
 
     def _micro_batches(self, start: int) -> Iterator[dict]:
-        """Micro-batches from global index ``start`` on; the order depends only on seed and epoch."""
+        """This process's micro-batches from global index ``start`` on; the order depends only on seed and epoch.
+
+        A global batch holds ``batch_size`` examples per process; process r takes the r-th
+        share. Under several processes an epoch's last global batch is filled from its start,
+        so no process is ever handed an empty batch.
+        """
         index = start
+        bs, size = self.config.batch_size, self.global_batch
+        share = slice(self.rank * bs, (self.rank + 1) * bs)
         while True:
             epoch, position = divmod(index, self.micro_batches_per_epoch)
-            order = self.task.order(self.train_dataset, epoch)
-            bs = self.config.batch_size
+            order = self.task.order(self.train_dataset, epoch, size)
+            if self.world > 1 and len(order) % size:
+                order = order + order[:size - len(order) % size]
             for i in range(position, self.micro_batches_per_epoch):
-                items = [self.train_dataset[j] for j in order[i * bs:(i + 1) * bs]]
+                items = [self.train_dataset[j] for j in order[i * size:(i + 1) * size][share]]
                 yield self._to_device(self.collate(items))
             index = (epoch + 1) * self.micro_batches_per_epoch
 
@@ -251,17 +287,19 @@ class Trainer:
         rng = torch.get_rng_state()
         torch.manual_seed(self.config.seed + 12345)
         try:
-            return [self._to_device(self.collate([self.eval_dataset[j] for j in range(i * bs, min(n, (i + 1) * bs))]))
-                    for i in range(count)]
+            # Every process draws the same masks in the same order and keeps its own share of the batches.
+            batches = [self.collate([self.eval_dataset[j] for j in range(i * bs, min(n, (i + 1) * bs))])
+                       for i in range(count)]
         finally:
             torch.set_rng_state(rng)
+        return [self._to_device(b) for b in batches[self.rank::self.world]]
 
     def _run(self) -> None:
         cfg, state, control = self.config, self.state, self.control
         if state.step >= self.max_steps:
             raise TrainingError(f"This run already reached its {self.max_steps} steps; raise max_steps to train on.")
         if self._resume_state is None:
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(cfg.seed + self.rank)  # each process its own masks and dropout
         accum = cfg.gradient_accumulation_steps
         batches = self._micro_batches(state.step * accum)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -274,6 +312,8 @@ class Trainer:
         state.status, state.message = "running", f"running (step {state.step} of {self.max_steps})"
         self.model.train()
         kernel_before = self._set_training_attention()
+        sigint_before = self._stop_on_sigint()
+        self._shared_save_possible = True
         self.callbacks.fire("on_train_begin", self, state, control)
         try:
             while state.step < self.max_steps:
@@ -292,7 +332,10 @@ class Trainer:
                     self.accelerator.backward(loss / accum)
                     step_loss += loss.detach() / accum
                     window_tokens += tokens
-                    state.tokens_seen += tokens
+                    if self.world == 1:
+                        state.tokens_seen += tokens
+                # The loss of the global batch: every process sees the same, so all take the same decisions.
+                self.collective.mean_(step_loss)
                 finite = torch.isfinite(step_loss)
                 if on_cpu and not bool(finite):  # on CPU reading it back costs nothing
                     self._on_nonfinite(state.step + 1)
@@ -313,6 +356,9 @@ class Trainer:
                         self._on_nonfinite(bad_step)
                         break
                     now = time.perf_counter()
+                    if self.world > 1:
+                        window_tokens = int(self.collective.total(window_tokens))
+                        state.tokens_seen += window_tokens
                     self._log(pending, grad_norm, window_tokens, now - window_start, now - run_start)
                     pending, window_tokens, window_start = [], 0, now
                     control.should_log = False
@@ -320,6 +366,9 @@ class Trainer:
                         last and self.eval_dataset is not None):
                     self._evaluate_and_fire()
                 self.callbacks.fire("on_step_end", self, state, control)
+                if self._remote is not None:
+                    self._remote.poll(control, self.is_main)
+                self.collective.agree(control)  # a no-op in one process
                 if control.should_save:
                     control.should_save = False
                     if self.config.output_dir and not (state.last_checkpoint or "").endswith(f"step-{state.step:07d}"):
@@ -330,8 +379,11 @@ class Trainer:
                 state.status, state.message = "stopped", f"stopped at step {state.step}"
         except KeyboardInterrupt:
             state.status, state.message = "stopped", f"interrupted at step {state.step}"
+            # Several processes are interrupted at different points; a save together could wait forever.
+            self._shared_save_possible = self.world == 1
         except Exception as error:
             state.status, state.message = "failed", f"failed at step {state.step}: {error}"
+            self._shared_save_possible = self.world == 1
             self.callbacks.fire("on_exception", self, state, control, error)
             if _is_out_of_memory(error):
                 raise TrainingError(self._out_of_memory_sentence()) from None
@@ -340,7 +392,9 @@ class Trainer:
             state.elapsed_seconds = time.perf_counter() - run_start
             self.model.eval()  # a trained model is handed back ready to inspect: no dropout
             if kernel_before is not None:
-                self.model.set_attn_implementation(kernel_before)
+                self.bundle.model.set_attn_implementation(kernel_before)
+            if sigint_before is not None:
+                signal.signal(signal.SIGINT, sigint_before)
             self._final_save()
             self.callbacks.fire("on_train_end", self, state, control)
 
@@ -358,11 +412,11 @@ class Trainer:
     def _set_training_attention(self) -> str | None:
         """Switch to the training kernel; return the one to restore afterwards (None: nothing changed)."""
         wanted = self.training_attention()
-        current = getattr(self.model.config, "_attn_implementation", None)
-        if wanted is None or current == wanted or not hasattr(self.model, "set_attn_implementation"):
+        current = getattr(self.bundle.model.config, "_attn_implementation", None)
+        if wanted is None or current == wanted or not hasattr(self.bundle.model, "set_attn_implementation"):
             return None
         try:
-            self.model.set_attn_implementation(wanted)
+            self.bundle.model.set_attn_implementation(wanted)
         except (ValueError, ImportError):  # a model without that kernel keeps its own
             return None
         return current
@@ -376,9 +430,34 @@ class Trainer:
                 f"gradient_accumulation_steps={cfg.gradient_accumulation_steps * 2} (the same batch per update in "
                 f"less memory) or a shorter block_size/max_length; {saved}.")
 
+    def _stop_on_sigint(self) -> Any:
+        """Under several processes (``accelerate launch``), Ctrl-C asks every process to stop at the same step.
+
+        A terminal's Ctrl-C reaches each process at a different point of its step (and the
+        launcher's agent sends another); raised there, they could never meet again to save.
+        So it only sets Stop: the processes agree on it at the step's end and save together.
+        A process that hangs is killed by the launcher's agent after its grace period.
+        Returns the handler to restore, or None where nothing was changed.
+        """
+        if self.world == 1 or threading.current_thread() is not threading.main_thread():
+            return None
+        before = signal.getsignal(signal.SIGINT)
+        if before is not signal.default_int_handler:  # ignored (a notebook's worker) or someone else's
+            return None
+        control = self.control
+
+        def request_stop(signum: int, frame: Any) -> None:
+            control.should_stop = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        return before
+
     def _final_save(self) -> None:
         state = self.state
         if state.status == "nan" or not self.config.output_dir or state.step == 0:
+            return
+        if not getattr(self, "_shared_save_possible", True):
+            state.message += "; no final checkpoint: the processes could not meet to save (the last one is kept)"
             return
         if state.last_checkpoint and state.last_checkpoint.endswith(f"step-{state.step:07d}"):
             return
@@ -401,6 +480,8 @@ class Trainer:
         self.callbacks.fire("on_pause", self, self.state, self.control)
         while self.control.should_pause and not self.control.should_stop:
             self._resumed.wait(0.2)
+            if self._remote is not None:
+                self._remote.poll(self.control, self.is_main)
         self.state.status, self.state.message = "running", f"running (step {self.state.step} of {self.max_steps})"
         self.callbacks.fire("on_resume", self, self.state, self.control)
 
@@ -416,7 +497,7 @@ class Trainer:
         state.tokens_per_second = tokens / seconds if seconds > 0 else 0.0
         state.elapsed_seconds = elapsed
         if self._peak is None:
-            self._peak = peak_flops(self.device, self.precision) or 0.0
+            self._peak = (peak_flops(self.device, self.precision) or 0.0) * self.world
         state.mfu = state.tokens_per_second * self._flops_per_token / self._peak if self._peak else math.nan
         state.message = f"running (step {state.step} of {self.max_steps})"
         logs = {"kind": "train", "step": state.step, "epoch": round(state.epoch, 4), "loss": state.train_loss,

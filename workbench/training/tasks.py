@@ -47,8 +47,11 @@ class Task(abc.ABC):
     def collator(self) -> Callable[[list], dict]:
         """The function that turns a list of examples into a batch."""
 
-    def order(self, dataset: Any, epoch: int) -> list[int]:
-        """The order of examples in an epoch: a seeded shuffle, the same after a resume."""
+    def order(self, dataset: Any, epoch: int, batch_size: int | None = None) -> list[int]:
+        """The order of examples in an epoch: a seeded shuffle, the same after a resume.
+
+        ``batch_size`` is the global batch (every process's share together), for orders that group by it.
+        """
         g = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
         return torch.randperm(len(dataset), generator=g).tolist()
 
@@ -57,9 +60,17 @@ class Task(abc.ABC):
         out = model(**batch)
         return out.loss, int(batch["input_ids"].numel())
 
-    @abc.abstractmethod
     def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
         """Metrics over ``batches``, computed under ``autocast``."""
+        return self.combine([self.evaluate_parts(model, batches, autocast)])
+
+    @abc.abstractmethod
+    def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+        """The sums behind the metrics over ``batches``: one process's share of an evaluation."""
+
+    @abc.abstractmethod
+    def combine(self, parts: list[dict]) -> dict:
+        """Metrics from the parts of every process (``evaluate_parts``), as if one process had seen every batch."""
 
 
 def _as_corpus(data: Any) -> Any:
@@ -81,7 +92,7 @@ class _LanguageModelTask(Task):
         return token_blocks(self.bundle.tokenizer, _as_corpus(data), self.config.block_size,
                             add_special_tokens=self.add_special_tokens)
 
-    def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+    def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
         total, tokens = 0.0, 0
         with torch.no_grad(), autocast():
             for batch in batches:
@@ -89,7 +100,10 @@ class _LanguageModelTask(Task):
                 n = self._loss_tokens(batch)
                 total += float(loss) * n
                 tokens += n
-        mean = total / max(tokens, 1)
+        return {"loss_sum": total, "count": tokens}
+
+    def combine(self, parts: list[dict]) -> dict:
+        mean = sum(p["loss_sum"] for p in parts) / max(sum(p["count"] for p in parts), 1)
         return {"eval_loss": mean, "eval_perplexity": perplexity(mean)}
 
     def _loss_tokens(self, batch: dict) -> int:
@@ -220,19 +234,19 @@ class ClassifyTask(Task):
 
         return classification_collator(self.bundle.tokenizer)
 
-    def order(self, dataset: Any, epoch: int) -> list[int]:
+    def order(self, dataset: Any, epoch: int, batch_size: int | None = None) -> list[int]:
         if not self.config.group_by_length:
             return super().order(dataset, epoch)
         from workbench.data import length_grouped_order
 
         lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
-        return length_grouped_order(lengths, self.config.batch_size, seed=self.config.seed * 1000 + epoch)
+        return length_grouped_order(lengths, batch_size or self.config.batch_size, seed=self.config.seed * 1000 + epoch)
 
     def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
         out = model(**batch)
         return out.loss, int(batch["attention_mask"].sum())
 
-    def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+    def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
         total, count, predictions, labels = 0.0, 0, [], []
         with torch.no_grad(), autocast():
             for batch in batches:
@@ -240,11 +254,17 @@ class ClassifyTask(Task):
                 n = int(batch["labels"].shape[0])
                 total += float(out.loss) * n
                 count += n
-                predictions.append(out.logits.argmax(-1).cpu().numpy())
-                labels.append(batch["labels"].cpu().numpy())
-        metrics = classification_metrics(np.concatenate(predictions), np.concatenate(labels),
-                                         model.config.num_labels)
-        return {"eval_loss": total / max(count, 1), **{f"eval_{k}": v for k, v in metrics.items()}}
+                predictions += out.logits.argmax(-1).cpu().tolist()
+                labels += batch["labels"].cpu().tolist()
+        return {"loss_sum": total, "count": count, "predictions": predictions, "labels": labels}
+
+    def combine(self, parts: list[dict]) -> dict:
+        predictions = [p for part in parts for p in part["predictions"]]
+        labels = [y for part in parts for y in part["labels"]]
+        metrics = classification_metrics(np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64),
+                                         self.bundle.model.config.num_labels)
+        loss = sum(p["loss_sum"] for p in parts) / max(sum(p["count"] for p in parts), 1)
+        return {"eval_loss": loss, **{f"eval_{k}": v for k, v in metrics.items()}}
 
 
 _TASKS = {"masked-lm": MaskedLMTask, "causal-lm": CausalLMTask, "classify": ClassifyTask}

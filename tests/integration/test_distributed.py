@@ -1,0 +1,271 @@
+"""The Trainer in two CPU processes (gloo), through Accelerate's launchers: notebook_launcher and `accelerate launch`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from workbench.errors import ConfigError, TrainingError
+from workbench.models import load_model
+from workbench.training import Callback, DistributedTrainer, TrainConfig, Trainer
+from workbench.training.checkpoint import list_checkpoints
+from workbench.training.distributed import SharedFlags
+
+SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+
+
+def _config(out, **kw):
+    base = {"progress": False, "block_size": 16, "log_every": 1, "precision": "fp32", "output_dir": str(out)}
+    return TrainConfig(**{**base, **kw})
+
+
+def _gpt(tiny_texts):
+    return load_model("tiny-gpt", corpus=tiny_texts, seed=1, **SMALL)
+
+
+def _params(bundle):
+    return torch.cat([p.detach().flatten() for p in bundle.model.parameters()])
+
+
+def _no_children_left(timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [c for c in psutil.Process().children(recursive=True) if c.is_running()
+                 and c.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class _WritesEachLog(Callback):
+    """Runs inside every training process and leaves a file per process: proof that both logged."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def on_log(self, trainer, state, control, logs):
+        with open(self.folder / f"rank-{trainer.rank}.txt", "a") as f:
+            f.write(f"{state.step}\n")
+
+
+def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(tiny_texts, tmp_path):
+    corpus = tiny_texts * 4
+    single_bundle = _gpt(tiny_texts)
+    single = Trainer(single_bundle, "causal-lm", corpus, eval_data=tiny_texts[:6],
+                     config=_config(tmp_path / "one", batch_size=8, max_steps=6, eval_every=3)).fit()
+
+    bundle = _gpt(tiny_texts)
+    run = DistributedTrainer(bundle, "causal-lm", corpus, eval_data=tiny_texts[:6],
+                             config=_config(tmp_path / "two", batch_size=4, max_steps=6, eval_every=3),
+                             num_processes=2)
+    history = run.fit()
+
+    assert run.state.status == "finished" and run.state.step == 6
+    assert history.losses() == pytest.approx(single.losses(), abs=1e-5)
+    assert [e["eval_loss"] for e in history.eval] == pytest.approx([e["eval_loss"] for e in single.eval], abs=1e-5)
+    # The tokens of both processes are counted, and the trained weights came back to this kernel.
+    assert run.state.tokens_seen == 6 * 8 * 16
+    torch.testing.assert_close(_params(bundle), _params(single_bundle), atol=1e-5, rtol=1e-4)
+    assert _no_children_left()
+
+
+def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
+    from workbench.ui import TrainingDashboard
+
+    bundle = _gpt(tiny_texts)
+    run = DistributedTrainer(bundle, "causal-lm", tiny_texts * 2, config=_config(tmp_path, batch_size=4, max_steps=5),
+                             num_processes=2, worker_callbacks=[_WritesEachLog(tmp_path)])
+    dashboard = TrainingDashboard()
+    dashboard.run(run)
+    assert dashboard.wait(120)
+    # Both processes logged every step ...
+    for rank in (0, 1):
+        assert (tmp_path / f"rank-{rank}.txt").read_text().split() == ["1", "2", "3", "4", "5"]
+    # ... and the dashboard drew one curve from the main process's five logs, not ten.
+    assert {rank for _, rank in run.events} == {0}
+    assert dashboard.runs[-1]["steps"] == [1, 2, 3, 4, 5]
+    assert dashboard.status["status"] == "finished" and dashboard.status["device"] == "cpu x 2 processes"
+
+
+def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(tiny_texts, tmp_path):
+    bundle = _gpt(tiny_texts)
+    run = DistributedTrainer(bundle, "causal-lm", tiny_texts * 2,
+                             config=_config(tmp_path, batch_size=4, max_steps=100_000, log_every=5), num_processes=2)
+    job = run.start()
+    deadline = time.monotonic() + 60
+    while run.state.step < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.pause()
+    time.sleep(0.5)
+    paused_at = run.state.step
+    assert run.state.status == "paused"
+    time.sleep(0.5)
+    assert run.state.step == paused_at  # paused means paused in every process
+    run.resume_running()
+    job.stop(timeout=60)
+
+    assert not job.running and run.state.status == "stopped"
+    assert _no_children_left()
+    saved = list_checkpoints(tmp_path / "checkpoints")
+    assert len(saved) == 1 and saved[0].name == f"step-{run.state.step:07d}"
+    assert sorted(p.name for p in (saved[0] / "accelerate").iterdir()) == [
+        "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl"]
+    stopped_at = run.state.step
+
+    # One process picks the run up where the two left it.
+    fresh = _gpt(tiny_texts)
+    single = Trainer(fresh, "causal-lm", tiny_texts * 2,
+                     config=_config(tmp_path, batch_size=8, max_steps=stopped_at + 3, log_every=1))
+    single.resume(saved[0])
+    torch.testing.assert_close(_params(fresh), _params(bundle))  # the kernel's bundle holds the final weights
+    history = single.fit()
+    assert single.state.status == "finished" and single.state.step == stopped_at + 3
+    assert [r["step"] for r in history.train][-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]
+
+
+class _FailsInProcessOne(Callback):
+    def on_step_end(self, trainer, state, control):
+        if trainer.rank == 1 and state.step == 2:
+            raise RuntimeError("the disk of process 1 went away")
+
+
+def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path):
+    run = DistributedTrainer(_gpt(tiny_texts), "causal-lm", tiny_texts * 2,
+                             config=_config(tmp_path, batch_size=4, max_steps=50), num_processes=2,
+                             worker_callbacks=[_FailsInProcessOne()])
+    with pytest.raises(TrainingError, match="the disk of process 1 went away"):
+        run.fit()
+    assert run.state.status == "failed"
+    assert _no_children_left()
+
+
+def test_bad_launches_are_refused_before_any_process_starts(tiny_texts, tmp_path):
+    bundle = _gpt(tiny_texts)
+    with pytest.raises(ConfigError, match="needs output_dir"):
+        DistributedTrainer(bundle, "causal-lm", tiny_texts, config=TrainConfig(progress=False))
+    with pytest.raises(ConfigError, match="per process x 2 processes is larger"):
+        DistributedTrainer(bundle, "causal-lm", tiny_texts, config=_config(tmp_path, batch_size=32), num_processes=2)
+    with pytest.raises(ConfigError, match="num_processes must be a positive integer"):
+        DistributedTrainer(bundle, "causal-lm", tiny_texts, config=_config(tmp_path), num_processes=0)
+    with pytest.raises(TrainingError, match="does not fit"):
+        DistributedTrainer(bundle, "masked-lm", tiny_texts, config=_config(tmp_path), num_processes=2)
+
+
+def test_shared_flags_hand_one_shot_requests_to_the_main_process_once():
+    import multiprocessing
+
+    from workbench.training.events import Control
+
+    flags = SharedFlags(multiprocessing.get_context("fork"))
+    main, other = Control(), Control()
+    flags.request("save")
+    flags.request("pause", True)
+    flags.poll(main, main=True)
+    flags.poll(other, main=False)
+    assert main.should_save and not other.should_save  # the agreement hands it to the others
+    assert main.should_pause and other.should_pause
+    main.should_save = False
+    flags.poll(main, main=True)
+    assert not main.should_save  # taken once
+    flags.request("stop")
+    flags.poll(other, main=False)
+    assert other.should_stop
+
+
+def _launch_command(tmp_path, tiny_texts, *flags):
+    """`accelerate launch` of `workbench pretrain` in two CPU processes (gloo), on a little corpus."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_texts * 4))  # one document per paragraph
+    accelerate = Path(sys.executable).with_name("accelerate")
+    return [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+            "-m", "workbench", "pretrain", "--model", "tiny-gpt", "--task", "causal-lm", "--data", str(corpus),
+            "--eval-fraction", "0.25", "--batch-size", "4", "--block-size", "16", "--progress", "false",
+            "--precision", "fp32", "--output-dir", str(tmp_path / "run"), *flags]
+
+
+_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_accelerate_launch_runs_the_cli_in_two_processes(tiny_texts, tmp_path):
+    for attempt in range(2):  # a free port can be taken between choosing it and binding it: choose again
+        done = subprocess.run(_launch_command(tmp_path, tiny_texts, "--max-steps", "4"), capture_output=True,
+                              text=True, timeout=300, env=_ENV)
+        if done.returncode == 0 or "address already in use" not in done.stderr.lower():
+            break
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1  # only the main process reports
+    assert reports[0]["status"] == "finished" and reports[0]["processes"] == 2 and reports[0]["step"] == 4
+    checkpoint = Path(reports[0]["checkpoint"])
+    assert (checkpoint / "accelerate" / "random_states_1.pkl").exists()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) >= 1
+
+
+def test_ctrl_c_under_accelerate_launch_stops_both_processes_at_one_step_with_a_checkpoint(tiny_texts, tmp_path):
+    import signal
+
+    command = _launch_command(tmp_path, tiny_texts, "--max-steps", "1000000", "--log-every", "1")
+    # A terminal sends Ctrl-C to the whole process group: the launcher and both training processes.
+    launched = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV,
+                                start_new_session=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    os.killpg(launched.pid, signal.SIGINT)
+    out, err = launched.communicate(timeout=120)
+    reports = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(reports) == 1, err[-3000:]
+    assert reports[0]["status"] == "stopped"
+    saved = list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in saved] == [f"step-{reports[0]['step']:07d}"]
+    assert (saved[0] / "accelerate" / "random_states_0.pkl").exists()
+    assert (saved[0] / "accelerate" / "random_states_1.pkl").exists()
+
+
+def test_a_notebook_cell_launches_two_processes_with_a_live_dashboard_and_the_kernel_stays_free(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    small = "layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64"
+    cells = [
+        "import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, %r)\nfrom conftest import TINY_TEXTS\n"
+        "from workbench import load_model, TrainConfig, Trainer, DistributedTrainer\n"
+        "from workbench.ui import TrainingDashboard" % str(Path(__file__).parents[1]),
+        # An earlier single-process run leaves Accelerate's state set; the launch must not refuse.
+        f"b = load_model('tiny-gpt', corpus=TINY_TEXTS, {small})\n"
+        "Trainer(b, 'causal-lm', TINY_TEXTS, config=TrainConfig(max_steps=2, batch_size=4, block_size=16, "
+        "progress=False)).fit();",
+        "run = DistributedTrainer(b, 'causal-lm', TINY_TEXTS * 4, config=TrainConfig(max_steps=30, batch_size=4, "
+        f"block_size=16, log_every=2, progress=False, output_dir={str(tmp_path / 'run')!r}), num_processes=2)\n"
+        "d = TrainingDashboard()\nd.run(run)",
+        "print('while training:', run.state.status)",
+        "d.wait(120)\nprint('after:', run.state.message, d.runs[-1]['points'], sorted({r for _, r in run.events}))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=240, kernel_name="python3").execute()
+    text = ["".join(o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream")
+            for c in nb.cells]
+    assert "while training: running" in text[3]  # the cell ran while the processes trained
+    assert "after: finished at step 30 15 [0]" in text[4]
+    assert "Failed to register signal handlers" not in "".join(text)
+    assert list_checkpoints(tmp_path / "run" / "checkpoints")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,408 @@
+"""The Trainer in several processes, started from a notebook cell through ``accelerate.notebook_launcher``.
+
+Example::
+
+    from workbench.training import DistributedTrainer, TrainConfig
+    run = DistributedTrainer(bundle, "causal-lm", corpus, config=TrainConfig(output_dir="runs/ddp", max_steps=300),
+                             num_processes=2)
+    dashboard.run(run)        # live curves from the main process; Stop stops every process
+    # or: history = run.fit()
+
+Each process runs the unchanged ``Trainer`` on its share of every global batch
+(``batch_size`` examples per process). The main process sends its events (logs,
+evaluations, saves) through a queue to this kernel, where they feed this object's
+``state``, ``history`` and callbacks (a dashboard, a console printer), so it stands in for a
+``Trainer`` wherever one is shown. Buttons and ``stop()`` reach every process through shared
+flags. When the run ends, the bundle in this kernel is loaded with the final weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ConfigError, TrainingError
+from workbench.training.config import TrainConfig
+from workbench.training.distributed import SharedFlags
+from workbench.training.events import Callback, CallbackList, Control, TrainState
+from workbench.training.job import TrainingJob
+
+__all__ = ["DistributedTrainer", "DistributedJob"]
+
+_STATE_FIELDS = {f.name for f in dataclasses.fields(TrainState)}
+
+
+class _RemoteControl(Control):
+    """A Control whose requests go to the training processes (the dashboard's Save button sets should_save)."""
+
+    def __init__(self, flags: SharedFlags):
+        object.__setattr__(self, "_flags", flags)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        request = {"should_stop": "stop", "should_pause": "pause", "should_save": "save",
+                   "should_evaluate": "evaluate"}.get(name)
+        if request is None:
+            return  # should_log: the processes log on their own schedule
+        if request in ("save", "evaluate", "stop") and not value:
+            return  # one-shot requests and Stop cannot be taken back
+        self._flags.request(request, bool(value))
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("should_stop", "should_pause"):
+            return object.__getattribute__(self, "_flags").get(name.removeprefix("should_"))
+        if name in ("should_save", "should_evaluate", "should_log"):
+            return False
+        return object.__getattribute__(self, name)
+
+
+class _Forwarder(Callback):
+    """In the main training process: every event, with the state, onto the queue to the launching kernel."""
+
+    def __init__(self, queue: Any, rank: int):
+        self.queue, self.rank = queue, rank
+
+    def _send(self, kind: str, state: TrainState, payload: Any = None) -> None:
+        self.queue.put((kind, self.rank, state.to_dict(), payload))
+
+    def on_train_begin(self, trainer, state, control):
+        self._send("begin", state)
+
+    def on_log(self, trainer, state, control, logs):
+        self._send("log", state, logs)
+
+    def on_evaluate(self, trainer, state, control, metrics):
+        self._send("evaluate", state, {"kind": "eval", "step": state.step, **metrics})
+
+    def on_save(self, trainer, state, control, path):
+        self._send("save", state, path)
+
+    def on_pause(self, trainer, state, control):
+        self._send("pause", state)
+
+    def on_resume(self, trainer, state, control):
+        self._send("resume", state)
+
+    def on_train_end(self, trainer, state, control):
+        self._send("end", state)
+
+
+@dataclasses.dataclass
+class _Spec:
+    """What each training process needs; handed over by fork, never pickled."""
+
+    bundle: Any
+    task: str
+    train: Any
+    eval: Any
+    config: TrainConfig
+    callbacks: Sequence[Callback]
+    flags: SharedFlags
+    queue: Any
+    resume_from: str | None
+
+
+def _worker(spec: _Spec) -> dict:
+    """One training process: the unchanged Trainer on its share of the data."""
+    from workbench.training.loop import Trainer
+
+    # A kernel interrupt reaches every process of the kernel's group; the launching kernel
+    # turns it into Stop for all of them (a process stopped alone would leave the rest waiting).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _share_cpu_threads()
+    forwarder: _Forwarder | None = None
+    try:
+        trainer = Trainer(spec.bundle, spec.task, spec.train, spec.eval, config=spec.config,
+                          callbacks=list(spec.callbacks))
+        trainer._remote = spec.flags
+        if trainer.is_main:
+            forwarder = _Forwarder(spec.queue, trainer.rank)
+            trainer.callbacks.add(forwarder)
+        if spec.resume_from:
+            trainer.resume(spec.resume_from)
+        trainer.fit()
+    except BaseException as error:
+        spec.queue.put(("error", _rank(), None, str(error) or type(error).__name__))
+        raise
+    return {"rank": trainer.rank, "status": trainer.state.status, "step": trainer.state.step}
+
+
+def _share_cpu_threads() -> None:
+    """Give each process its share of the CPU's cores (what Accelerate would do, with a warning in every process)."""
+    import os
+
+    import psutil
+    import torch
+
+    if "OMP_NUM_THREADS" in os.environ or torch.cuda.is_available():
+        return
+    share = max(1, (psutil.cpu_count(logical=False) or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(share)
+    torch.set_num_threads(share)
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+class DistributedTrainer:
+    """Train ``bundle`` in ``num_processes`` processes from this kernel (several GPUs, or CPU processes).
+
+    Takes the Trainer's arguments; ``batch_size`` in the config is per process, so the global
+    batch is ``batch_size * num_processes``. ``callbacks`` run here, in this kernel, fed with
+    the main process's events; ``worker_callbacks`` run inside every training process.
+    Everything is checked here before any process starts; a mistake is one sentence.
+    """
+
+    def __init__(self, bundle: Any, task: str, train_data: Any, eval_data: Any = None,
+                 config: TrainConfig | None = None, callbacks: Sequence[Callback] = (), *,
+                 num_processes: int = 2, worker_callbacks: Sequence[Callback] = (), port: int | None = None):
+        import torch
+
+        from workbench.training.loop import TrainingHistory
+        from workbench.training.tasks import make_task
+
+        self.config = config or TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}.")
+        if not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1:
+            raise ConfigError(f"num_processes must be a positive integer, got {num_processes!r}.")
+        if not self.config.output_dir:
+            raise ConfigError("Training in several processes needs output_dir: the trained weights come back to this "
+                              "kernel through the final checkpoint. Set TrainConfig(output_dir='runs/...').")
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            raise TrainingError("CUDA is already in use in this kernel, and processes forked from it cannot use it; "
+                                "restart the kernel and launch before any GPU work, or run `accelerate launch -m "
+                                "workbench pretrain ...` from a terminal.")
+        self.num_processes = num_processes
+        self.bundle = bundle
+        self.task = make_task(task, bundle, self.config)  # checks task and model here, before any fork
+        self.train_dataset = self.task.dataset(train_data, "training")
+        self.eval_dataset = self.task.dataset(eval_data, "evaluation") if eval_data is not None else None
+        n = len(self.train_dataset)
+        if n == 0:
+            raise ConfigError("The training data is empty; give at least one batch of examples.")
+        if self.config.batch_size * num_processes > n:
+            raise ConfigError(
+                f"batch_size {self.config.batch_size} per process x {num_processes} processes is larger than the "
+                f"training data ({n} examples); use batch_size={max(1, n // num_processes)} or less, or more data.")
+        self.port = port
+        self.worker_callbacks = list(worker_callbacks)
+        self._context = multiprocessing.get_context("fork")
+        self._flags = SharedFlags(self._context)
+        self.control: Control = _RemoteControl(self._flags)
+        self.history = TrainingHistory()
+        global_batch = self.config.batch_size * num_processes
+        per_epoch = max(1, -(-n // global_batch) // self.config.gradient_accumulation_steps)
+        max_steps = self.config.max_steps or max(1, int(-(-self.config.epochs * per_epoch // 1)))
+        self.state = TrainState(max_steps=max_steps, device=f"{num_processes} processes")
+        built_in: list[Callback] = []
+        if self.config.progress:
+            from workbench.training.callbacks import ConsolePrinter
+
+            built_in.append(ConsolePrinter())
+        self.callbacks = CallbackList(built_in + list(callbacks))
+        self.events: list[tuple[str, int]] = []  # (event, process) as received: which process spoke
+        self._resume_from: str | None = None
+        self._job: DistributedJob | None = None
+
+    # ------------------------------------------------------------ the Trainer's surface
+
+    def fit(self) -> Any:
+        """Train in the processes until done or stopped; return the history (the main process's)."""
+        job = self.start()
+        job.wait()
+        return self.history
+
+    def start(self) -> DistributedJob:
+        """Start the processes and return at once; the job's ``wait()`` blocks until they end."""
+        if self._job is not None and self._job.running:
+            raise TrainingError("This run is already going; stop it or wait for it first.")
+        self._flags = SharedFlags(self._context)
+        object.__setattr__(self.control, "_flags", self._flags)
+        self._job = DistributedJob(self).start()
+        return self._job
+
+    def resume(self, path: str | Path | None = None) -> DistributedTrainer:
+        """Continue from a checkpoint (default: the latest under output_dir) when the run starts."""
+        from workbench.errors import CheckpointError
+        from workbench.training import checkpoint as ckpt
+
+        if path is None:
+            path = ckpt.latest_checkpoint(Path(self.config.output_dir) / "checkpoints")
+            if path is None:
+                raise CheckpointError(f"No complete checkpoint under {self.config.output_dir}/checkpoints.")
+        self._resume_from = str(path)
+        return self
+
+    def pause(self) -> None:
+        self._flags.request("pause", True)
+
+    def resume_running(self) -> None:
+        self._flags.request("pause", False)
+
+    def stop(self) -> None:
+        self._flags.request("stop")
+
+    # ------------------------------------------------------------ the launch
+
+    def _launch(self, queue: Any) -> None:
+        from accelerate import notebook_launcher
+        from accelerate.state import AcceleratorState, GradientState, PartialState
+
+        spec = _Spec(self.bundle, self.task.name, self.train_dataset, self.eval_dataset,
+                     self.config.replace(progress=False), self.worker_callbacks, self._flags, queue,
+                     self._resume_from)
+        # Its agent warns, from our launcher thread, that it cannot install signal handlers there: we
+        # need none (this kernel's interrupt becomes Stop, and the processes watch for a dead kernel).
+        elastic_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+        level = elastic_log.level
+        elastic_log.setLevel(logging.ERROR)
+        try:
+            for attempt in range(2):
+                port = self.port or _free_port()
+                try:
+                    with _fresh_accelerate_state(AcceleratorState, PartialState, GradientState):
+                        notebook_launcher(_worker, args=(spec,), num_processes=self.num_processes,
+                                          use_port=str(port))
+                    break
+                except Exception as error:
+                    # A port found free can be taken before the launcher binds it; choose another once.
+                    if self.port or attempt or "address already in use" not in str(error).lower():
+                        raise
+        finally:
+            elastic_log.setLevel(level)
+
+    def _apply(self, state: dict | None) -> None:
+        if state:
+            for key, value in state.items():
+                if key in _STATE_FIELDS:
+                    setattr(self.state, key, value)
+
+    def _relay(self, queue: Any, job: DistributedJob) -> None:
+        """In this kernel: turn the main process's events into this object's state, history and callbacks."""
+        cb, st, control = self.callbacks, self.state, self.control
+        failure: str | None = None
+        while True:
+            item = queue.get()
+            if item is None:  # the launcher is done: every process has ended
+                break
+            kind, rank, state, payload = item
+            self.events.append((kind, rank))
+            if kind == "error":
+                failure = failure or payload
+                continue
+            self._apply(state)
+            if kind == "begin":
+                cb.fire("on_train_begin", self, st, control)
+            elif kind == "log":
+                self.history.records.append(payload)
+                cb.fire("on_log", self, st, control, payload)
+            elif kind == "evaluate":
+                self.history.records.append(payload)
+                metrics = {k: v for k, v in payload.items() if k not in ("kind", "step")}
+                cb.fire("on_evaluate", self, st, control, metrics)
+            elif kind == "save":
+                cb.fire("on_save", self, st, control, payload)
+            elif kind in ("pause", "resume"):
+                cb.fire(f"on_{kind}", self, st, control)
+        error = job.launch_error
+        if error is not None or failure:
+            detail = failure or _last_line(error)
+            st.status, st.message = "failed", f"failed at step {st.step}: {detail}"
+            job.error = TrainingError(f"A training process failed at step {st.step} ({detail}); "
+                                      f"the last checkpoint is {st.last_checkpoint or 'none: nothing was saved'}.")
+            cb.fire("on_exception", self, st, control, job.error)
+        self._load_final_weights()
+        cb.fire("on_train_end", self, st, control)
+
+    def _load_final_weights(self) -> None:
+        """Put the trained weights into this kernel's bundle, so the notebook inspects the trained model."""
+        from workbench.training import checkpoint as ckpt
+
+        if not self.state.last_checkpoint:
+            return
+        try:
+            ckpt.read_checkpoint(Path(self.state.last_checkpoint), model=self.bundle.model, restore_rng=False)
+            self.bundle.model.eval()
+        except Exception as error:  # never hide the run's outcome behind a failed courtesy
+            self.state.message += f"; the final weights could not be loaded here: {error}"
+
+    def __repr__(self) -> str:
+        return f"DistributedTrainer({self.num_processes} processes, {self.state.message or self.state.status})"
+
+
+class DistributedJob(TrainingJob):
+    """A run in several processes, watched from this kernel: ``running``, ``wait()``, ``stop()``, ``pause()``.
+
+    Two daemon threads: one runs Accelerate's launcher (it blocks until every process ends),
+    the job's own relays the main process's events to the callbacks here.
+    """
+
+    def __init__(self, trainer: DistributedTrainer):
+        super().__init__(trainer)
+        self.launch_error: BaseException | None = None
+        self._queue = trainer._context.SimpleQueue()
+
+    def start(self) -> DistributedJob:
+        threading.Thread(target=self._launcher, name="workbench-launcher", daemon=True).start()
+        super().start()
+        return self
+
+    def _launcher(self) -> None:
+        try:
+            self.trainer._launch(self._queue)
+        except BaseException as error:  # re-raised by wait() as one sentence
+            self.launch_error = error
+        finally:
+            self._queue.put(None)
+
+    def _target(self) -> None:
+        try:
+            self.trainer._relay(self._queue, self)
+        except BaseException as error:
+            self.error = self.error or error
+        finally:
+            self._done.set()
+
+    def __repr__(self) -> str:
+        return f"DistributedJob({self.state.message or self.state.status})"
+
+
+@contextlib.contextmanager
+def _fresh_accelerate_state(*classes: Any) -> Any:
+    """Launch with no Accelerate state, as ``notebook_launcher`` demands, and give this kernel's back after.
+
+    An earlier single-process run in this kernel leaves Accelerate's process-wide state set.
+    The state lives in one dict per class that each instance shares; swapping in a new dict
+    leaves earlier Accelerators working on the old one, and the forked processes start clean.
+    """
+    saved = [cls._shared_state for cls in classes]
+    for cls, old in zip(classes, saved):
+        cls._shared_state = type(old)()
+    try:
+        yield
+    finally:
+        for cls, old in zip(classes, saved):
+            cls._shared_state = old
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _last_line(error: BaseException | None) -> str:
+    text = str(error or "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
