@@ -132,6 +132,51 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
     assert [r["step"] for r in history.train][-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]
 
 
+class _WritesItsWeights(Callback):
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def on_train_end(self, trainer, state, control):
+        torch.save(_params(trainer.bundle), self.folder / f"weights-{trainer.rank}.pt")
+
+
+def test_masked_lm_processes_share_their_gradients_and_end_with_the_same_weights(tiny_texts, tmp_path):
+    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+    run = DistributedTrainer(bundle, "masked-lm", tiny_texts * 2, config=_config(tmp_path, batch_size=4, max_steps=4),
+                             num_processes=2, worker_callbacks=[_WritesItsWeights(tmp_path)])
+    run.fit()
+    first, second = (torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1))
+    assert not torch.equal(first, _params(load_model("tiny-bert", corpus=tiny_texts, **SMALL)))  # it trained
+    torch.testing.assert_close(first, second)  # each process drew other masks, yet all took the same steps
+    torch.testing.assert_close(_params(bundle), first)
+
+
+def test_a_classifier_in_two_processes_evaluates_like_one_process(tiny_texts, tmp_path):
+    from workbench.data import load_labelled
+
+    data = load_labelled([(t, "animal" if ("cat" in t or "dog" in t) else "other") for t in tiny_texts])
+    results = []
+    for processes, batch in ((1, 8), (2, 4)):
+        bundle = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts,
+                            seed=3, **SMALL)
+        for module in bundle.model.modules():  # no dropout: the two runs must take the same steps
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        config = _config(tmp_path / str(processes), batch_size=batch, max_steps=4, max_length=32)
+        if processes == 1:
+            history = Trainer(bundle, "classify", data, eval_data=data, config=config).fit()
+        else:
+            history = DistributedTrainer(bundle, "classify", data, eval_data=data, config=config,
+                                         num_processes=2).fit()
+        results.append(history)
+    one, two = results
+    assert two.losses() == pytest.approx(one.losses(), abs=1e-5)
+    for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"):
+        assert two.eval[-1][key] == pytest.approx(one.eval[-1][key], abs=1e-5)
+    assert two.eval[-1]["eval_confusion_matrix"] == one.eval[-1]["eval_confusion_matrix"]
+    assert sum(map(sum, two.eval[-1]["eval_confusion_matrix"])) == len(tiny_texts)  # every example, once
+
+
 class _FailsInProcessOne(Callback):
     def on_step_end(self, trainer, state, control):
         if trainer.rank == 1 and state.step == 2:

@@ -142,7 +142,9 @@ class MaskedLMTask(_LanguageModelTask):
         labels = batch["labels"]
         masked = labels != -100  # (batch, seq)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        if self._head is None:
+        if self._head is None or model is not self.bundle.model:
+            # Wrapped for several processes (DistributedDataParallel, FSDP): gradients are shared only through
+            # the wrapper's forward, so the whole model runs; the head on all positions is the price.
             logits = model(**inputs).logits[masked]  # (n_masked, vocab)
         else:
             # The output head runs only where a token was masked (~15%): same loss, far less work.
