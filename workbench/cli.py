@@ -119,6 +119,47 @@ def _train(args: argparse.Namespace, task: str) -> int:
     return 0 if trainer.state.status in ("finished", "stopped") else 1
 
 
+_DEFAULT_TEXTS = {
+    "classifier": ["The movie was slow, but the ending made it worth the wait."],
+    "causal-lm": ["The capital of France is"],
+    "masked-lm": ["The capital of France is [MASK]."],
+    "encoder": ["The movie was slow, but the ending made it worth the wait."],
+}
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from workbench.compress import compare_models, export_onnx, prune, quantize
+    from workbench.models import load_model
+
+    bundle = load_model(args.model)
+    out = args.out
+    if args.method == "quantize":
+        compressed = quantize(bundle)
+    elif args.method == "prune":
+        compressed = prune(bundle, args.amount, structured=args.structured)
+    else:
+        compressed = export_onnx(bundle, out)
+    if args.method != "onnx":
+        compressed.save(out)
+    eval_data = None
+    if args.data:
+        if bundle.kind == "classifier":
+            from workbench.data import load_labelled
+
+            # The validation split `workbench finetune` holds out (same fraction, seed 0).
+            eval_data = load_labelled(args.data).split(validation=args.eval_fraction, seed=0)[1]
+        else:
+            from workbench.data import load_corpus
+
+            texts = load_corpus(args.data).texts
+            eval_data = texts[:max(1, int(len(texts) * args.eval_fraction))]  # what `workbench pretrain` holds out
+    texts = args.text or _DEFAULT_TEXTS[bundle.kind]
+    report = compare_models(bundle, compressed, eval_data=eval_data, texts=texts, lengths=args.lengths,
+                            max_eval=args.eval_size)
+    print(json.dumps(report.to_dict(), default=str) if args.json else f"{report}\nsaved: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Train and explain transformer language models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
     fine.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     _add_config_flags(fine)
     fine.set_defaults(func=lambda a: _train(a, "classify"))
+
+    comp = sub.add_parser("compress", help="quantize, prune or export a model, save it, and report what changed")
+    comp.add_argument("method", choices=("quantize", "prune", "onnx"),
+                      help="quantize: dynamic int8; prune: magnitude pruning; onnx: export, checked by onnxruntime")
+    comp.add_argument("model", help="a model name or folder (a fine-tuned classifier's checkpoint, say)")
+    comp.add_argument("--out", required=True, help="folder for the compressed model (load_model reads it back)")
+    comp.add_argument("--amount", type=float, default=0.5, help="prune: the fraction of each layer's weights to zero")
+    comp.add_argument("--structured", action="store_true", help="prune whole output rows instead of single weights")
+    comp.add_argument("--data", help="evaluation data for the metric: labelled data for a classifier, a corpus otherwise")
+    comp.add_argument("--eval-fraction", type=float, default=0.1,
+                      help="the held-out share of --data to evaluate on, as finetune and pretrain split it")
+    comp.add_argument("--eval-size", type=int, default=200, help="at most this many evaluation examples")
+    comp.add_argument("--text", action="append", help="a text to compare attention and attributions on (repeatable)")
+    comp.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128], help="input lengths for latency")
+    comp.add_argument("--json", action="store_true", help="print the report as JSON")
+    comp.set_defaults(func=_compress)
     return parser
 
 

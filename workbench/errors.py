@@ -29,3 +29,7 @@ class TrainingError(WorkbenchError):
 
 class CheckpointError(WorkbenchError):
     """A checkpoint is missing, incomplete or belongs to another model."""
+
+
+class CompressionError(WorkbenchError, ValueError):
+    """A model could not be quantized, pruned, exported or compared."""

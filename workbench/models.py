@@ -125,12 +125,21 @@ class ModelBundle:
         """Write the bundle's files into an existing folder, with no atomicity (``save`` adds that).
 
         ``state_dict`` replaces the model's own weights (a sharded model's, gathered for saving).
+        A compressed bundle (``workbench.compress``) is written in its compact form.
         """
+        if self.extra.get("compression"):
+            from workbench.compress.formats import write_compressed
+
+            write_compressed(self, Path(folder))
+        else:
+            self._write_model(folder, state_dict)
+        meta = {"kind": self.kind, "name": self.name, "source": self.source, "extra": self.extra}
+        (Path(folder) / _BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+
+    def _write_model(self, folder: Path, state_dict: dict | None) -> None:
         with _quiet_transformers():
             self.model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
             self.tokenizer.save_pretrained(folder)
-        meta = {"kind": self.kind, "name": self.name, "source": self.source, "extra": self.extra}
-        (Path(folder) / _BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
@@ -284,11 +293,19 @@ def _from_folder(folder: Path, kind: str | None, labels: list[str] | None, commo
                  *, name: str, source: str) -> ModelBundle:
     import transformers
 
-    _check_folder(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder} is a file, not a model folder; give the folder that holds config.json.")
     meta = {}
     if (folder / _BUNDLE_FILE).exists():
         meta = json.loads((folder / _BUNDLE_FILE).read_text())
         name, source = meta.get("name", name), meta.get("source", source)
+        if (meta.get("extra") or {}).get("compression"):  # quantized, pruned or exported: its own format
+            from workbench.compress.formats import load_compressed
+
+            if kind not in (None, meta.get("kind")):
+                raise ModelLoadError(f"{folder} holds a compressed {meta.get('kind')} model; it loads only as that.")
+            return load_compressed(folder, meta, common)
+    _check_folder(folder)
     try:
         config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=common["trust_remote_code"])
     except (ValueError, OSError) as e:

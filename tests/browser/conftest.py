@@ -342,6 +342,18 @@ class LabPage:
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=NOTEBOOK_OPEN_TIMEOUT_MS)
         self.wait_kernel_idle()
 
+    def run_view_notebook(self, name: str, setup: str, timeout_ms: int = 180_000) -> LabPage:
+        """Write a one-cell notebook that ends in a view, open it, run it, and keep the dialogs it fires."""
+        self.write_notebook(name, [setup])
+        self.open_notebook(name)
+        dialogs: list[str] = []
+        self.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        self.run_all()
+        self.wait_cell_done(0, timeout_ms=timeout_ms)
+        self.raise_on_error(0)
+        self.dialogs = dialogs
+        return self
+
     def wait_kernel_idle(self, timeout_ms: int = KERNEL_IDLE_TIMEOUT_MS) -> None:
         """Wait until the current notebook's kernel is connected and idle (no cell runs, none queued).
 

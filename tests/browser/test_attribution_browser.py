@@ -24,15 +24,7 @@ VIEW = ".jp-NotebookPanel:not(.lm-mod-hidden) .wb-attribution"
 
 @pytest.fixture(scope="module")
 def attribution_notebook(module_lab):
-    module_lab.write_notebook("attributions.ipynb", [SETUP])
-    module_lab.open_notebook("attributions.ipynb")
-    dialogs = []
-    module_lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    module_lab.run_all()
-    module_lab.wait_cell_done(0, timeout_ms=180_000)
-    module_lab.raise_on_error(0)
-    module_lab.dialogs = dialogs
-    return module_lab
+    return module_lab.run_view_notebook("attributions.ipynb", SETUP)
 
 
 def test_the_view_renders_a_coloured_row_per_method(attribution_notebook):

@@ -28,7 +28,8 @@ def pages(tmp_path_factory):
     from tests.conftest import TINY_TEXTS
     from workbench.explain import attention, attribute_many
     from workbench.models import load_model
-    from workbench.ui import AttentionView, AttributionView
+    from workbench.compress import compare_models, quantize
+    from workbench.ui import AttentionView, AttributionView, CompressionView
 
     folder = tmp_path_factory.mktemp("exports")
     text = "the cat " + " ".join(PAYLOADS) + " sat"
@@ -40,11 +41,13 @@ def pages(tmp_path_factory):
         "attributions": AttributionView(attribute_many(clf, [text], method=["occlusion", "gradient_x_input"],
                                                        progress=False),
                                         title="<img src=x onerror=alert(9)>").to_html(folder / "attributions.html"),
+        "compression": CompressionView(compare_models(clf, quantize(clf), texts=[text], lengths=(8,), repeats=1))
+        .to_html(folder / "compression.html"),
     }
     return folder, out
 
 
-@pytest.mark.parametrize("view", ["attention", "attributions"])
+@pytest.mark.parametrize("view", ["attention", "attributions", "compression"])
 def test_a_fuzzed_export_runs_no_script_and_shows_the_text(chromium, pages, view):
     folder, _ = pages
     context = chromium.new_context(offline=True)
@@ -53,7 +56,7 @@ def test_a_fuzzed_export_runs_no_script_and_shows_the_text(chromium, pages, view
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto((folder / f"{view}.html").as_uri())
-    root = ".wb-attention" if view == "attention" else ".wb-attribution"
+    root = {"attention": ".wb-attention", "attributions": ".wb-attribution", "compression": ".wb-compression"}[view]
     page.wait_for_selector(root, timeout=15_000)
     page.wait_for_timeout(300)
     for selector in ("#view script", "#view img", "#view iframe", "#view svg[onload]", "[onerror]", "[onmouseover]"):
@@ -64,5 +67,8 @@ def test_a_fuzzed_export_runs_no_script_and_shows_the_text(chromium, pages, view
     assert "<" in shown and ">" in shown and "alert" in pieces  # the markup shows as text
     if view == "attributions":
         page.locator(".wb-attr-row[data-method='occlusion'] .wb-attr-token").nth(3).hover()
+    if view == "compression":
+        page.locator(".wb-comp-token").nth(3).hover()
+        page.locator(".wb-comp-cell").first.hover()
     assert dialogs == [] and errors == []
     context.close()

@@ -45,3 +45,35 @@ def test_an_unknown_flag_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["pretrain", "--lr-max", "3"])
     assert exit_info.value.code == 2
+
+
+def _saved_gpt(tmp_path, tiny_texts):
+    from workbench.models import load_model
+
+    bundle = load_model("tiny-gpt", corpus=tiny_texts, layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64)
+    return bundle.save(tmp_path / "gpt")
+
+
+@pytest.mark.parametrize("method", ["quantize", "prune", "onnx"])
+def test_compress_saves_the_model_and_prints_the_report(method, tmp_path, tiny_texts, capsys):
+    from workbench.models import load_model
+
+    folder = _saved_gpt(tmp_path, tiny_texts)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_texts * 3))
+    out = tmp_path / method
+    code = main(["compress", method, str(folder), "--out", str(out), "--data", str(corpus), "--eval-fraction", "0.5",
+                 "--lengths", "8", "16", "--text", "The cat sat on the"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "weights (MB)" in printed and "perplexity" in printed and "attention drift" in printed
+    assert "latency @16 tokens" in printed and f"saved: {out}" in printed
+    again = load_model(out)
+    assert again.extra["compression"]["method"] == {"quantize": "int8", "prune": "prune", "onnx": "onnx"}[method]
+
+
+def test_compress_with_a_bad_amount_is_one_sentence(tmp_path, tiny_texts, capsys):
+    folder = _saved_gpt(tmp_path, tiny_texts)
+    assert main(["compress", "prune", str(folder), "--out", str(tmp_path / "p"), "--amount", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: amount must be a fraction in [0, 1)") and "Traceback" not in err

@@ -8,7 +8,8 @@ import sys
 ENGINE_MODULES = [
     "workbench", "workbench.assets", "workbench.models", "workbench.data", "workbench.training",
     "workbench.explain", "workbench.explain.attribution", "workbench.explain.faithfulness", "workbench.recipes",
-    "workbench.cli", "workbench.demo",
+    "workbench.cli", "workbench.demo", "workbench.compress", "workbench.training.launch",
+    "workbench.training.distributed",
 ]
 
 

@@ -112,7 +112,9 @@ def _packed_unembedding(head: Any) -> PackedLinear | None:
     It is the lens's costliest step (every layer and position times the whole vocabulary): 177 ms
     packed against 221 ms for SmolLM2 at 18 tokens; packing takes 44 ms, so it is done once.
     """
-    w = head.weight
+    w = getattr(head, "weight", None)
+    if not isinstance(w, torch.Tensor):  # a quantized head (int8) keeps its weight packed its own way
+        return None
     if w.device.type != "cpu" or w.dtype != torch.float32 or not onednn_available():
         return None
     key = (w.data_ptr(), w._version, tuple(w.shape), None if head.bias is None else head.bias._version)

@@ -141,6 +141,12 @@ def _token_id(tokenizer: Any, target: Any, vocab_size: int) -> int:
     raise ProbeError(f"A target token is a non-empty string or an id, got {type(target).__name__}.")
 
 
+def output_vocabulary(model: Any) -> int:
+    """How many tokens the model's output head scores (its weight may be packed, as in an int8 model)."""
+    weight = getattr(model.get_output_embeddings(), "weight", None)
+    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) else int(model.config.vocab_size)
+
+
 def _output_head(model: Any) -> Any:
     """The first module after the encoder that works position by position: BERT's MLM head, ModernBERT's
     prediction head, a causal LM's unembedding. Running it at only the positions read saves its cost elsewhere."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.explain.probe import ProbeError, _display, _distribution, _token_id
+from workbench.explain.probe import ProbeError, _display, _distribution, _token_id, output_vocabulary
 from workbench.training.events import Callback, Control, TrainState
 
 __all__ = ["ProbeRecorder"]
@@ -71,7 +71,7 @@ class ProbeRecorder(Callback):
 
     def check(self, bundle: Any) -> None:
         """Check every probe against the model (a mask where needed, expected tokens of one token)."""
-        vocab = bundle.model.get_output_embeddings().weight.shape[0]
+        vocab = output_vocabulary(bundle.model)
         self._expected_ids = [None if expected is None else _token_id(bundle.tokenizer, expected, vocab)
                               for _, expected in self.probes]
         for text, _ in self.probes:

@@ -3,10 +3,11 @@
 from workbench.ui._colab import enable_colab_widgets
 from workbench.ui.attention_view import AttentionView
 from workbench.ui.attribution_view import AttributionView
+from workbench.ui.compression_view import CompressionView
 from workbench.ui.dashboard import TrainingDashboard
 from workbench.ui.probe_views import MaskProbe, ProbeTimeline
 
-__all__ = ["AttentionView", "AttributionView", "MaskProbe", "ProbeTimeline", "TrainingDashboard",
+__all__ = ["AttentionView", "AttributionView", "CompressionView", "MaskProbe", "ProbeTimeline", "TrainingDashboard",
            "enable_colab_widgets"]
 
 enable_colab_widgets()

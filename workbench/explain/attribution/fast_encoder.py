@@ -88,7 +88,9 @@ class FastEncoder:
                 and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
                 and getattr(cfg, "problem_type", None) in (None, "single_label_classification")
                 and getattr(cfg, "num_labels", 0) > 1
-                and next(model.parameters()).dtype == torch.float32)
+                and next(model.parameters()).dtype == torch.float32
+                # plain Linear layers only: a quantized (int8) model keeps its weights where this cannot read them
+                and all(type(m) is torch.nn.Linear for m in model.modules() if "Linear" in type(m).__name__))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, nq, _ = q.shape

@@ -26,6 +26,7 @@ from workbench.explain.probe import (
     _read_positions,
     _token_id,
     _with_model_mask,
+    output_vocabulary,
 )
 from workbench.explain.tokens import TokenInfo, token_info
 
@@ -299,7 +300,7 @@ def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
         index = int(logits.argmax())
         return index, _display(tok, index)
     try:
-        index = _token_id(tok, target, bundle.model.get_output_embeddings().weight.shape[0])
+        index = _token_id(tok, target, output_vocabulary(bundle.model))
     except ProbeError as e:
         raise AttributionError(str(e)) from None
     return index, _display(tok, index)

@@ -1,0 +1,21 @@
+"""Compression: int8 quantization, magnitude pruning and ONNX export — and what each changes inside.
+
+Example::
+
+    from workbench.compress import quantize, prune, export_onnx, compare_models
+    int8 = quantize(bundle)                         # dynamic int8 on every Linear layer
+    sparse = prune(bundle, 0.5)                     # half of each layer's weights, by magnitude
+    onnx = export_onnx(bundle, "exports/clf")       # checked against PyTorch within 1e-4
+    report = compare_models(bundle, int8, eval_data=val, texts=["A slow film, but worth it."])
+    print(report)                                   # size, latency, accuracy; attention drift, attribution agreement
+
+Each call returns a new ``ModelBundle``; the original is never modified. A compressed bundle
+saves (``bundle.save(dir)``) in a compact form and loads again with ``load_model(dir)``.
+"""
+
+from __future__ import annotations
+
+from workbench.compress.operations import export_onnx, prune, quantize
+from workbench.compress.report import CompressionReport, compare_models
+
+__all__ = ["quantize", "prune", "export_onnx", "compare_models", "CompressionReport"]

@@ -1,0 +1,319 @@
+"""compare_models: what compression changed — size, speed, the task metric, and what the model looks at."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import CompressionError
+
+__all__ = ["CompressionReport", "compare_models", "jensen_shannon"]
+
+
+@dataclass
+class CompressionReport:
+    """Two models side by side. ``attention_js`` is (layers, heads): the Jensen–Shannon divergence
+    (bits, 0 = the same, 1 = disjoint) between the two models' attention rows, averaged over
+    queries and texts. ``spearman`` holds one rank correlation of the token attributions per text."""
+
+    original: str
+    compressed: str
+    compression: dict
+    size_bytes: dict  # {"original": int, "compressed": int}
+    latency_ms: dict  # {"original": {length: ms}, "compressed": {length: ms}}
+    metric: str | None  # "accuracy", "perplexity" or None (no eval_data, or an encoder)
+    metric_values: dict  # {"original": float, "compressed": float}
+    prediction_agreement: float | None  # classifiers: share of eval examples both models label alike
+    attention_js: np.ndarray  # (layers, heads)
+    attribution_method: str
+    spearman: list[float]
+    texts: list[str]
+    examples: list[dict] = field(default_factory=list)  # per text: segments and both models' scores
+
+    @property
+    def size_ratio(self) -> float:
+        return self.size_bytes["compressed"] / self.size_bytes["original"]
+
+    def speedup(self, length: int) -> float:
+        return self.latency_ms["original"][length] / self.latency_ms["compressed"][length]
+
+    @property
+    def metric_delta(self) -> float | None:
+        if self.metric is None:
+            return None
+        return self.metric_values["compressed"] - self.metric_values["original"]
+
+    @property
+    def attention_drift(self) -> float:
+        return float(self.attention_js.mean()) if self.attention_js.size else math.nan
+
+    @property
+    def mean_spearman(self) -> float:
+        values = [s for s in self.spearman if not math.isnan(s)]
+        return float(np.mean(values)) if values else math.nan
+
+    def to_dict(self) -> dict:
+        return {
+            "original": self.original, "compressed": self.compressed, "compression": self.compression,
+            "size_bytes": self.size_bytes, "size_ratio": self.size_ratio,
+            "latency_ms": {k: {str(n): ms for n, ms in v.items()} for k, v in self.latency_ms.items()},
+            "speedup": {str(n): self.speedup(n) for n in self.latency_ms["original"]},
+            "metric": self.metric, "metric_values": self.metric_values, "metric_delta": self.metric_delta,
+            "prediction_agreement": self.prediction_agreement,
+            "attention_js": self.attention_js.tolist(), "attention_drift": self.attention_drift,
+            "attribution_method": self.attribution_method, "spearman": self.spearman,
+            "mean_spearman": self.mean_spearman, "texts": self.texts, "examples": self.examples,
+        }
+
+    def __str__(self) -> str:
+        rows = [("", "original", "compressed", "change"),
+                ("weights (MB)", f"{self.size_bytes['original'] / 1e6:.2f}", f"{self.size_bytes['compressed'] / 1e6:.2f}",
+                 f"x{self.size_ratio:.2f}")]
+        for n in self.latency_ms["original"]:
+            rows.append((f"latency @{n} tokens (ms)", f"{self.latency_ms['original'][n]:.2f}",
+                         f"{self.latency_ms['compressed'][n]:.2f}", f"{self.speedup(n):.2f}x faster"))
+        if self.metric:
+            rows.append((self.metric, f"{self.metric_values['original']:.4f}", f"{self.metric_values['compressed']:.4f}",
+                         f"{self.metric_delta:+.4f}"))
+        if self.prediction_agreement is not None:
+            rows.append(("same prediction", "", "", f"{self.prediction_agreement:.1%}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [f"{self.original} -> {self.compressed}"]
+        lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                  for r in rows]
+        if self.attention_js.size:
+            layer, head = np.unravel_index(int(self.attention_js.argmax()), self.attention_js.shape)
+            lines.append(f"attention drift (Jensen-Shannon, bits): mean {self.attention_drift:.4f}, "
+                         f"largest {self.attention_js.max():.4f} at layer {layer}, head {head}")
+        if self.spearman:
+            lines.append(f"attribution agreement ({self.attribution_method}, Spearman): mean {self.mean_spearman:.3f} "
+                         f"over {len(self.spearman)} text(s)")
+        return "\n".join(lines)
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen–Shannon divergence in bits between distributions along the last axis (0 when p equals q)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(a > 0, a * np.log2(np.where(a > 0, a, 1) / np.where(m > 0, m, 1)), 0.0)
+        return terms.sum(-1)
+
+    return np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0)
+
+
+def _check_pair(original: Any, compressed: Any) -> None:
+    from workbench.models import ModelBundle
+
+    for role, bundle in (("original", original), ("compressed", compressed)):
+        if not isinstance(bundle, ModelBundle):
+            raise CompressionError(f"compare_models takes two ModelBundles; the {role} is a {type(bundle).__name__}.")
+    a, b = original.model.config, compressed.model.config
+    keys = ("num_hidden_layers", "num_attention_heads", "vocab_size")
+    diff = [k for k in keys if getattr(a, k, None) != getattr(b, k, None)]
+    if diff or original.kind != compressed.kind:
+        raise CompressionError(f"{original.name} and {compressed.name} are not one model before and after "
+                               f"compression (they differ in {', '.join(diff) or 'kind'}); compare a model with "
+                               "its own compressed copy.")
+
+
+def compare_models(original: Any, compressed: Any, eval_data: Any = None, texts: Sequence[str] = (), *,
+                   lengths: Sequence[int] = (16, 64, 128), repeats: int = 15, attribution: str = "occlusion",
+                   max_eval: int | None = None) -> CompressionReport:
+    """Compare a model with its compressed copy.
+
+    ``eval_data``: labelled data (a classifier: accuracy) or texts (a language model:
+    perplexity); None skips the metric. ``texts``: a few inputs on which to compare attention
+    (per head) and token attributions (``attribution`` names the method; occlusion runs on
+    every kind of compressed model, ONNX included). ``lengths``: input lengths, in tokens, at
+    which the median CPU latency of one input is measured over ``repeats`` runs.
+    """
+    from workbench.compress.operations import compression_of, weights_bytes
+
+    _check_pair(original, compressed)
+    texts = _check_texts(texts)
+    lengths = sorted({min(int(n), original.max_positions) for n in lengths})
+    if not lengths or lengths[0] < 2:
+        raise CompressionError("lengths must hold input lengths of at least 2 tokens, such as (16, 64, 128).")
+    metric, values, agreement = _metric(original, compressed, eval_data, max_eval)
+    js = _attention_drift(original, compressed, texts)
+    spearman, examples = _attributions(original, compressed, texts, attribution)
+    return CompressionReport(
+        original=original.name, compressed=compressed.name, compression=compression_of(compressed),
+        size_bytes={"original": weights_bytes(original), "compressed": weights_bytes(compressed)},
+        latency_ms={"original": _latency(original, lengths, repeats), "compressed": _latency(compressed, lengths, repeats)},
+        metric=metric, metric_values=values, prediction_agreement=agreement, attention_js=js,
+        attribution_method=attribution, spearman=spearman, texts=list(texts), examples=examples)
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts or ())
+    bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise CompressionError(f"texts must be non-empty strings; got {bad[0]!r}.")
+    return texts
+
+
+# --------------------------------------------------------------------------------- the metric
+
+
+def _metric(original: Any, compressed: Any, eval_data: Any, max_eval: int | None) -> tuple:
+    if eval_data is None or original.kind == "encoder":
+        return None, {}, None
+    if original.kind == "classifier":
+        from workbench.data import LabelledData, load_labelled
+
+        data = eval_data if isinstance(eval_data, LabelledData) else load_labelled(eval_data)
+        texts, labels = data.texts[:max_eval], np.asarray(data.labels[:max_eval])
+        if not texts:
+            raise CompressionError("eval_data holds no examples; give some labelled texts, or None to skip it.")
+        preds = [_predictions(b, texts) for b in (original, compressed)]
+        values = {role: float((p == labels).mean()) for role, p in zip(("original", "compressed"), preds)}
+        return "accuracy", values, float((preds[0] == preds[1]).mean())
+    from workbench.data import load_corpus
+
+    texts = eval_data.texts if hasattr(eval_data, "texts") else load_corpus(eval_data).texts
+    texts = [t for t in texts if t.strip()][:max_eval]
+    if not texts:
+        raise CompressionError("eval_data holds no text; give some texts, or None to skip the metric.")
+    return "perplexity", {role: _perplexity(b, texts) for role, b in (("original", original),
+                                                                         ("compressed", compressed))}, None
+
+
+def _batches(bundle: Any, texts: Sequence[str], size: int = 16, max_length: int = 128) -> Any:
+    length = min(max_length, bundle.max_positions)
+    for i in range(0, len(texts), size):
+        enc = bundle.tokenizer(list(texts[i:i + size]), return_tensors="pt", padding=True, truncation=True,
+                               max_length=length)
+        yield enc["input_ids"], enc["attention_mask"]
+
+
+def _predictions(bundle: Any, texts: Sequence[str]) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for ids, mask in _batches(bundle, texts):
+            out.append(bundle.model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy())
+    return np.concatenate(out)
+
+
+def _perplexity(bundle: Any, texts: Sequence[str]) -> float:
+    """exp(mean loss): next-token loss for a causal LM; for a masked LM, the loss at 15% of the tokens,
+    masked the same way (a fixed seed) for both models."""
+    tok = bundle.tokenizer
+    total, count = 0.0, 0
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for ids, mask in _batches(bundle, texts, size=8):
+            if bundle.kind == "causal-lm":
+                logits = bundle.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+                targets, keep = ids[:, 1:], mask[:, 1:].bool()
+            else:
+                special = torch.isin(ids, torch.tensor(tok.all_special_ids)) | ~mask.bool()
+                chosen = (torch.rand(ids.shape, generator=generator) < 0.15) & ~special
+                targets, keep = ids, chosen
+                inputs = torch.where(chosen, torch.full_like(ids, tok.mask_token_id), ids)
+                logits = bundle.model(input_ids=inputs, attention_mask=mask).logits
+            losses = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
+            total += float(losses[keep].sum())
+            count += int(keep.sum())
+    return math.exp(total / max(count, 1)) if count else math.nan
+
+
+# ------------------------------------------------------------------------------- what's inside
+
+
+def _attentions(bundle: Any, text: str) -> tuple[np.ndarray, int]:
+    """(layers, heads, query, key) attention of one text, and its length in tokens."""
+    from workbench.compress.operations import OnnxModel
+    from workbench.models import eager_attention
+
+    enc = bundle.tokenizer(text, return_tensors="pt", truncation=True, max_length=bundle.max_positions)
+    model = bundle.model
+    with torch.inference_mode():
+        if isinstance(model, OnnxModel):
+            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_attentions=True)
+        else:
+            with eager_attention(model):
+                out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_attentions=True)
+    return torch.stack([a[0] for a in out.attentions]).float().numpy(), int(enc["input_ids"].shape[1])
+
+
+def _attention_drift(original: Any, compressed: Any, texts: Sequence[str]) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 0))
+    per_text = []
+    for text in texts:
+        a, _ = _attentions(original, text)
+        b, _ = _attentions(compressed, text)
+        per_text.append(jensen_shannon(a, b).mean(-1))  # (layers, heads): mean over queries
+    return np.mean(per_text, axis=0)
+
+
+def _attributions(original: Any, compressed: Any, texts: Sequence[str], method: str) -> tuple[list, list]:
+    from scipy.stats import spearmanr
+
+    from workbench.compress.operations import compression_of
+    from workbench.explain import attribute
+    from workbench.explain.attribution import METHODS
+
+    if method not in METHODS:
+        raise CompressionError(f"Unknown attribution method {method!r}; use one of: {', '.join(METHODS)}.")
+    if method in ("integrated_gradients", "gradient_x_input") and compression_of(compressed).get("method") in (
+            "int8", "onnx"):
+        raise CompressionError(f"{method} needs gradients, which int8 and ONNX models do not give; "
+                               "compare with attribution='occlusion' or 'shap'.")
+    spearman, examples = [], []
+    if original.kind == "encoder":  # no head, so no output to attribute
+        return spearman, examples
+    for text in texts:
+        a = attribute(original, text, method=method, faithfulness=False)
+        b = attribute(compressed, text, target=a.target, method=method, faithfulness=False)
+        sa, sb = a.scores[a.features], b.scores[b.features]
+        if np.allclose(sa, sb):
+            rho = 1.0
+        elif sa.size < 2 or np.ptp(sa) == 0 or np.ptp(sb) == 0:
+            rho = math.nan
+        else:
+            rho = float(spearmanr(sa, sb).statistic)
+        spearman.append(rho)
+        examples.append({"text": text, "target": a.target_name, "tokens": list(a.tokens.text),
+                         "special": [bool(x) for x in a.tokens.special],
+                         "spaces": [seg[len(seg.rstrip()):] != "" for seg in a.segments],
+                         "features": a.features.tolist(), "original": a.scores.tolist(),
+                         "compressed": b.scores.tolist(), "spearman": rho})
+    return spearman, examples
+
+
+# ------------------------------------------------------------------------------------- speed
+
+
+def _latency(bundle: Any, lengths: Sequence[int], repeats: int) -> dict:
+    """Median milliseconds of one forward pass on one input of each length (CPU, this process's threads)."""
+    vocab = len(bundle.tokenizer)
+    generator = torch.Generator().manual_seed(0)
+    out = {}
+    with torch.inference_mode():
+        for n in lengths:
+            ids = torch.randint(min(1000, vocab // 2), vocab, (1, n), generator=generator)
+            mask = torch.ones_like(ids)
+            for _ in range(2):
+                bundle.model(input_ids=ids, attention_mask=mask)
+            times = []
+            for _ in range(max(1, repeats)):
+                start = time.perf_counter()
+                bundle.model(input_ids=ids, attention_mask=mask)
+                times.append((time.perf_counter() - start) * 1000)
+            out[n] = statistics.median(times)
+    return out
