@@ -39,7 +39,7 @@ def colab_block() -> str:
             "import os, subprocess, sys\n"
             "if \"google.colab\" in sys.modules:\n"
             f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", "
-            f"\"workbench @ git+https://github.com/{repository()}\"], check=True)\n"
+            f"\"workbench[onnx] @ git+https://github.com/{repository()}\"], check=True)\n"
             "    from google.colab import output\n"
             "    output.enable_custom_widget_manager()\n")
 

@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ["00_quickstart", "01_pretrain_masked_lm", "02_pretrain_causal_lm", "03_finetune_classifier",
-             "04_attention", "05_attributions", "06_probing_and_logit_lens", "07_watch_it_learn"]
+             "04_attention", "05_attributions", "06_probing_and_logit_lens", "07_watch_it_learn",
+             "08_compression"]
 
 
 def _headers():
