@@ -35,15 +35,31 @@ def _params(bundle):
     return torch.cat([p.detach().flatten() for p in bundle.model.parameters()])
 
 
-def _no_children_left(timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [c for c in psutil.Process().children(recursive=True) if c.is_running()
-                 and c.status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return True
-        time.sleep(0.1)
-    return False
+def _children() -> set[int]:
+    alive = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.fixture
+def no_process_left():
+    """After the test, none of the processes it started is still alive (a JupyterLab of the session may be)."""
+    before = _children()
+
+    def check(timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _children() - before:
+                return True
+            time.sleep(0.1)
+        return False
+
+    return check
 
 
 class _WritesEachLog(Callback):
@@ -57,7 +73,7 @@ class _WritesEachLog(Callback):
             f.write(f"{state.step}\n")
 
 
-def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(tiny_texts, tmp_path):
+def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(tiny_texts, tmp_path, no_process_left):
     corpus = tiny_texts * 4
     single_bundle = _gpt(tiny_texts)
     single = Trainer(single_bundle, "causal-lm", corpus, eval_data=tiny_texts[:6],
@@ -75,7 +91,7 @@ def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(
     # The tokens of both processes are counted, and the trained weights came back to this kernel.
     assert run.state.tokens_seen == 6 * 8 * 16
     torch.testing.assert_close(_params(bundle), _params(single_bundle), atol=1e-5, rtol=1e-4)
-    assert _no_children_left()
+    assert no_process_left()
 
 
 def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
@@ -96,7 +112,8 @@ def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
     assert dashboard.status["status"] == "finished" and dashboard.status["device"] == "cpu x 2 processes"
 
 
-def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(tiny_texts, tmp_path):
+def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(tiny_texts, tmp_path,
+                                                                                      no_process_left):
     bundle = _gpt(tiny_texts)
     run = DistributedTrainer(bundle, "causal-lm", tiny_texts * 2,
                              config=_config(tmp_path, batch_size=4, max_steps=100_000, log_every=5), num_processes=2)
@@ -114,7 +131,7 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
     job.stop(timeout=60)
 
     assert not job.running and run.state.status == "stopped"
-    assert _no_children_left()
+    assert no_process_left()
     saved = list_checkpoints(tmp_path / "checkpoints")
     assert len(saved) == 1 and saved[0].name == f"step-{run.state.step:07d}"
     assert sorted(p.name for p in (saved[0] / "accelerate").iterdir()) == [
@@ -183,14 +200,14 @@ class _FailsInProcessOne(Callback):
             raise RuntimeError("the disk of process 1 went away")
 
 
-def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path):
+def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path, no_process_left):
     run = DistributedTrainer(_gpt(tiny_texts), "causal-lm", tiny_texts * 2,
                              config=_config(tmp_path, batch_size=4, max_steps=50), num_processes=2,
                              worker_callbacks=[_FailsInProcessOne()])
     with pytest.raises(TrainingError, match="the disk of process 1 went away"):
         run.fit()
     assert run.state.status == "failed"
-    assert _no_children_left()
+    assert no_process_left()
 
 
 def test_bad_launches_are_refused_before_any_process_starts(tiny_texts, tmp_path):

@@ -63,6 +63,8 @@ def _calls():
         "attribute integrated_gradients": ("classifier", lambda b, t: attribute(b, t, method="integrated_gradients", steps=4)),
         "attribute shap (masked LM)": ("masked-lm", lambda b, t: attribute(b, _masked(t), method="shap", max_evals=20)),
         "attribute gradient_x_input (causal LM)": ("causal-lm", lambda b, t: attribute(b, t, method="gradient_x_input")),
+        "compare_models": ("classifier", lambda b, t: __import__("workbench.compress", fromlist=["x"]).compare_models(
+            b, b, texts=[t], lengths=(8,), repeats=1)),
     }
 
 
@@ -128,6 +130,18 @@ def test_bad_text_gets_the_workbenchs_error_and_one_sentence(models, call, case)
         [], "fill_mask", "the [MASK]")),
     ("a recorder with one sentence, not a list", lambda m: __import__("workbench.explain", fromlist=["x"]).ProbeRecorder(
         "the [MASK]")),
+    ("prune more than everything", lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], 2)),
+    ("prune by a word", lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], "half")),
+    ("quantize a name, not a model", lambda m: __import__("workbench.compress", fromlist=["x"]).quantize("minilm")),
+    ("quantize twice", lambda m: (lambda c: c.quantize(c.quantize(m["classifier"])))(
+        __import__("workbench.compress", fromlist=["x"]))),
+    ("compare two different models", lambda m: __import__("workbench.compress", fromlist=["x"]).compare_models(
+        m["classifier"], m["causal-lm"])),
+    ("several processes with nowhere to save", lambda m: __import__("workbench.training", fromlist=["x"])
+        .DistributedTrainer(m["causal-lm"], "causal-lm", ["the cat sat on the mat"] * 8)),
+    ("zero processes", lambda m: __import__("workbench.training", fromlist=["x"]).DistributedTrainer(
+        m["causal-lm"], "causal-lm", ["the cat"] * 8, config=__import__("workbench.training", fromlist=["x"])
+        .TrainConfig(output_dir="/tmp/x"), num_processes=0)),
 ])
 def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(models, name, call):
     TRIED["cases"] += 1
@@ -141,6 +155,7 @@ def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(models, 
     ("AttributionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttributionView(None)),
     ("ProbeTimeline", lambda: __import__("workbench.ui", fromlist=["x"]).ProbeTimeline(3.5)),
     ("MaskProbe", lambda: __import__("workbench.ui", fromlist=["x"]).MaskProbe(None)),
+    ("CompressionView", lambda: __import__("workbench.ui", fromlist=["x"]).CompressionView({"size": 1})),
 ])
 def test_views_given_the_wrong_thing_say_what_they_take(view, call):
     TRIED["cases"] += 1

@@ -172,5 +172,7 @@ def test_other_mistakes_are_one_sentence(classifier, gpt, tmp_path):
         export_onnx(classifier, tmp_path / "busy")
     with pytest.raises(CompressionError, match="needs gradients"):
         compare_models(classifier, quantize(classifier), texts=TEXTS, attribution="integrated_gradients")
-    with pytest.raises(CompressionError, match="texts must be non-empty strings"):
+    with pytest.raises(CompressionError, match="Each of texts is empty"):
         compare_models(classifier, classifier, texts=[""])
+    with pytest.raises(CompressionError, match="texts must be a list of strings"):
+        compare_models(classifier, classifier, texts=42)

@@ -159,11 +159,11 @@ def compare_models(original: Any, compressed: Any, eval_data: Any = None, texts:
 def _check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
-    texts = list(texts or ())
-    bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
-    if bad:
-        raise CompressionError(f"texts must be non-empty strings; got {bad[0]!r}.")
-    return texts
+    from workbench.explain.probe import _check_text
+
+    if texts is not None and not isinstance(texts, (list, tuple)):
+        raise CompressionError(f"texts must be a list of strings, got {type(texts).__name__}.")
+    return [_check_text(t, "Each of texts", CompressionError) for t in texts or ()]
 
 
 # --------------------------------------------------------------------------------- the metric
@@ -239,7 +239,10 @@ def _attentions(bundle: Any, text: str) -> tuple[np.ndarray, int]:
     from workbench.compress.operations import OnnxModel
     from workbench.models import eager_attention
 
-    enc = bundle.tokenizer(text, return_tensors="pt", truncation=True, max_length=bundle.max_positions)
+    from workbench.explain.probe import _with_model_mask
+
+    enc = bundle.tokenizer(_with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True,
+                           max_length=bundle.max_positions)
     model = bundle.model
     with torch.inference_mode():
         if isinstance(model, OnnxModel):
