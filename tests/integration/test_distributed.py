@@ -148,6 +148,15 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
     assert single.state.status == "finished" and single.state.step == stopped_at + 3
     assert [r["step"] for r in history.train][-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]
 
+    # And two processes again pick up the one's checkpoint, with the run's earlier records.
+    again = DistributedTrainer(_gpt(tiny_texts), "causal-lm", tiny_texts * 2,
+                               config=_config(tmp_path, batch_size=4, max_steps=stopped_at + 5), num_processes=2)
+    again.resume().fit()
+    assert again.state.status == "finished" and again.state.step == stopped_at + 5
+    steps = [r["step"] for r in again.history.train]
+    assert steps[-2:] == [stopped_at + 4, stopped_at + 5]
+    assert {stopped_at + 1, stopped_at + 2, stopped_at + 3} <= set(steps)  # the single run's, from its checkpoint
+
 
 class _WritesItsWeights(Callback):
     def __init__(self, folder):

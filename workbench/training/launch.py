@@ -73,7 +73,7 @@ class _Forwarder(Callback):
         self.queue.put((kind, self.rank, state.to_dict(), payload))
 
     def on_train_begin(self, trainer, state, control):
-        self._send("begin", state)
+        self._send("begin", state, list(trainer.history.records))  # a resumed run's earlier records too
 
     def on_log(self, trainer, state, control, logs):
         self._send("log", state, logs)
@@ -303,6 +303,7 @@ class DistributedTrainer:
                 continue
             self._apply(state)
             if kind == "begin":
+                self.history.records[:] = payload
                 cb.fire("on_train_begin", self, st, control)
             elif kind == "log":
                 self.history.records.append(payload)
