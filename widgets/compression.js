@@ -45,7 +45,8 @@ function table(rows, agreement) {
     if (row.original !== null && row.compressed !== null) {
       if (row.label.startsWith("weights") || row.label.startsWith("latency")) {
         const ratio = row.original / row.compressed;
-        change = row.label.startsWith("weights") ? `×${(row.compressed / row.original).toFixed(2)}` : `${ratio.toFixed(2)}× faster`;
+        const speed = ratio >= 1 ? `${ratio.toFixed(2)}× faster` : `${(1 / ratio).toFixed(2)}× slower`;
+        change = row.label.startsWith("weights") ? `×${(row.compressed / row.original).toFixed(2)}` : speed;
         cls = ratio > 1.001 ? "wb-comp-better" : ratio < 0.999 ? "wb-comp-worse" : null;
       } else {
         const delta = row.compressed - row.original;

@@ -176,3 +176,9 @@ def test_other_mistakes_are_one_sentence(classifier, gpt, tmp_path):
         compare_models(classifier, classifier, texts=[""])
     with pytest.raises(CompressionError, match="texts must be a list of strings"):
         compare_models(classifier, classifier, texts=42)
+
+
+def test_the_report_says_slower_when_the_copy_is_slower(classifier):
+    report = compare_models(classifier, classifier, lengths=(8,), repeats=1)
+    report.latency_ms["compressed"][8] = report.latency_ms["original"][8] * 4
+    assert "4.00x slower" in str(report)

@@ -77,8 +77,10 @@ class CompressionReport:
                 ("weights (MB)", f"{self.size_bytes['original'] / 1e6:.2f}", f"{self.size_bytes['compressed'] / 1e6:.2f}",
                  f"x{self.size_ratio:.2f}")]
         for n in self.latency_ms["original"]:
+            speed = self.speedup(n)
             rows.append((f"latency @{n} tokens (ms)", f"{self.latency_ms['original'][n]:.2f}",
-                         f"{self.latency_ms['compressed'][n]:.2f}", f"{self.speedup(n):.2f}x faster"))
+                         f"{self.latency_ms['compressed'][n]:.2f}",
+                         f"{speed:.2f}x faster" if speed >= 1 else f"{1 / speed:.2f}x slower"))
         if self.metric:
             rows.append((self.metric, f"{self.metric_values['original']:.4f}", f"{self.metric_values['compressed']:.4f}",
                          f"{self.metric_delta:+.4f}"))
@@ -93,7 +95,9 @@ class CompressionReport:
             lines.append(f"attention drift (Jensen-Shannon, bits): mean {self.attention_drift:.4f}, "
                          f"largest {self.attention_js.max():.4f} at layer {layer}, head {head}")
         if self.spearman:
-            lines.append(f"attribution agreement ({self.attribution_method}, Spearman): mean {self.mean_spearman:.3f} "
+            mean = self.mean_spearman
+            shown = f"mean {mean:.3f}" if not math.isnan(mean) else "undefined (an attribution was flat: no ranking)"
+            lines.append(f"attribution agreement ({self.attribution_method}, Spearman): {shown} "
                          f"over {len(self.spearman)} text(s)")
         return "\n".join(lines)
 
