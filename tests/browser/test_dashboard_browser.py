@@ -238,3 +238,40 @@ def test_no_request_leaves_127_0_0_1(training: LabPage) -> None:
     assert outcome == "blocked"
     assert url in lab.guard.external
     lab.guard.forget(url)
+
+
+def test_a_run_in_two_processes_is_live_and_stop_ends_both(module_lab: LabPage, jupyter_server) -> None:
+    """DistributedTrainer from a cell: the main process's events reach the dashboard; its Stop ends every process."""
+    lab = module_lab
+    setup = f"""\
+from workbench.models import load_model
+from workbench.training import DistributedTrainer, TrainConfig
+from workbench.ui import TrainingDashboard
+
+texts = {TEXTS!r} * 20
+bundle = load_model("tiny-gpt", corpus=texts, layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64)
+run = DistributedTrainer(bundle, "causal-lm", texts, num_processes=2, config=TrainConfig(
+    max_steps=100000, batch_size=4, block_size=16, log_every=1, progress=False, output_dir="run-two"))
+dashboard = TrainingDashboard()
+dashboard.run(run)"""
+    check = ("import psutil\n"
+             "alive = [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]\n"
+             "print(f'{run.state.message}; {len(alive)} processes left; heard from {sorted({r for _, r in run.events})}')")
+    lab.write_notebook("two-processes.ipynb", [setup, check])
+    lab.open_notebook("two-processes.ipynb")
+    lab.focus = DASHBOARD
+    lab.run_cell(0)
+    lab.wait_cell_done(0, timeout_ms=90_000)
+    first = wait_state(lab, "s.status === 'running' && s.points >= 2", timeout_ms=60_000, what="a live curve")
+    precision = lab.page.locator(DASHBOARD).first.locator("[data-stat=precision] .wb-stat-value").inner_text()
+    assert precision.endswith("cpu x 2 processes"), precision
+    wait_state(lab, f"s.points >= {first['points'] + 3}", what="the curve to grow")
+    lab.page.locator(DASHBOARD).first.locator("button[data-command=stop]").click()
+    s = wait_state(lab, "s.status === 'stopped'", timeout_ms=15_000, what="status 'stopped' after Stop")
+    step = int(re.fullmatch(r"stopped at step (\d+)", s["message"]).group(1))
+    folder = checkpoint(jupyter_server.root, "run-two", step)
+    assert sorted(p.name for p in (folder / "accelerate").iterdir()) == [
+        "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl"]
+    lab.run_cell(1)
+    match = lab.wait_output_matching(1, r"stopped at step (\d+); (\d+) processes left; heard from \[(.*)\]")
+    assert match.groups() == (str(step), "0", "0")
