@@ -340,3 +340,21 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_probe_recorder_follows_the_run_from_the_main_process(tmp_path):
+    from workbench.explain import ProbeRecorder
+
+    texts = ["The cat sat on the mat and looked at the dog.", "A dog ran in the park while the cat slept."] * 8
+    bundle = load_model("tiny-bert", corpus=texts, **SMALL)
+    recorder = ProbeRecorder([("The cat sat on the [MASK].", "mat")], every=2)
+    heard = []
+    recorder.listeners.append(heard.append)  # what a ProbeTimeline does
+    run = DistributedTrainer(bundle, "masked-lm", texts, config=_config(tmp_path, batch_size=4, max_steps=6),
+                             callbacks=[recorder], num_processes=2)
+    history = run.fit()
+    assert [r["step"] for r in recorder.timeline] == [2, 4, 6] == [r["step"] for r in heard]
+    assert [r["step"] for r in history.probes] == [2, 4, 6]
+    assert recorder.timeline[0]["probes"][0]["expected"] == "mat"
+    saved = json.loads((Path(run.state.last_checkpoint) / "trainer_state.json").read_text())
+    assert [r["step"] for r in saved["history"]["records"] if r["kind"] == "probe"] == [2, 4, 6]

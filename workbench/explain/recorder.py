@@ -93,7 +93,16 @@ class ProbeRecorder(Callback):
                 entry["probability"] = round(float(p), 6)
                 entry["rank"] = int((probs > p).sum())
             out.append(entry)
-        record = {"kind": "probe", "step": int(step), "probes": out}
+        return self.add(record={"kind": "probe", "step": int(step), "probes": out})
+
+    def restore(self, records: Sequence[dict]) -> None:
+        """Take back this recorder's records from a run's history (a resumed run brings them back)."""
+        texts = [t for t, _ in self.probes]
+        with self._lock:
+            self.records = [r for r in records if r.get("kind") == "probe" and [p["text"] for p in r["probes"]] == texts]
+
+    def add(self, record: dict) -> dict:
+        """Keep a record and tell the listeners (a run in several processes hands them over this way)."""
         with self._lock:
             self.records.append(record)
         for listener in list(self.listeners):
@@ -111,9 +120,7 @@ class ProbeRecorder(Callback):
 
     def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
         self.check(trainer.bundle)
-        saved = [r for r in trainer.history.records if r.get("kind") == "probe"]
-        with self._lock:  # a resumed run brings its earlier records back
-            self.records = [r for r in saved if [p["text"] for p in r["probes"]] == [t for t, _ in self.probes]]
+        self.restore(trainer.history.records)
         if self.at_start and state.step == 0:
             self._record_into(trainer, state)
 

@@ -107,6 +107,7 @@ class _Spec:
     flags: SharedFlags
     queue: Any
     resume_from: str | None
+    recorders: Sequence[Any] = ()
 
 
 def _worker(spec: _Spec) -> dict:
@@ -123,6 +124,10 @@ def _worker(spec: _Spec) -> dict:
                           callbacks=list(spec.callbacks))
         trainer._remote = spec.flags
         if trainer.is_main:
+            # Probe recorders run here, on the live model, and send each record to the kernel's copy.
+            for index, recorder in enumerate(spec.recorders):
+                recorder.listeners = [lambda record, i=index: spec.queue.put(("probe", trainer.rank, i, record))]
+                trainer.callbacks.add(recorder)
             forwarder = _Forwarder(spec.queue, trainer.rank)
             trainer.callbacks.add(forwarder)
         if spec.resume_from:
@@ -205,12 +210,19 @@ class DistributedTrainer:
         per_epoch = max(1, -(-n // global_batch) // self.config.gradient_accumulation_steps)
         max_steps = self.config.max_steps or max(1, int(-(-self.config.epochs * per_epoch // 1)))
         self.state = TrainState(max_steps=max_steps, device=f"{num_processes} processes")
+        from workbench.explain.recorder import ProbeRecorder
+
         built_in: list[Callback] = []
         if self.config.progress:
             from workbench.training.callbacks import ConsolePrinter
 
             built_in.append(ConsolePrinter())
-        self.callbacks = CallbackList(built_in + list(callbacks))
+        # A probe recorder needs the model as it trains: it runs in the main process, and its records
+        # come back to the recorder here (and to its ProbeTimeline) through the queue.
+        self.recorders = [cb for cb in callbacks if isinstance(cb, ProbeRecorder)]
+        for recorder in self.recorders:
+            recorder.check(bundle)  # a probe without a mask, or a multi-token answer: a sentence before any fork
+        self.callbacks = CallbackList(built_in + [cb for cb in callbacks if not isinstance(cb, ProbeRecorder)])
         self.events: list[tuple[str, int]] = []  # (event, process) as received: which process spoke
         self._resume_from: str | None = None
         self._job: DistributedJob | None = None
@@ -261,7 +273,7 @@ class DistributedTrainer:
 
         spec = _Spec(self.bundle, self.task.name, self.train_dataset, self.eval_dataset,
                      self.config.replace(progress=False), self.worker_callbacks, self._flags, queue,
-                     self._resume_from)
+                     self._resume_from, self.recorders)
         # Its agent warns, from our launcher thread, that it cannot install signal handlers there: we
         # need none (this kernel's interrupt becomes Stop, and the processes watch for a dead kernel).
         elastic_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
@@ -301,9 +313,15 @@ class DistributedTrainer:
             if kind == "error":
                 failure = failure or payload
                 continue
+            if kind == "probe":
+                self.history.records.append(payload)
+                self.recorders[state].add(payload)  # for a probe, ``state`` carries the recorder's index
+                continue
             self._apply(state)
             if kind == "begin":
                 self.history.records[:] = payload
+                for recorder in self.recorders:
+                    recorder.restore(payload)  # a resumed run's earlier probe records
                 cb.fire("on_train_begin", self, st, control)
             elif kind == "log":
                 self.history.records.append(payload)
