@@ -8,7 +8,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
 TINY_TEXTS = [
     "The cat sat on the mat and looked at the dog.",

@@ -13,8 +13,9 @@ import argparse
 import json
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_MARK = "<!-- badges -->"
@@ -30,18 +31,22 @@ def badges(name: str) -> str:
     repo = repository()
     binder = f"https://mybinder.org/v2/gh/{repo}/main?labpath=notebooks%2F{name}"
     colab = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{name}"
-    return (f"{BADGE_MARK}\n[![Binder](https://mybinder.org/badge_logo.svg)]({binder}) "
-            f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})")
+    return (
+        f"{BADGE_MARK}\n[![Binder](https://mybinder.org/badge_logo.svg)]({binder}) "
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
+    )
 
 
 def colab_block() -> str:
-    return (f"{COLAB_MARK} install the workbench and turn on third-party widgets (elsewhere this does nothing).\n"
-            "import os, subprocess, sys\n"
-            "if \"google.colab\" in sys.modules:\n"
-            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", "
-            f"\"workbench[onnx] @ git+https://github.com/{repository()}\"], check=True)\n"
-            "    from google.colab import output\n"
-            "    output.enable_custom_widget_manager()\n")
+    return (
+        f"{COLAB_MARK} install the workbench and turn on third-party widgets (elsewhere this does nothing).\n"
+        "import os, subprocess, sys\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", '
+        f'"workbench[onnx] @ git+https://github.com/{repository()}"], check=True)\n'
+        "    from google.colab import output\n"
+        "    output.enable_custom_widget_manager()\n"
+    )
 
 
 def _text(cell: dict) -> str:

@@ -26,7 +26,7 @@ def build_preset(
     import torch
     import transformers
 
-    from workbench.data import load_corpus, train_tokenizer
+    from workbench.data import load_corpus
 
     unknown = sorted(set(options) - set(_DEFAULTS))
     if unknown:
@@ -47,17 +47,26 @@ def build_preset(
 
     if tokenizer is None:
         text = load_corpus(corpus if corpus is not None else "shakespeare")
-        tokenizer = _cached_tokenizer(text, "wordpiece" if is_bert else "bpe", opts["vocab_size"],
-                                      opts["max_positions"])
+        tokenizer = _cached_tokenizer(
+            text, "wordpiece" if is_bert else "bpe", opts["vocab_size"], opts["max_positions"]
+        )
     vocab = len(tokenizer)
     h, n_layers, n_heads = opts["hidden"], opts["layers"], opts["heads"]
-    common: dict[str, Any] = {"vocab_size": vocab, "hidden_size": h, "num_hidden_layers": n_layers,
-                              "num_attention_heads": n_heads, "intermediate_size": 4 * h,
-                              "max_position_embeddings": opts["max_positions"],
-                              "pad_token_id": tokenizer.pad_token_id}
+    common: dict[str, Any] = {
+        "vocab_size": vocab,
+        "hidden_size": h,
+        "num_hidden_layers": n_layers,
+        "num_attention_heads": n_heads,
+        "intermediate_size": 4 * h,
+        "max_position_embeddings": opts["max_positions"],
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if label_names is not None:
-        common.update(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-                      label2id={n: i for i, n in enumerate(label_names)})
+        common.update(
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={n: i for i, n in enumerate(label_names)},
+        )
     elif kind == "classifier":
         common.update(num_labels=2)
     if attn_implementation:
@@ -69,19 +78,30 @@ def build_preset(
         # was still at 5.68, guessing punctuation, after 1,500 steps.
         common["intermediate_size"] = 2 * h
         config = transformers.ModernBertConfig(
-            **common, global_attn_every_n_layers=1, cls_token_id=tokenizer.cls_token_id,
-            sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id,
+            **common,
+            global_attn_every_n_layers=1,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id,
             eos_token_id=tokenizer.sep_token_id,
         )
-        classes = {"masked-lm": transformers.ModernBertForMaskedLM, "encoder": transformers.ModernBertModel,
-                   "classifier": transformers.ModernBertForSequenceClassification}
+        classes = {
+            "masked-lm": transformers.ModernBertForMaskedLM,
+            "encoder": transformers.ModernBertModel,
+            "classifier": transformers.ModernBertForSequenceClassification,
+        }
     else:
         config = transformers.LlamaConfig(
-            **common, num_key_value_heads=n_heads, tie_word_embeddings=True,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            **common,
+            num_key_value_heads=n_heads,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
-        classes = {"causal-lm": transformers.LlamaForCausalLM,
-                   "classifier": transformers.LlamaForSequenceClassification}
+        classes = {
+            "causal-lm": transformers.LlamaForCausalLM,
+            "classifier": transformers.LlamaForSequenceClassification,
+        }
     torch.manual_seed(int(opts["seed"]))
     model = classes[kind](config)
     return model, tokenizer, kind

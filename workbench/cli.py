@@ -107,15 +107,26 @@ def _train(args: argparse.Namespace, task: str) -> int:
         n_val = max(1, int(len(corpus) * args.eval_fraction))
         train, val = corpus.texts[n_val:], corpus.texts[:n_val]
         kind = "masked-lm" if task == "masked-lm" else "causal-lm"
-        bundle = load_model(args.model, kind=kind, **({"corpus": corpus} if args.model in ("tiny-bert", "tiny-gpt") else {}))
+        bundle = load_model(
+            args.model, kind=kind, **({"corpus": corpus} if args.model in ("tiny-bert", "tiny-gpt") else {})
+        )
     trainer = Trainer(bundle, task, train, eval_data=val, config=config)
     if args.resume:
         trainer.resume()
     trainer.fit()
     if trainer.is_main:  # under `accelerate launch` every process trains; one reports
-        print(json.dumps({"status": trainer.state.status, "step": trainer.state.step, "processes": trainer.world,
-                          "eval": trainer.history.eval[-1] if trainer.history.eval else None,
-                          "checkpoint": trainer.state.last_checkpoint}, default=str))
+        print(
+            json.dumps(
+                {
+                    "status": trainer.state.status,
+                    "step": trainer.state.step,
+                    "processes": trainer.world,
+                    "eval": trainer.history.eval[-1] if trainer.history.eval else None,
+                    "checkpoint": trainer.state.last_checkpoint,
+                },
+                default=str,
+            )
+        )
     return 0 if trainer.state.status in ("finished", "stopped") else 1
 
 
@@ -152,10 +163,11 @@ def _compress(args: argparse.Namespace) -> int:
             from workbench.data import load_corpus
 
             texts = load_corpus(args.data).texts
-            eval_data = texts[:max(1, int(len(texts) * args.eval_fraction))]  # what `workbench pretrain` holds out
+            eval_data = texts[: max(1, int(len(texts) * args.eval_fraction))]  # what `workbench pretrain` holds out
     texts = args.text or _DEFAULT_TEXTS[bundle.kind]
-    report = compare_models(bundle, compressed, eval_data=eval_data, texts=texts, lengths=args.lengths,
-                            max_eval=args.eval_size)
+    report = compare_models(
+        bundle, compressed, eval_data=eval_data, texts=texts, lengths=args.lengths, max_eval=args.eval_size
+    )
     print(json.dumps(report.to_dict(), default=str) if args.json else f"{report}\nsaved: {out}")
     return 0
 
@@ -165,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("assets", help="list or fetch the real models and data sets").add_subparsers(
-        dest="assets_command", required=True)
+        dest="assets_command", required=True
+    )
     lst = a.add_parser("list", help="list the assets and whether they are cached")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(func=_assets_list)
@@ -191,22 +204,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     fine = sub.add_parser("finetune", help="fine-tune a classifier on labelled data")
     fine.add_argument("--model", default="minilm")
-    fine.add_argument("--data", default="movie-snippets", help="movie-snippets, sms-spam, rotten-tomatoes, or a csv/jsonl")
+    fine.add_argument(
+        "--data", default="movie-snippets", help="movie-snippets, sms-spam, rotten-tomatoes, or a csv/jsonl"
+    )
     fine.add_argument("--eval-fraction", type=float, default=0.1)
     fine.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     _add_config_flags(fine)
     fine.set_defaults(func=lambda a: _train(a, "classify"))
 
     comp = sub.add_parser("compress", help="quantize, prune or export a model, save it, and report what changed")
-    comp.add_argument("method", choices=("quantize", "prune", "onnx"),
-                      help="quantize: dynamic int8; prune: magnitude pruning; onnx: export, checked by onnxruntime")
+    comp.add_argument(
+        "method",
+        choices=("quantize", "prune", "onnx"),
+        help="quantize: dynamic int8; prune: magnitude pruning; onnx: export, checked by onnxruntime",
+    )
     comp.add_argument("model", help="a model name or folder (a fine-tuned classifier's checkpoint, say)")
     comp.add_argument("--out", required=True, help="folder for the compressed model (load_model reads it back)")
     comp.add_argument("--amount", type=float, default=0.5, help="prune: the fraction of each layer's weights to zero")
     comp.add_argument("--structured", action="store_true", help="prune whole output rows instead of single weights")
-    comp.add_argument("--data", help="evaluation data for the metric: labelled data for a classifier, a corpus otherwise")
-    comp.add_argument("--eval-fraction", type=float, default=0.1,
-                      help="the held-out share of --data to evaluate on, as finetune and pretrain split it")
+    comp.add_argument(
+        "--data", help="evaluation data for the metric: labelled data for a classifier, a corpus otherwise"
+    )
+    comp.add_argument(
+        "--eval-fraction",
+        type=float,
+        default=0.1,
+        help="the held-out share of --data to evaluate on, as finetune and pretrain split it",
+    )
     comp.add_argument("--eval-size", type=int, default=200, help="at most this many evaluation examples")
     comp.add_argument("--text", action="append", help="a text to compare attention and attributions on (repeatable)")
     comp.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128], help="input lengths for latency")

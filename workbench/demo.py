@@ -46,17 +46,29 @@ def run_demo(args: argparse.Namespace) -> int:
 
     before = [fill_mask(bundle, p, top_k=5) for p in PROBES]
     val = corpus.texts[: max(1, len(corpus) // 50)]
-    train = corpus.texts[len(val):]
-    config = TrainConfig(output_dir=str(out), max_steps=args.steps, batch_size=32, block_size=64,
-                         learning_rate=1e-3, warmup_ratio=0.06, schedule="cosine",
-                         eval_every=max(1, args.steps // 6), eval_batches=8, save_every=max(1, args.steps // 2),
-                         seed=args.seed, log_every=10)
+    train = corpus.texts[len(val) :]
+    config = TrainConfig(
+        output_dir=str(out),
+        max_steps=args.steps,
+        batch_size=32,
+        block_size=64,
+        learning_rate=1e-3,
+        warmup_ratio=0.06,
+        schedule="cosine",
+        eval_every=max(1, args.steps // 6),
+        eval_batches=8,
+        save_every=max(1, args.steps // 2),
+        seed=args.seed,
+        log_every=10,
+    )
     trainer = Trainer(bundle, "masked-lm", train, eval_data=val, config=config)
     trainer.fit()
     after = [fill_mask(bundle, p, top_k=5) for p in PROBES]
 
-    probes = [{"text": p, "before": b.to_dict()["predictions"], "after": a.to_dict()["predictions"]}
-              for p, b, a in zip(PROBES, before, after)]
+    probes = [
+        {"text": p, "before": b.to_dict()["predictions"], "after": a.to_dict()["predictions"]}
+        for p, b, a in zip(PROBES, before, after)
+    ]
     (out / "probes.json").write_text(json.dumps(probes, indent=2))
     _plot_losses(trainer.history, out / "loss.png")
 
@@ -67,8 +79,10 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"    after:  {_top5(a)}")
     evals = trainer.history.eval
     if evals:
-        print(f"\neval loss {evals[0]['eval_loss']:.3f} -> {evals[-1]['eval_loss']:.3f}; "
-              f"perplexity {evals[-1]['eval_perplexity']:.1f}")
+        print(
+            f"\neval loss {evals[0]['eval_loss']:.3f} -> {evals[-1]['eval_loss']:.3f}; "
+            f"perplexity {evals[-1]['eval_perplexity']:.1f}"
+        )
     print(f"{trainer.state.message}; wrote {out}/metrics.jsonl, loss.png, probes.json, checkpoints/")
     return 0
 
@@ -89,8 +103,13 @@ def _plot_losses(history, path: Path) -> None:
     ax.plot([r["step"] for r in train], [r["loss"] for r in train], color="#9ecae1", label="train loss")
     ax.plot([r["step"] for r in train], [r["smoothed_loss"] for r in train], color="#08519c", label="smoothed")
     if history.eval:
-        ax.plot([r["step"] for r in history.eval], [r["eval_loss"] for r in history.eval], "o-", color="#d94801",
-                label="eval loss")
+        ax.plot(
+            [r["step"] for r in history.eval],
+            [r["eval_loss"] for r in history.eval],
+            "o-",
+            color="#d94801",
+            label="eval loss",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("masked-LM loss")
     ax.set_title("tiny-bert on Shakespeare")

@@ -24,7 +24,7 @@ from typing import Any
 from workbench import assets
 from workbench.errors import ModelLoadError
 
-__all__ = ["ModelBundle", "load_model", "eager_attention", "KINDS", "MODEL_NAMES", "PRESETS"]
+__all__ = ["KINDS", "MODEL_NAMES", "PRESETS", "ModelBundle", "eager_attention", "load_model"]
 
 KINDS = ("encoder", "masked-lm", "causal-lm", "classifier")
 PRESETS = ("tiny-bert", "tiny-gpt")
@@ -76,8 +76,10 @@ class ModelBundle:
 
     @property
     def is_causal(self) -> bool:
-        return self.kind == "causal-lm" or bool(getattr(self.model.config, "is_decoder", False)) or (
-            self.model.config.model_type in ("llama", "gpt2", "mistral", "qwen2", "gpt_neox", "phi3")
+        return (
+            self.kind == "causal-lm"
+            or bool(getattr(self.model.config, "is_decoder", False))
+            or (self.model.config.model_type in ("llama", "gpt2", "mistral", "qwen2", "gpt_neox", "phi3"))
         )
 
     def to(self, device: Any) -> ModelBundle:
@@ -87,17 +89,25 @@ class ModelBundle:
     def to_dict(self) -> dict:
         cfg = self.model.config
         return {
-            "name": self.name, "kind": self.kind, "source": self.source,
-            "model_type": cfg.model_type, "layers": cfg.num_hidden_layers,
-            "heads": cfg.num_attention_heads, "hidden": cfg.hidden_size,
-            "parameters": self.num_parameters, "vocab_size": len(self.tokenizer),
-            "max_positions": self.max_positions, "label_names": self.label_names,
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "model_type": cfg.model_type,
+            "layers": cfg.num_hidden_layers,
+            "heads": cfg.num_attention_heads,
+            "hidden": cfg.hidden_size,
+            "parameters": self.num_parameters,
+            "vocab_size": len(self.tokenizer),
+            "max_positions": self.max_positions,
+            "label_names": self.label_names,
         }
 
     def __repr__(self) -> str:
         d = self.to_dict()
-        return (f"ModelBundle({d['name']!r}, kind={d['kind']!r}, {d['model_type']} "
-                f"{d['layers']}x{d['heads']} heads, {d['parameters'] / 1e6:.1f}M parameters, source={d['source']!r})")
+        return (
+            f"ModelBundle({d['name']!r}, kind={d['kind']!r}, {d['model_type']} "
+            f"{d['layers']}x{d['heads']} heads, {d['parameters'] / 1e6:.1f}M parameters, source={d['source']!r})"
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights (safetensors), config, tokenizer and ``workbench.json`` to a folder.
@@ -215,8 +225,13 @@ def load_model(
         from workbench._presets import build_preset
 
         model, tok, preset_kind = build_preset(
-            name, kind=kind, label_names=labels, corpus=corpus, tokenizer=tokenizer,
-            attn_implementation=attn_implementation, **preset_options,
+            name,
+            kind=kind,
+            label_names=labels,
+            corpus=corpus,
+            tokenizer=tokenizer,
+            attn_implementation=attn_implementation,
+            **preset_options,
         )
         bundle = ModelBundle(model, tok, preset_kind, name, f"preset:{name}")
     elif name == "minilm":
@@ -244,7 +259,9 @@ def _label_names(num_labels: int | None, label_names: Sequence[str] | None) -> l
         if len(names) < 2 or len(set(names)) != len(names):
             raise ModelLoadError(f"label_names must hold at least two distinct names, got {names!r}.")
         if num_labels is not None and num_labels != len(names):
-            raise ModelLoadError(f"num_labels={num_labels} but {len(names)} label_names were given; give one or the other.")
+            raise ModelLoadError(
+                f"num_labels={num_labels} but {len(names)} label_names were given; give one or the other."
+            )
         return names
     if num_labels is not None:
         if not isinstance(num_labels, int) or num_labels < 2:
@@ -282,15 +299,17 @@ def _check_folder(folder: Path) -> None:
             raise ModelLoadError(
                 f"{folder} has its weights only as pytorch_model.bin, a pickle that can run code when it is loaded; "
                 "the workbench loads safetensors only: convert it where you trust its source "
-                "(from_pretrained(folder).save_pretrained(folder, safe_serialization=True)).")
+                "(from_pretrained(folder).save_pretrained(folder, safe_serialization=True))."
+            )
         raise ModelLoadError(f"{folder} has no weights: model.safetensors is missing.")
     tokenizer_files = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json")
     if not any((folder / t).exists() for t in tokenizer_files):
         raise ModelLoadError(f"{folder} has no tokenizer: tokenizer.json (or vocab.txt) is missing.")
 
 
-def _from_folder(folder: Path, kind: str | None, labels: list[str] | None, common: dict,
-                 *, name: str, source: str) -> ModelBundle:
+def _from_folder(
+    folder: Path, kind: str | None, labels: list[str] | None, common: dict, *, name: str, source: str
+) -> ModelBundle:
     import transformers
 
     if not folder.is_dir():
@@ -314,8 +333,9 @@ def _from_folder(folder: Path, kind: str | None, labels: list[str] | None, commo
     kind = kind or saved_kind
     kwargs = dict(common)
     if kind == "classifier" and labels is not None:
-        kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                      label2id={n: i for i, n in enumerate(labels)})
+        kwargs.update(
+            num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}
+        )
     elif kind == "classifier" and saved_kind != "classifier":
         kwargs.update(num_labels=2)
     auto = getattr(transformers, _AUTO_CLASSES[kind])

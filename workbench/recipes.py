@@ -32,8 +32,17 @@ def movie_sentiment_classifier(steps: int = 300, *, seed: int = 0, progress: boo
     data = load_labelled("movie-snippets")
     train, val = data.split(validation=0.1, seed=0)
     bundle = load_model("minilm", kind="classifier", label_names=data.label_names)
-    config = TrainConfig(max_steps=steps, batch_size=32, learning_rate=1e-4, max_length=64, warmup_ratio=0.06,
-                         log_every=max(1, steps // 10), eval_batches=20, seed=seed, progress=progress)
+    config = TrainConfig(
+        max_steps=steps,
+        batch_size=32,
+        learning_rate=1e-4,
+        max_length=64,
+        warmup_ratio=0.06,
+        log_every=max(1, steps // 10),
+        eval_batches=20,
+        seed=seed,
+        progress=progress,
+    )
     Trainer(bundle, "classify", train, eval_data=val, config=config).fit()
     bundle.name = f"minilm-movie-snippets-{steps}"
     bundle.save(folder)  # atomic: a stopped save leaves no half-written model to load next time

@@ -19,12 +19,14 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from workbench.explain import attention  # noqa: E402
-from workbench.models import load_model  # noqa: E402
-from workbench.ui import AttentionView  # noqa: E402
+from workbench.explain import attention
+from workbench.models import load_model
+from workbench.ui import AttentionView
 
-TEXT = ("The movie opens on a quiet street where nothing much happens, and then, slowly, everything does. "
-        "Critics called it patient; audiences called it slow. ") * 40
+TEXT = (
+    "The movie opens on a quiet street where nothing much happens, and then, slowly, everything does. "
+    "Critics called it patient; audiences called it slow. "
+) * 40
 
 
 def text_of(bundle, n: int) -> str:
@@ -42,8 +44,12 @@ def measure(bundle, n: int, bertviz: bool) -> dict:
         view = AttentionView(result)
         best = min(best, time.perf_counter() - start)
     tokens = result.num_tokens
-    row = {"tokens": tokens, "compute_seconds": round(best, 3), "first_render_bytes": view.first_render_bytes(),
-           "bytes_per_head": tokens * 4 + tokens * tokens}
+    row = {
+        "tokens": tokens,
+        "compute_seconds": round(best, 3),
+        "first_render_bytes": view.first_render_bytes(),
+        "bytes_per_head": tokens * 4 + tokens * tokens,
+    }
     if bertviz:
         start = time.perf_counter()
         html = result.to_bertviz("head").data
@@ -68,10 +74,12 @@ def main() -> None:
     out = {
         "first_render_bytes_512": r512["first_render_bytes"],
         "bertviz_bytes_512": r512.get("bertviz_bytes"),
-        "ratio_first_render_vs_bertviz_512": (round(r512["first_render_bytes"] / r512["bertviz_bytes"], 6)
-                                              if r512.get("bertviz_bytes") else None),
+        "ratio_first_render_vs_bertviz_512": (
+            round(r512["first_render_bytes"] / r512["bertviz_bytes"], 6) if r512.get("bertviz_bytes") else None
+        ),
         "compute_seconds_512": r512["compute_seconds"],
-        "minilm": {str(k): v for k, v in rows.items()}, "smollm2_256": smol,
+        "minilm": {str(k): v for k, v in rows.items()},
+        "smollm2_256": smol,
         "goals": {"first_render_bytes_512": "< 1,000,000", "compute_seconds_512": "<= 1.0"},
     }
     print(json.dumps(out))

@@ -20,7 +20,7 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 LENGTHS = (16, 32, 64, 128)
 
@@ -57,8 +57,9 @@ def main() -> None:
     data = load_labelled("movie-snippets")
     rng = np.random.default_rng(0)
     sentences = [data.texts[i] for i in rng.permutation(len(data.texts))[:60]]
-    pipe = transformers.pipeline("text-classification", model=bundle.model, tokenizer=bundle.tokenizer,
-                                 top_k=None, device=-1)
+    pipe = transformers.pipeline(
+        "text-classification", model=bundle.model, tokenizer=bundle.tokenizer, top_k=None, device=-1
+    )
 
     def theirs(text: str) -> tuple[np.ndarray, float]:
         explainer = shap.Explainer(pipe, seed=0)
@@ -74,7 +75,7 @@ def main() -> None:
 
     rows = []
     for n in LENGTHS:
-        text = text_of_length(bundle.tokenizer, sentences[n // 4:], n)
+        text = text_of_length(bundle.tokenizer, sentences[n // 4 :], n)
         theirs(text), ours(text)  # warm-up
         t_theirs, t_ours = [], []
         for _ in range(args.repeats):
@@ -84,22 +85,39 @@ def main() -> None:
             t_ours.append(seconds)
         reference = values[:, result.target]
         pearson = float(np.corrcoef(reference, result.scores.astype(np.float64))[0, 1])
-        row = {"tokens": len(result.scores), "pipeline_s": round(statistics.median(t_theirs), 3),
-               "ours_s": round(statistics.median(t_ours), 3),
-               "speedup": round(statistics.median(t_theirs) / statistics.median(t_ours), 2),
-               "ours_range_s": [round(min(t_ours), 3), round(max(t_ours), 3)],
-               "pipeline_range_s": [round(min(t_theirs), 3), round(max(t_theirs), 3)],
-               "evaluations_ours": result.evaluations, "masked_inputs": result.extra["masked_inputs"],
-               "cache_hits": result.extra["cache_hits"], "pearson": round(pearson, 6)}
+        row = {
+            "tokens": len(result.scores),
+            "pipeline_s": round(statistics.median(t_theirs), 3),
+            "ours_s": round(statistics.median(t_ours), 3),
+            "speedup": round(statistics.median(t_theirs) / statistics.median(t_ours), 2),
+            "ours_range_s": [round(min(t_ours), 3), round(max(t_ours), 3)],
+            "pipeline_range_s": [round(min(t_theirs), 3), round(max(t_theirs), 3)],
+            "evaluations_ours": result.evaluations,
+            "masked_inputs": result.extra["masked_inputs"],
+            "cache_hits": result.extra["cache_hits"],
+            "pearson": round(pearson, 6),
+        }
         rows.append(row)
-        print(f"{row['tokens']:4d} tokens  pipeline {row['pipeline_s']:7.2f} s   ours {row['ours_s']:6.2f} s   "
-              f"x{row['speedup']:.2f}   model rows {row['evaluations_ours']} of {row['masked_inputs']} masked inputs"
-              f"   pearson {row['pearson']:.6f}", flush=True)
-    print(json.dumps({
-        "max_evals": args.max_evals, "repeats": args.repeats, "route": result.route, "lengths": rows,
-        "speedup_128": rows[-1]["speedup"], "pearson_min": min(r["pearson"] for r in rows),
-        "goal_speedup_128": 3.0, "goal_pearson_min": 0.99,
-    }))
+        print(
+            f"{row['tokens']:4d} tokens  pipeline {row['pipeline_s']:7.2f} s   ours {row['ours_s']:6.2f} s   "
+            f"x{row['speedup']:.2f}   model rows {row['evaluations_ours']} of {row['masked_inputs']} masked inputs"
+            f"   pearson {row['pearson']:.6f}",
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "max_evals": args.max_evals,
+                "repeats": args.repeats,
+                "route": result.route,
+                "lengths": rows,
+                "speedup_128": rows[-1]["speedup"],
+                "pearson_min": min(r["pearson"] for r in rows),
+                "goal_speedup_128": 3.0,
+                "goal_pearson_min": 0.99,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

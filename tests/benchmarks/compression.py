@@ -20,14 +20,14 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from workbench.compress import export_onnx, prune, quantize  # noqa: E402
-from workbench.compress.operations import weights_bytes  # noqa: E402
-from workbench.compress.report import _predictions  # noqa: E402
-from workbench.data import load_labelled  # noqa: E402
-from workbench.recipes import movie_sentiment_classifier  # noqa: E402
+from workbench.compress import export_onnx, prune, quantize
+from workbench.compress.operations import weights_bytes
+from workbench.compress.report import _predictions
+from workbench.data import load_labelled
+from workbench.recipes import movie_sentiment_classifier
 
 LENGTH = 64
 
@@ -52,8 +52,12 @@ def main() -> None:
     original = movie_sentiment_classifier(args.steps, progress=False)
     _, val = load_labelled("movie-snippets").split(validation=0.1, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"original": original, "int8": quantize(original), "pruned_50": prune(original, 0.5),
-                  "onnx": export_onnx(original, f"{tmp}/onnx")}
+        models = {
+            "original": original,
+            "int8": quantize(original),
+            "pruned_50": prune(original, 0.5),
+            "onnx": export_onnx(original, f"{tmp}/onnx"),
+        }
         generator = torch.Generator().manual_seed(0)
         ids = torch.randint(1000, len(original.tokenizer), (1, LENGTH), generator=generator)
         mask = torch.ones_like(ids)
@@ -65,14 +69,21 @@ def main() -> None:
         rows = {}
         for name, bundle in models.items():
             accuracy = float((_predictions(bundle, val.texts) == labels).mean())
-            rows[name] = {"weights_mb": round(weights_bytes(bundle) / 1e6, 2),
-                          "latency_ms_64": round(statistics.median(latency[name]), 2), "accuracy": round(accuracy, 4)}
+            rows[name] = {
+                "weights_mb": round(weights_bytes(bundle) / 1e6, 2),
+                "latency_ms_64": round(statistics.median(latency[name]), 2),
+                "accuracy": round(accuracy, 4),
+            }
     base = rows["original"]
     for name, row in rows.items():
-        print(f"{name:10} {row['weights_mb']:8.2f} MB  {row['latency_ms_64']:7.2f} ms @{LENGTH}  "
-              f"accuracy {row['accuracy']:.4f}")
+        print(
+            f"{name:10} {row['weights_mb']:8.2f} MB  {row['latency_ms_64']:7.2f} ms @{LENGTH}  "
+            f"accuracy {row['accuracy']:.4f}"
+        )
     result = {
-        "threads": torch.get_num_threads(), "validation_examples": len(val), "models": rows,
+        "threads": torch.get_num_threads(),
+        "validation_examples": len(val),
+        "models": rows,
         "int8_speedup": round(base["latency_ms_64"] / rows["int8"]["latency_ms_64"], 3),
         "int8_accuracy_drop": round(base["accuracy"] - rows["int8"]["accuracy"], 4),
         "int8_size_ratio": round(rows["int8"]["weights_mb"] / base["weights_mb"], 3),

@@ -18,8 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import nbformat  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
+import nbformat
+from nbclient import NotebookClient
 
 SETUP = """\
 from workbench.models import load_model
@@ -32,7 +32,7 @@ trainer = Trainer(bundle, "masked-lm", texts, config=TrainConfig(max_steps=200, 
 VARIANTS = {
     "none": "trainer.fit(); None",
     "dashboard": "from workbench.ui import TrainingDashboard\ndashboard = TrainingDashboard()\n"
-                 "dashboard.run(trainer)\ndashboard.wait()",
+    "dashboard.run(trainer)\ndashboard.wait()",
     "plotly_figurewidget": (
         "import plotly.graph_objects as go\nfig = go.FigureWidget(go.Scatter(x=[], y=[], name='loss'))\n"
         "class Live(Callback):\n"
@@ -40,7 +40,8 @@ VARIANTS = {
         "        with fig.batch_update():\n"
         "            fig.data[0].x = [r['step'] for r in trainer.history.train]\n"
         "            fig.data[0].y = [r['loss'] for r in trainer.history.train]\n"
-        "trainer.callbacks.add(Live())\ndisplay(fig)\ntrainer.fit(); None"),
+        "trainer.callbacks.add(Live())\ndisplay(fig)\ntrainer.fit(); None"
+    ),
 }
 
 
@@ -48,8 +49,9 @@ def run(variant: str, folder: Path) -> int:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(VARIANTS[variant])]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(folder)}}
+    ).execute()
     path = folder / f"{variant}.ipynb"
     nbformat.write(nb, path)
     return path.stat().st_size
@@ -62,11 +64,26 @@ def push_cost_ms() -> float:
     from workbench.training.events import TrainState
     from workbench.ui import TrainingDashboard
 
-    history = TrainingHistory([{"kind": "train", "step": i, "loss": 1 / i, "smoothed_loss": 1 / i,
-                                "learning_rate": 1e-3, "tokens_per_second": 1e4} for i in range(1, 5001)])
-    fake = SimpleNamespace(history=history, state=TrainState(max_steps=5000, status="running"),
-                           config=SimpleNamespace(output_dir=None), task=SimpleNamespace(name="masked-lm"),
-                           bundle=SimpleNamespace(name="fake"))
+    history = TrainingHistory(
+        [
+            {
+                "kind": "train",
+                "step": i,
+                "loss": 1 / i,
+                "smoothed_loss": 1 / i,
+                "learning_rate": 1e-3,
+                "tokens_per_second": 1e4,
+            }
+            for i in range(1, 5001)
+        ]
+    )
+    fake = SimpleNamespace(
+        history=history,
+        state=TrainState(max_steps=5000, status="running"),
+        config=SimpleNamespace(output_dir=None),
+        task=SimpleNamespace(name="masked-lm"),
+        bundle=SimpleNamespace(name="fake"),
+    )
     dashboard = TrainingDashboard()
     dashboard._trainers.append(fake)
     dashboard._names.append("fake")

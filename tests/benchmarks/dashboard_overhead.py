@@ -19,9 +19,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from workbench.data import load_corpus  # noqa: E402
-from workbench.models import load_model  # noqa: E402
-from workbench.training import TrainConfig, Trainer  # noqa: E402
+from workbench.data import load_corpus
+from workbench.models import load_model
+from workbench.training import TrainConfig, Trainer
 
 
 def one_run(corpus, tokenizer, steps: int, with_dashboard: bool) -> tuple[float, int]:
@@ -60,9 +60,18 @@ def main() -> None:
                 pushes.append(n)
             print(f"round {r + 1} {'with' if flag else 'without'} dashboard: {tps:,.0f} tokens/s", file=sys.stderr)
     ratio = statistics.median(with_tps) / statistics.median(without_tps)
-    print(json.dumps({"ratio": round(ratio, 4), "with_tps": [round(x) for x in with_tps],
-                      "without_tps": [round(x) for x in without_tps], "pushes_per_run": pushes,
-                      "steps": args.steps, "goal": 0.99}))
+    print(
+        json.dumps(
+            {
+                "ratio": round(ratio, 4),
+                "with_tps": [round(x) for x in with_tps],
+                "without_tps": [round(x) for x in without_tps],
+                "pushes_per_run": pushes,
+                "steps": args.steps,
+                "goal": 0.99,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from workbench.data import load_corpus, token_blocks  # noqa: E402
-from workbench.models import load_model  # noqa: E402
-from workbench.training import DistributedTrainer, TrainConfig, Trainer  # noqa: E402
+from workbench.data import load_corpus, token_blocks
+from workbench.models import load_model
+from workbench.training import DistributedTrainer, TrainConfig, Trainer
 
 WARMUP = 5
 GLOBAL_BATCH, SEQ = 32, 128
@@ -37,8 +37,16 @@ def _bundle(corpus):
 
 
 def _config(out, batch, steps):
-    return TrainConfig(output_dir=out, batch_size=batch, max_steps=steps, block_size=SEQ, log_every=1,
-                       precision="fp32", progress=False, warmup_ratio=0.0)
+    return TrainConfig(
+        output_dir=out,
+        batch_size=batch,
+        max_steps=steps,
+        block_size=SEQ,
+        log_every=1,
+        precision="fp32",
+        progress=False,
+        warmup_ratio=0.0,
+    )
 
 
 def _throughput(history) -> float:
@@ -58,18 +66,29 @@ def main() -> None:
         one_wall = time.perf_counter() - start
 
         start = time.perf_counter()
-        run = DistributedTrainer(_bundle(corpus), "causal-lm", blocks,
-                                 config=_config(f"{tmp}/two", GLOBAL_BATCH // 2, args.steps), num_processes=2)
+        run = DistributedTrainer(
+            _bundle(corpus),
+            "causal-lm",
+            blocks,
+            config=_config(f"{tmp}/two", GLOBAL_BATCH // 2, args.steps),
+            num_processes=2,
+        )
         two = run.fit()
         two_wall = time.perf_counter() - start
     one_tps, two_tps = _throughput(one), _throughput(two)
     gap = max(abs(a - b) for a, b in zip(one.losses(), two.losses()))
     result = {
-        "steps": args.steps, "global_batch": GLOBAL_BATCH, "seq": SEQ, "cpu_count": os.cpu_count(),
-        "one_process_tokens_per_s": round(one_tps), "two_processes_tokens_per_s": round(two_tps),
+        "steps": args.steps,
+        "global_batch": GLOBAL_BATCH,
+        "seq": SEQ,
+        "cpu_count": os.cpu_count(),
+        "one_process_tokens_per_s": round(one_tps),
+        "two_processes_tokens_per_s": round(two_tps),
         "speedup": round(two_tps / one_tps, 3),
-        "one_process_wall_s": round(one_wall, 1), "two_processes_wall_s": round(two_wall, 1),
-        "final_loss_one": round(one.losses()[-1], 5), "final_loss_two": round(two.losses()[-1], 5),
+        "one_process_wall_s": round(one_wall, 1),
+        "two_processes_wall_s": round(two_wall, 1),
+        "final_loss_one": round(one.losses()[-1], 5),
+        "final_loss_two": round(two.losses()[-1], 5),
         "max_loss_gap": float(f"{gap:.3g}"),
     }
     print(json.dumps(result))

@@ -17,9 +17,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from workbench.data import load_labelled  # noqa: E402
-from workbench.models import load_model  # noqa: E402
-from workbench.training import TrainConfig, Trainer  # noqa: E402
+from workbench.data import load_labelled
+from workbench.models import load_model
+from workbench.training import TrainConfig, Trainer
 
 
 def main() -> None:
@@ -34,22 +34,41 @@ def main() -> None:
     train, val = data.split(validation=0.1, seed=0)
     bundle = load_model("minilm", kind="classifier", label_names=data.label_names)
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(output_dir=out, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, max_length=128, warmup_ratio=0.06,
-                             eval_every=None, log_every=20, precision=args.precision, metric_for_best="eval_accuracy")
+        config = TrainConfig(
+            output_dir=out,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            max_length=128,
+            warmup_ratio=0.06,
+            eval_every=None,
+            log_every=20,
+            precision=args.precision,
+            metric_for_best="eval_accuracy",
+        )
         start = time.perf_counter()
         trainer = Trainer(bundle, "classify", train, eval_data=val, config=config)
         history = trainer.fit()
         minutes = (time.perf_counter() - start) / 60
     final = history.eval[-1]
     tps = [r["tokens_per_second"] for r in history.train]
-    print(json.dumps({
-        "accuracy": round(final["eval_accuracy"], 4), "macro_f1": round(final["eval_macro_f1"], 4),
-        "eval_loss": round(final["eval_loss"], 4), "confusion_matrix": final["eval_confusion_matrix"],
-        "train_examples": len(train), "validation_examples": len(val), "steps": trainer.state.step,
-        "minutes": round(minutes, 2), "median_tokens_per_second": round(sorted(tps)[len(tps) // 2], 1),
-        "precision": trainer.state.precision, "goal_accuracy": 0.80,
-    }))
+    print(
+        json.dumps(
+            {
+                "accuracy": round(final["eval_accuracy"], 4),
+                "macro_f1": round(final["eval_macro_f1"], 4),
+                "eval_loss": round(final["eval_loss"], 4),
+                "confusion_matrix": final["eval_confusion_matrix"],
+                "train_examples": len(train),
+                "validation_examples": len(val),
+                "steps": trainer.state.step,
+                "minutes": round(minutes, 2),
+                "median_tokens_per_second": round(sorted(tps)[len(tps) // 2], 1),
+                "precision": trainer.state.precision,
+                "goal_accuracy": 0.80,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

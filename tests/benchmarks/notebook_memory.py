@@ -79,9 +79,18 @@ def main() -> None:
         results[path.stem] = {"peak_mb": round(peak), "seconds": round(seconds, 1)}
         print(f"{path.stem:28} peak {peak:7.0f} MB   {seconds:6.1f} s", flush=True)
     largest = max(r["peak_mb"] for r in results.values())
-    print(json.dumps({"mode": "full" if args.full else "quick", "environment": environment, "notebooks": results,
-                      "largest_peak_mb": largest,
-                      "goal_mb": 1500, "within_goal": largest <= 1500}))
+    print(
+        json.dumps(
+            {
+                "mode": "full" if args.full else "quick",
+                "environment": environment,
+                "notebooks": results,
+                "largest_peak_mb": largest,
+                "goal_mb": 1500,
+                "within_goal": largest <= 1500,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -74,13 +74,16 @@ def main() -> None:
         "fill_mask_same_top5_as_pipeline": same,
         "next_token_ms": round(statistics.median(next_ms), 1),
         "logit_lens_ms": round(statistics.median(lens_ms), 1),
-        "smollm2_prompt_tokens": tokens, "smollm2_next_token": top,
+        "smollm2_prompt_tokens": tokens,
+        "smollm2_next_token": top,
         "torch_threads": torch.get_num_threads(),
         "goals": {"fill_mask_vs_pipeline": 0.9, "next_token_ms": 150, "logit_lens_ms": 400},
     }
-    print(f"fill_mask {result['fill_mask_ms']} ms vs pipeline {result['pipeline_fill_mask_ms']} ms "
-          f"(x{result['fill_mask_vs_pipeline']}); next_token {result['next_token_ms']} ms; "
-          f"logit_lens {result['logit_lens_ms']} ms on {tokens} tokens")
+    print(
+        f"fill_mask {result['fill_mask_ms']} ms vs pipeline {result['pipeline_fill_mask_ms']} ms "
+        f"(x{result['fill_mask_vs_pipeline']}); next_token {result['next_token_ms']} ms; "
+        f"logit_lens {result['logit_lens_ms']} ms on {tokens} tokens"
+    )
     print(json.dumps(result))
 
 

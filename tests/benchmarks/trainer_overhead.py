@@ -21,10 +21,10 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from workbench.data import load_corpus, masked_lm_collator, token_blocks, train_tokenizer  # noqa: E402
-from workbench.models import load_model  # noqa: E402
+from workbench.data import load_corpus, masked_lm_collator, token_blocks, train_tokenizer
+from workbench.models import load_model
 
 WARMUP = 5
 BATCH, SEQ = 32, 128
@@ -64,12 +64,26 @@ def hf_trainer(tokenizer, blocks, steps: int, bf16: bool) -> float:
 
     with tempfile.TemporaryDirectory() as out:
         args = transformers.TrainingArguments(
-            output_dir=out, max_steps=WARMUP + steps, per_device_train_batch_size=BATCH, learning_rate=5e-4,
-            report_to="none", save_strategy="no", logging_steps=10, use_cpu=True, bf16=bf16,
-            disable_tqdm=True, dataloader_num_workers=0, seed=0,
+            output_dir=out,
+            max_steps=WARMUP + steps,
+            per_device_train_batch_size=BATCH,
+            learning_rate=5e-4,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=10,
+            use_cpu=True,
+            bf16=bf16,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            seed=0,
         )
-        trainer = transformers.Trainer(model=bundle.model, args=args, train_dataset=blocks,
-                                       data_collator=masked_lm_collator(tokenizer), callbacks=[Clock()])
+        trainer = transformers.Trainer(
+            model=bundle.model,
+            args=args,
+            train_dataset=blocks,
+            data_collator=masked_lm_collator(tokenizer),
+            callbacks=[Clock()],
+        )
         trainer.train()
     return steps * BATCH * SEQ / (times[WARMUP + steps] - times[WARMUP])
 
@@ -84,8 +98,15 @@ def workbench_trainer(tokenizer, blocks, steps: int, precision: str) -> float:
         def on_step_end(self, trainer, state, control):
             times[state.step] = time.perf_counter()
 
-    config = TrainConfig(max_steps=WARMUP + steps, batch_size=BATCH, block_size=SEQ, learning_rate=5e-4,
-                         precision=precision, log_every=10, progress=True)
+    config = TrainConfig(
+        max_steps=WARMUP + steps,
+        batch_size=BATCH,
+        block_size=SEQ,
+        learning_rate=5e-4,
+        precision=precision,
+        log_every=10,
+        progress=True,
+    )
     Trainer(bundle, "masked-lm", blocks, config=config, callbacks=[Clock()]).fit()
     return steps * BATCH * SEQ / (times[WARMUP + steps] - times[WARMUP])
 
@@ -119,7 +140,10 @@ def main() -> None:
         "ratio_vs_hf_best": round(best["workbench_tps"] / max(best["hf_tps"], best["hf_bf16_tps"]), 3),
         "ratio_fp32_vs_plain": round(best["workbench_fp32_tps"] / best["plain_tps"], 3),
         "rounds": {k: [round(x, 1) for x in v] for k, v in rounds.items()},
-        "steps": args.steps, "batch": BATCH, "seq": SEQ, "threads": torch.get_num_threads(),
+        "steps": args.steps,
+        "batch": BATCH,
+        "seq": SEQ,
+        "threads": torch.get_num_threads(),
     }
     print(json.dumps(result))
 

@@ -40,9 +40,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -52,8 +53,14 @@ ARTIFACTS = HERE / "artifacts"
 PICTURES = HERE.parent.parent / "docs" / "images"  # the README's pictures, retaken by every browser run
 CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 _PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -65,8 +72,7 @@ KERNEL_IDLE_TIMEOUT_MS = 60_000
 # JupyterLab user settings written before the server starts: no "get notified about news?" toast,
 # no update check, nothing that asks for attention over the page under test.
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                       "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
 }
 
 
@@ -92,9 +98,12 @@ class JupyterServer:
     def api(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
         """Call the Jupyter REST API (``path`` like ``/api/sessions``); the decoded JSON, or None."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Authorization": f"token {self.token}",
-                                                  "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
@@ -166,23 +175,31 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
     token = secrets.token_hex(24)
     port = _free_port()
     env = dict(os.environ)
-    env.update({
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-        # The user's own Jupyter and IPython set-up (kernels, settings, startup files) stays out.
-        "JUPYTER_CONFIG_DIR": str(home["config"]),
-        "JUPYTER_DATA_DIR": str(home["data"]),
-        "JUPYTER_RUNTIME_DIR": str(home["runtime"]),
-        "IPYTHONDIR": str(home["ipython"]),
-        "JUPYTER_PLATFORM_DIRS": "0",
-    })
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+            # The user's own Jupyter and IPython set-up (kernels, settings, startup files) stays out.
+            "JUPYTER_CONFIG_DIR": str(home["config"]),
+            "JUPYTER_DATA_DIR": str(home["data"]),
+            "JUPYTER_RUNTIME_DIR": str(home["runtime"]),
+            "IPYTHONDIR": str(home["ipython"]),
+            "JUPYTER_PLATFORM_DIRS": "0",
+        }
+    )
     env.pop("JUPYTER_PATH", None)
     command = [
-        sys.executable, "-m", "jupyterlab",
-        "--allow-root", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--allow-root",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
         "--ServerApp.terminals_enabled=False",
         # Offline: no news feed, no update check, an extension manager that never asks PyPI.
         "--LabApp.news_url=None",
@@ -192,23 +209,36 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
         f"--LabApp.workspaces_dir={home['workspaces']}",
     ]
     log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
-    server = JupyterServer(url=f"http://127.0.0.1:{port}", token=token, root=root, process=process,
-                           log_path=log_path, runtime_dir=home["runtime"])
+    process = subprocess.Popen(
+        command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    server = JupyterServer(
+        url=f"http://127.0.0.1:{port}",
+        token=token,
+        root=root,
+        process=process,
+        log_path=log_path,
+        runtime_dir=home["runtime"],
+    )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"JupyterLab exited with code {process.returncode} while starting; "
-                            f"log ({log_path}):\n{server.log_tail()}", pytrace=False)
+                pytest.fail(
+                    f"JupyterLab exited with code {process.returncode} while starting; "
+                    f"log ({log_path}):\n{server.log_tail()}",
+                    pytrace=False,
+                )
             try:
                 server.api("GET", "/api/status", timeout=2)
                 break
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer on port {port} within {SERVER_START_TIMEOUT_S} s; "
-                                f"log ({log_path}):\n{server.log_tail()}", pytrace=False)
+                    pytest.fail(
+                        f"JupyterLab did not answer on port {port} within {SERVER_START_TIMEOUT_S} s; "
+                        f"log ({log_path}):\n{server.log_tail()}",
+                        pytrace=False,
+                    )
                 time.sleep(0.2)
         yield server
     finally:
@@ -245,17 +275,22 @@ def _stop_server(server: JupyterServer) -> None:
 def chromium() -> Iterator[Any]:
     """Debian's Chromium through Playwright; a clear failure (not a skip) where it is missing."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"Chromium is missing ({CHROMIUM} not found): run `make browser-deps` "
-                    "(Debian's chromium package; never `playwright install`).", pytrace=False)
+        pytest.fail(
+            f"Chromium is missing ({CHROMIUM} not found): run `make browser-deps` "
+            "(Debian's chromium package; never `playwright install`).",
+            pytrace=False,
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("The playwright Python package is missing: run `make setup` (it installs the dev extra).",
-                    pytrace=False)
+        pytest.fail(
+            "The playwright Python package is missing: run `make setup` (it installs the dev extra).", pytrace=False
+        )
     profile = tempfile.mkdtemp(prefix="wb-chromium-")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                                             env={**os.environ, "HOME": profile})
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, env={**os.environ, "HOME": profile}
+        )
         try:
             yield browser
         finally:
@@ -291,7 +326,7 @@ class NetworkGuard:
                 del self.external[i]
 
     def new_since_check(self) -> list[str]:
-        new = self.external[self.checked:]
+        new = self.external[self.checked :]
         self.checked = len(self.external)
         return new
 
@@ -370,7 +405,10 @@ class LabPage:
               return !text.startsWith("No Kernel") && / \\| Idle$/.test(text)
                 && indicator !== null && indicator.dataset.status === "idle";
             }""",
-            arg=Path(self.current).name, timeout_ms=timeout_ms, what=f"the kernel of {self.current} to be idle")
+            arg=Path(self.current).name,
+            timeout_ms=timeout_ms,
+            what=f"the kernel of {self.current} to be idle",
+        )
 
     # -- menus and cells
 
@@ -409,7 +447,10 @@ class LabPage:
               const m = /\\[(\\d+)\\]/.exec(cell.querySelector(".jp-InputPrompt").textContent);
               return m ? Number(m[1]) : null;
             }""",
-            arg=[_PANEL, index], timeout_ms=timeout_ms, what=f"cell {index} to finish")
+            arg=[_PANEL, index],
+            timeout_ms=timeout_ms,
+            what=f"cell {index} to finish",
+        )
         self.raise_on_error(index)
         return int(count)
 
@@ -484,10 +525,12 @@ _OPEN_PAGES: list[LabPage] = []
 @pytest.fixture(scope="session")
 def open_lab(chromium: Any, jupyter_server: JupyterServer):
     """A factory for LabPages (module-scoped fixtures use it to share one page between tests)."""
+
     def factory() -> LabPage:
         lab_page = LabPage(jupyter_server, chromium)
         _OPEN_PAGES.append(lab_page)
         return lab_page
+
     return factory
 
 
@@ -508,8 +551,9 @@ def module_lab(open_lab, request: pytest.FixtureRequest) -> Iterator[LabPage]:
     try:
         lab_page.screenshot(ARTIFACTS / f"{request.module.__name__.rpartition('.')[2]}.end.png")
         (ARTIFACTS / f"{request.module.__name__.rpartition('.')[2]}.end.console.txt").write_text(
-            "\n".join(lab_page.console) + "\n")
-    except Exception:  # noqa: BLE001
+            "\n".join(lab_page.console) + "\n"
+        )
+    except Exception:
         pass
     finally:
         close_lab(lab_page)
@@ -546,11 +590,14 @@ def _finish(node: pytest.Item, pages: list[LabPage]) -> None:
         used.append(name)
         try:
             lab_page.screenshot(ARTIFACTS / f"{name}.png")
-        except Exception as error:  # noqa: BLE001 - the screenshot must not hide the test's outcome
+        except Exception as error:
             (ARTIFACTS / f"{name}.screenshot-error.txt").write_text(repr(error))
-        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(lab_page.console[lab_page.console_saved:]) + "\n")
+        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(lab_page.console[lab_page.console_saved :]) + "\n")
         lab_page.console_saved = len(lab_page.console)
         leaks += lab_page.guard.new_since_check()
     if leaks:
-        pytest.fail("the page sent requests off 127.0.0.1 (aborted; a view must not need a CDN or any network):\n  "
-                    + "\n  ".join(leaks), pytrace=False)
+        pytest.fail(
+            "the page sent requests off 127.0.0.1 (aborted; a view must not need a CDN or any network):\n  "
+            + "\n  ".join(leaks),
+            pytrace=False,
+        )

@@ -41,8 +41,11 @@ def _view(index):
 
 def test_the_view_renders_a_minilm_sentence_with_its_lines(attention_notebook):
     lab = attention_notebook
-    lab.wait_for("s => { const c = document.querySelector(s + ' .wb-att-lines'); return c && Number(c.dataset.lines) > 0; }",
-                 arg=_view(0), what="lines in the head view")
+    lab.wait_for(
+        "s => { const c = document.querySelector(s + ' .wb-att-lines'); return c && Number(c.dataset.lines) > 0; }",
+        arg=_view(0),
+        what="lines in the head view",
+    )
     left = lab.page.locator(f"{_view(0)} .wb-att-left .wb-att-token")
     assert left.count() >= 15
     assert left.first.inner_text() == "[CLS]"
@@ -70,24 +73,35 @@ def test_hovering_a_token_focuses_its_lines(attention_notebook):
 def test_the_model_view_shows_layers_by_heads_thumbnails_and_opens_one(attention_notebook):
     lab = attention_notebook
     lab.page.locator(f"{_view(0)} button[data-mode='model']").click()
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-att-thumb').length === 72", arg=_view(0),
-                 what="6 x 12 thumbnails")
+    lab.wait_for(
+        "s => document.querySelectorAll(s + ' .wb-att-thumb').length === 72", arg=_view(0), what="6 x 12 thumbnails"
+    )
     lab.page.locator(f"{_view(0)} .wb-att-thumb[data-layer='4'][data-head='7']").click()
-    lab.wait_for("s => { const h = document.querySelector(s + ' .wb-att-headview'); "
-                 "return h && h.dataset.layer === '4' && h.dataset.head === '7' && "
-                 "Number(document.querySelector(s + ' .wb-att-lines').dataset.lines) > 0; }",
-                 arg=_view(0), what="head 4:7 opened in full")
+    lab.wait_for(
+        "s => { const h = document.querySelector(s + ' .wb-att-headview'); "
+        "return h && h.dataset.layer === '4' && h.dataset.head === '7' && "
+        "Number(document.querySelector(s + ' .wb-att-lines').dataset.lines) > 0; }",
+        arg=_view(0),
+        what="head 4:7 opened in full",
+    )
 
 
 def test_the_view_renders_512_tokens_and_says_the_text_was_cut(attention_notebook):
     lab = attention_notebook
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-att-left .wb-att-token').length === 512",
-                 arg=_view(1), timeout_ms=60_000, what="512 tokens in the long view")
+    lab.wait_for(
+        "s => document.querySelectorAll(s + ' .wb-att-left .wb-att-token').length === 512",
+        arg=_view(1),
+        timeout_ms=60_000,
+        what="512 tokens in the long view",
+    )
     note = lab.page.locator(f"{_view(1)} .wb-att-note").inner_text()
     assert "only the first 512" in note
     lab.page.locator(f"{_view(1)} button[data-mode='stats']").click()
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-att-cell').length === 72", arg=_view(1),
-                 what="the head-statistics map")
+    lab.wait_for(
+        "s => document.querySelectorAll(s + ' .wb-att-cell').length === 72",
+        arg=_view(1),
+        what="the head-statistics map",
+    )
 
 
 def test_the_standalone_export_opens_offline_with_no_kernel(chromium, tmp_path):
@@ -105,8 +119,9 @@ def test_the_standalone_export_opens_offline_with_no_kernel(chromium, tmp_path):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(path.as_uri())
-    page.wait_for_function("() => Number((document.querySelector('.wb-att-lines') || {dataset: {}}).dataset.lines) > 0",
-                           timeout=15_000)
+    page.wait_for_function(
+        "() => Number((document.querySelector('.wb-att-lines') || {dataset: {}}).dataset.lines) > 0", timeout=15_000
+    )
     page.locator("button[data-mode='model']").click()
     # The view redraws on the next animation frame, so wait for it rather than count at once.
     page.wait_for_function("() => document.querySelectorAll('.wb-att-thumb').length === 72", timeout=15_000)

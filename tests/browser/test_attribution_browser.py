@@ -29,11 +29,17 @@ def attribution_notebook(module_lab):
 
 def test_the_view_renders_a_coloured_row_per_method(attribution_notebook):
     lab = attribution_notebook
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-attr-row[data-method]').length === 3", arg=VIEW,
-                 what="three method rows")
+    lab.wait_for(
+        "s => document.querySelectorAll(s + ' .wb-attr-row[data-method]').length === 3",
+        arg=VIEW,
+        what="three method rows",
+    )
     methods = lab.page.locator(f"{VIEW} .wb-attr-row[data-method]")
     assert [methods.nth(i).get_attribute("data-method") for i in range(3)] == [
-        "shap", "integrated_gradients", "occlusion"]
+        "shap",
+        "integrated_gradients",
+        "occlusion",
+    ]
     coloured = lab.page.locator(f"{VIEW} .wb-attr-row[data-method='occlusion'] .wb-attr-token[style*='background']")
     assert coloured.count() >= 8
     assert lab.page.locator(f"{VIEW} .wb-attr-metric[data-metric='comprehensiveness']").count() == 3
@@ -44,8 +50,11 @@ def test_hovering_a_token_shows_its_value(attribution_notebook):
     lab = attribution_notebook
     token = lab.page.locator(f"{VIEW} .wb-attr-row[data-method='shap'] .wb-attr-token[data-index='2']")
     token.hover()
-    lab.wait_for("s => document.querySelector(s + ' .wb-attr-status').dataset.token === '2'", arg=VIEW,
-                 what="the status line on token 2")
+    lab.wait_for(
+        "s => document.querySelector(s + ' .wb-attr-status').dataset.token === '2'",
+        arg=VIEW,
+        what="the status line on token 2",
+    )
     status = lab.page.locator(f"{VIEW} .wb-attr-status").inner_text()
     value = float(token.get_attribute("data-score"))
     shown = float(status.rsplit("·", 1)[1])
@@ -63,8 +72,11 @@ def test_the_target_switch_shows_the_other_labels_rows(attribution_notebook):
     select = lab.page.locator(f"{VIEW} select.wb-attr-target")
     before = lab.page.locator(f"{VIEW} .wb-attr-probability").inner_text()
     select.select_option("positive")
-    lab.wait_for("s => document.querySelector(s + ' .wb-attr-probability').textContent.startsWith('p(positive)')",
-                 arg=VIEW, what="the positive label's rows")
+    lab.wait_for(
+        "s => document.querySelector(s + ' .wb-attr-probability').textContent.startsWith('p(positive)')",
+        arg=VIEW,
+        what="the positive label's rows",
+    )
     assert before.startswith("p(negative)")
 
 
@@ -77,8 +89,9 @@ def test_the_standalone_export_opens_offline_with_no_kernel(chromium, tmp_path):
     from workbench.ui import AttributionView
 
     minilm = load_model("minilm", kind="classifier", label_names=["negative", "positive"])
-    results = attribute_many(minilm, [TEXT], "positive", method=["occlusion", "gradient_x_input", "attention_rollout"],
-                             progress=False)
+    results = attribute_many(
+        minilm, [TEXT], "positive", method=["occlusion", "gradient_x_input", "attention_rollout"], progress=False
+    )
     path = tmp_path / "attributions.html"
     AttributionView(results).to_html(path)
     context = chromium.new_context(offline=True)
@@ -86,7 +99,6 @@ def test_the_standalone_export_opens_offline_with_no_kernel(chromium, tmp_path):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(path.as_uri())
-    page.wait_for_function("() => document.querySelectorAll('.wb-attr-row[data-method]').length === 3",
-                           timeout=15_000)
+    page.wait_for_function("() => document.querySelectorAll('.wb-attr-row[data-method]').length === 3", timeout=15_000)
     assert dialogs == [] and page.locator("#view img").count() == 0
     context.close()

@@ -27,8 +27,9 @@ def compression_notebook(module_lab):
 
 def test_the_view_shows_the_deltas_a_head_map_and_both_rows(compression_notebook):
     lab = compression_notebook
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-comp-cell').length === 72", arg=VIEW,
-                 what="6 layers x 12 heads")
+    lab.wait_for(
+        "s => document.querySelectorAll(s + ' .wb-comp-cell').length === 72", arg=VIEW, what="6 layers x 12 heads"
+    )
     rows = lab.page.locator(f"{VIEW} .wb-comp-table tr").all_inner_texts()
     assert rows[1].startswith("weights (MB)") and "latency @64 tokens (ms)" in rows[3]
     assert lab.page.locator(f"{VIEW} .wb-comp-tokens").count() == 2
@@ -38,21 +39,31 @@ def test_the_view_shows_the_deltas_a_head_map_and_both_rows(compression_notebook
 def test_hovering_a_head_names_it_with_its_drift(compression_notebook):
     lab = compression_notebook
     lab.page.locator(f"{VIEW} .wb-comp-cell[data-layer='3'][data-head='5']").hover()
-    lab.wait_for("s => [...document.querySelectorAll(s + ' .wb-comp-note')].some(n => "
-                 "n.textContent.startsWith('layer 3, head 5: '))", arg=VIEW, what="the status line on layer 3, head 5")
+    lab.wait_for(
+        "s => [...document.querySelectorAll(s + ' .wb-comp-note')].some(n => "
+        "n.textContent.startsWith('layer 3, head 5: '))",
+        arg=VIEW,
+        what="the status line on layer 3, head 5",
+    )
 
 
 def test_the_text_switch_shows_the_other_texts_rows(compression_notebook):
     lab = compression_notebook
     lab.page.locator(f"{VIEW} select.wb-comp-text").select_option("1")
-    lab.wait_for("s => document.querySelector(s + ' .wb-comp-tokens').textContent.includes('plot')", arg=VIEW,
-                 what="the second text's rows")
+    lab.wait_for(
+        "s => document.querySelector(s + ' .wb-comp-tokens').textContent.includes('plot')",
+        arg=VIEW,
+        what="the second text's rows",
+    )
     lab.page.locator(f"{VIEW} select.wb-comp-text").select_option("0")
 
 
 def test_a_token_with_markup_shows_as_text_and_runs_nothing(compression_notebook):
     lab = compression_notebook
-    lab.wait_for("s => document.querySelector(s + ' .wb-comp-tokens').textContent.includes('gripping')", arg=VIEW,
-                 what="the first text's rows")
+    lab.wait_for(
+        "s => document.querySelector(s + ' .wb-comp-tokens').textContent.includes('gripping')",
+        arg=VIEW,
+        what="the first text's rows",
+    )
     lab.assert_markup_shows_as_text(VIEW, ".wb-comp-tokens .wb-comp-token")
     assert lab.dialogs == []

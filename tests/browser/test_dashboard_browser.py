@@ -66,8 +66,11 @@ def state(lab: LabPage) -> dict:
 
 def wait_state(lab: LabPage, condition: str, timeout_ms: int = 30_000, what: str = "") -> dict:
     """Wait until ``condition`` (a JS expression over ``s``, the dashboard state) holds; return the state."""
-    return lab.wait_for(f"() => {{ const s = ({DASHBOARD_STATE})(); return s && ({condition}) ? s : null; }}",
-                        timeout_ms=timeout_ms, what=what or condition)
+    return lab.wait_for(
+        f"() => {{ const s = ({DASHBOARD_STATE})(); return s && ({condition}) ? s : null; }}",
+        timeout_ms=timeout_ms,
+        what=what or condition,
+    )
 
 
 def checkpoint(root: Path, output_dir: str, step: int, timeout_s: float = 10) -> Path:
@@ -76,8 +79,11 @@ def checkpoint(root: Path, output_dir: str, step: int, timeout_s: float = 10) ->
     deadline = time.monotonic() + timeout_s
     while not (folder / "trainer_state.json").is_file():
         if time.monotonic() > deadline:
-            present = sorted(p.name for p in (root / output_dir / "checkpoints").glob("*")) \
-                if (root / output_dir / "checkpoints").is_dir() else "no checkpoints folder"
+            present = (
+                sorted(p.name for p in (root / output_dir / "checkpoints").glob("*"))
+                if (root / output_dir / "checkpoints").is_dir()
+                else "no checkpoints folder"
+            )
             raise AssertionError(f"no complete checkpoint {folder} after {timeout_s} s (present: {present})")
         time.sleep(0.1)
     return folder
@@ -119,8 +125,10 @@ def test_the_dashboard_renders_and_runs(training: LabPage) -> None:
     assert not errors, errors
     # Three charts, each an SVG of its own with at least one drawn line.
     for box in ("wb-loss", "wb-lr", "wb-tps"):
-        lab.wait_for(f"() => document.querySelector('{DASHBOARD} .{box} svg.wb-chart path.wb-line') !== null",
-                     what=f"a line in the {box} chart")
+        lab.wait_for(
+            f"() => document.querySelector('{DASHBOARD} .{box} svg.wb-chart path.wb-line') !== null",
+            what=f"a line in the {box} chart",
+        )
     # The cell after the run's cell (Run All ran both) has run and printed: the kernel was free
     # while the run went on (the run never ends by itself, and it is still running).
     assert lab.wait_cell_done(1) == 2
@@ -143,8 +151,12 @@ def test_the_dashboard_is_displayed_once(training: LabPage) -> None:
 def test_plotted_points_grow_while_training(training: LabPage) -> None:
     lab = training
     first = wait_state(lab, "s.status === 'running' && s.points >= 1", what="a first plotted point")
-    later = wait_state(lab, f"s.points >= {first['points'] + 3}", timeout_ms=30_000,
-                       what=f"more than {first['points'] + 2} plotted points")
+    later = wait_state(
+        lab,
+        f"s.points >= {first['points'] + 3}",
+        timeout_ms=30_000,
+        what=f"more than {first['points'] + 2} plotted points",
+    )
     assert later["status"] == "running"
     assert later["step"] > first["step"]
     # log_every=1: one plotted point per step (the step may be one ahead: a deferred push can read
@@ -254,9 +266,11 @@ run = DistributedTrainer(bundle, "causal-lm", texts, num_processes=2, config=Tra
     max_steps=100000, batch_size=4, block_size=16, log_every=1, progress=False, output_dir="run-two"))
 dashboard = TrainingDashboard()
 dashboard.run(run)"""
-    check = ("import psutil\n"
-             "alive = [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]\n"
-             "print(f'{run.state.message}; {len(alive)} processes left; heard from {sorted({r for _, r in run.events})}')")
+    check = (
+        "import psutil\n"
+        "alive = [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]\n"
+        "print(f'{run.state.message}; {len(alive)} processes left; heard from {sorted({r for _, r in run.events})}')"
+    )
     lab.write_notebook("two-processes.ipynb", [setup, check])
     lab.open_notebook("two-processes.ipynb")
     lab.focus = DASHBOARD
@@ -271,7 +285,10 @@ dashboard.run(run)"""
     step = int(re.fullmatch(r"stopped at step (\d+)", s["message"]).group(1))
     folder = checkpoint(jupyter_server.root, "run-two", step)
     assert sorted(p.name for p in (folder / "accelerate").iterdir()) == [
-        "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl"]
+        "optimizer.bin",
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
     lab.run_cell(1)
     match = lab.wait_output_matching(1, r"stopped at step (\d+); (\d+) processes left; heard from \[(.*)\]")
     assert match.groups() == (str(step), "0", "0")

@@ -12,7 +12,7 @@ PAYLOADS = [
     "<img src=x onerror=alert(2)>",
     "</script><script>alert(3)</script>",
     "<svg onload=alert(4)>",
-    "\" onmouseover=\"alert(5)",
+    '" onmouseover="alert(5)',
     "javascript:alert(6)",
     "${alert(7)} {{7*7}}",
     "<!-- --><iframe src=javascript:alert(8)>",
@@ -26,23 +26,26 @@ def pages(tmp_path_factory):
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tests.conftest import TINY_TEXTS
+    from workbench.compress import compare_models, quantize
     from workbench.explain import attention, attribute_many
     from workbench.models import load_model
-    from workbench.compress import compare_models, quantize
     from workbench.ui import AttentionView, AttributionView, CompressionView
 
     folder = tmp_path_factory.mktemp("exports")
     text = "the cat " + " ".join(PAYLOADS) + " sat"
     bert = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-    clf = load_model("tiny-bert", kind="classifier", label_names=["<b>no</b>", "<script>yes</script>"],
-                     corpus=TINY_TEXTS, **SMALL)
+    clf = load_model(
+        "tiny-bert", kind="classifier", label_names=["<b>no</b>", "<script>yes</script>"], corpus=TINY_TEXTS, **SMALL
+    )
     out = {
         "attention": AttentionView(attention(bert, text)).to_html(folder / "attention.html"),
-        "attributions": AttributionView(attribute_many(clf, [text], method=["occlusion", "gradient_x_input"],
-                                                       progress=False),
-                                        title="<img src=x onerror=alert(9)>").to_html(folder / "attributions.html"),
-        "compression": CompressionView(compare_models(clf, quantize(clf), texts=[text], lengths=(8,), repeats=1))
-        .to_html(folder / "compression.html"),
+        "attributions": AttributionView(
+            attribute_many(clf, [text], method=["occlusion", "gradient_x_input"], progress=False),
+            title="<img src=x onerror=alert(9)>",
+        ).to_html(folder / "attributions.html"),
+        "compression": CompressionView(
+            compare_models(clf, quantize(clf), texts=[text], lengths=(8,), repeats=1)
+        ).to_html(folder / "compression.html"),
     }
     return folder, out
 

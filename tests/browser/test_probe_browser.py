@@ -43,8 +43,7 @@ def probe_notebook(module_lab):
 
 def test_the_probe_shows_bars_and_the_lens(probe_notebook):
     lab = probe_notebook
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-probe-bar-row').length === 5", arg=PROBE,
-                 what="five bars")
+    lab.wait_for("s => document.querySelectorAll(s + ' .wb-probe-bar-row').length === 5", arg=PROBE, what="five bars")
     assert lab.page.locator(f"{PROBE} .wb-probe-cell").count() == 3 * 8  # 3 rows x 8 tokens
     assert lab.picture(PROBE, "mask-probe").stat().st_size > 5_000
 
@@ -53,30 +52,39 @@ def test_typing_into_the_probe_updates_the_bars(probe_notebook):
     lab = probe_notebook
     box = lab.page.locator(f"{PROBE} input.wb-probe-input")
     box.fill("the [MASK] sat on the mat")
-    lab.wait_for("s => document.querySelector(s + ' .wb-probe-heading').textContent.includes('position 2')",
-                 arg=PROBE, what="the mask at position 2")
+    lab.wait_for(
+        "s => document.querySelector(s + ' .wb-probe-heading').textContent.includes('position 2')",
+        arg=PROBE,
+        what="the mask at position 2",
+    )
     box.fill("<b>no mask</b>")
-    lab.wait_for("s => document.querySelector(s + ' .wb-probe-status').textContent.includes('has no mask')",
-                 arg=PROBE, what="the sentence about the missing mask")
+    lab.wait_for(
+        "s => document.querySelector(s + ' .wb-probe-status').textContent.includes('has no mask')",
+        arg=PROBE,
+        what="the sentence about the missing mask",
+    )
     assert lab.page.locator(f"{PROBE} b").count() == 0
     box.fill("the cat sat on the [MASK]")
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-probe-bar-row').length === 5", arg=PROBE,
-                 what="bars again")
+    lab.wait_for("s => document.querySelectorAll(s + ' .wb-probe-bar-row').length === 5", arg=PROBE, what="bars again")
 
 
 def test_the_slider_changes_the_checkpoint_shown(probe_notebook):
     lab = probe_notebook
     lab.wait_for("s => document.querySelector(s).dataset.model === 'step 6'", arg=PROBE, what="the last checkpoint")
     slider = lab.page.locator(f"{PROBE} input.wb-probe-slider")
-    slider.evaluate("e => { e.value = '0'; e.dispatchEvent(new Event('input')); "
-                    "e.dispatchEvent(new Event('change')); }")
+    slider.evaluate(
+        "e => { e.value = '0'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }"
+    )
     lab.wait_for("s => document.querySelector(s).dataset.model === 'step 3'", arg=PROBE, what="the first checkpoint")
     assert lab.page.locator(f"{PROBE} .wb-probe-checkpoint").inner_text() == "step 3"
 
 
 def test_the_timeline_draws_the_recorded_steps(probe_notebook):
     lab = probe_notebook
-    lab.wait_for("s => document.querySelector(s) && document.querySelector(s).dataset.records === '2'",
-                 arg=TIMELINE_VIEW, what="two records")
+    lab.wait_for(
+        "s => document.querySelector(s) && document.querySelector(s).dataset.records === '2'",
+        arg=TIMELINE_VIEW,
+        what="two records",
+    )
     assert lab.page.locator(f"{TIMELINE_VIEW} .wb-timeline-chart").first.get_attribute("data-points") == "2"
     assert lab.picture(TIMELINE_VIEW, "probe-timeline").stat().st_size > 3_000

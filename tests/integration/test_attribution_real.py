@@ -31,8 +31,9 @@ def test_our_shap_values_equal_shaps_pipeline_route_on_a_fine_tuned_minilm(class
     import shap
     import transformers
 
-    pipe = transformers.pipeline("text-classification", model=classifier.model, tokenizer=classifier.tokenizer,
-                                 top_k=None, device=-1)
+    pipe = transformers.pipeline(
+        "text-classification", model=classifier.model, tokenizer=classifier.tokenizer, top_k=None, device=-1
+    )
     explainer = shap.Explainer(pipe, seed=0)
     np.random.seed(0)  # the Partition explainer breaks ties with numpy's global random numbers
     theirs = explainer([text], max_evals=300, silent=True).values[0]  # (tokens, labels)

@@ -76,13 +76,23 @@ class _WritesEachLog(Callback):
 def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(tiny_texts, tmp_path, no_process_left):
     corpus = tiny_texts * 4
     single_bundle = _gpt(tiny_texts)
-    single = Trainer(single_bundle, "causal-lm", corpus, eval_data=tiny_texts[:6],
-                     config=_config(tmp_path / "one", batch_size=8, max_steps=6, eval_every=3)).fit()
+    single = Trainer(
+        single_bundle,
+        "causal-lm",
+        corpus,
+        eval_data=tiny_texts[:6],
+        config=_config(tmp_path / "one", batch_size=8, max_steps=6, eval_every=3),
+    ).fit()
 
     bundle = _gpt(tiny_texts)
-    run = DistributedTrainer(bundle, "causal-lm", corpus, eval_data=tiny_texts[:6],
-                             config=_config(tmp_path / "two", batch_size=4, max_steps=6, eval_every=3),
-                             num_processes=2)
+    run = DistributedTrainer(
+        bundle,
+        "causal-lm",
+        corpus,
+        eval_data=tiny_texts[:6],
+        config=_config(tmp_path / "two", batch_size=4, max_steps=6, eval_every=3),
+        num_processes=2,
+    )
     history = run.fit()
 
     assert run.state.status == "finished" and run.state.step == 6
@@ -98,8 +108,14 @@ def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
     from workbench.ui import TrainingDashboard
 
     bundle = _gpt(tiny_texts)
-    run = DistributedTrainer(bundle, "causal-lm", tiny_texts * 2, config=_config(tmp_path, batch_size=4, max_steps=5),
-                             num_processes=2, worker_callbacks=[_WritesEachLog(tmp_path)])
+    run = DistributedTrainer(
+        bundle,
+        "causal-lm",
+        tiny_texts * 2,
+        config=_config(tmp_path, batch_size=4, max_steps=5),
+        num_processes=2,
+        worker_callbacks=[_WritesEachLog(tmp_path)],
+    )
     dashboard = TrainingDashboard()
     dashboard.run(run)
     assert dashboard.wait(120)
@@ -112,11 +128,17 @@ def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
     assert dashboard.status["status"] == "finished" and dashboard.status["device"] == "cpu x 2 processes"
 
 
-def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(tiny_texts, tmp_path,
-                                                                                      no_process_left):
+def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(
+    tiny_texts, tmp_path, no_process_left
+):
     bundle = _gpt(tiny_texts)
-    run = DistributedTrainer(bundle, "causal-lm", tiny_texts * 2,
-                             config=_config(tmp_path, batch_size=4, max_steps=100_000, log_every=5), num_processes=2)
+    run = DistributedTrainer(
+        bundle,
+        "causal-lm",
+        tiny_texts * 2,
+        config=_config(tmp_path, batch_size=4, max_steps=100_000, log_every=5),
+        num_processes=2,
+    )
     job = run.start()
     deadline = time.monotonic() + 60
     while run.state.step < 5 and time.monotonic() < deadline:
@@ -135,13 +157,20 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
     saved = list_checkpoints(tmp_path / "checkpoints")
     assert len(saved) == 1 and saved[0].name == f"step-{run.state.step:07d}"
     assert sorted(p.name for p in (saved[0] / "accelerate").iterdir()) == [
-        "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl"]
+        "optimizer.bin",
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
     stopped_at = run.state.step
 
     # One process picks the run up where the two left it.
     fresh = _gpt(tiny_texts)
-    single = Trainer(fresh, "causal-lm", tiny_texts * 2,
-                     config=_config(tmp_path, batch_size=8, max_steps=stopped_at + 3, log_every=1))
+    single = Trainer(
+        fresh,
+        "causal-lm",
+        tiny_texts * 2,
+        config=_config(tmp_path, batch_size=8, max_steps=stopped_at + 3, log_every=1),
+    )
     single.resume(saved[0])
     torch.testing.assert_close(_params(fresh), _params(bundle))  # the kernel's bundle holds the final weights
     history = single.fit()
@@ -149,8 +178,13 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
     assert [r["step"] for r in history.train][-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]
 
     # And two processes again pick up the one's checkpoint, with the run's earlier records.
-    again = DistributedTrainer(_gpt(tiny_texts), "causal-lm", tiny_texts * 2,
-                               config=_config(tmp_path, batch_size=4, max_steps=stopped_at + 5), num_processes=2)
+    again = DistributedTrainer(
+        _gpt(tiny_texts),
+        "causal-lm",
+        tiny_texts * 2,
+        config=_config(tmp_path, batch_size=4, max_steps=stopped_at + 5),
+        num_processes=2,
+    )
     again.resume().fit()
     assert again.state.status == "finished" and again.state.step == stopped_at + 5
     steps = [r["step"] for r in again.history.train]
@@ -168,8 +202,14 @@ class _WritesItsWeights(Callback):
 
 def test_masked_lm_processes_share_their_gradients_and_end_with_the_same_weights(tiny_texts, tmp_path):
     bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
-    run = DistributedTrainer(bundle, "masked-lm", tiny_texts * 2, config=_config(tmp_path, batch_size=4, max_steps=4),
-                             num_processes=2, worker_callbacks=[_WritesItsWeights(tmp_path)])
+    run = DistributedTrainer(
+        bundle,
+        "masked-lm",
+        tiny_texts * 2,
+        config=_config(tmp_path, batch_size=4, max_steps=4),
+        num_processes=2,
+        worker_callbacks=[_WritesItsWeights(tmp_path)],
+    )
     run.fit()
     first, second = (torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1))
     assert not torch.equal(first, _params(load_model("tiny-bert", corpus=tiny_texts, **SMALL)))  # it trained
@@ -183,8 +223,9 @@ def test_a_classifier_in_two_processes_evaluates_like_one_process(tiny_texts, tm
     data = load_labelled([(t, "animal" if ("cat" in t or "dog" in t) else "other") for t in tiny_texts])
     results = []
     for processes, batch in ((1, 8), (2, 4)):
-        bundle = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts,
-                            seed=3, **SMALL)
+        bundle = load_model(
+            "tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, seed=3, **SMALL
+        )
         for module in bundle.model.modules():  # no dropout: the two runs must take the same steps
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
@@ -192,8 +233,7 @@ def test_a_classifier_in_two_processes_evaluates_like_one_process(tiny_texts, tm
         if processes == 1:
             history = Trainer(bundle, "classify", data, eval_data=data, config=config).fit()
         else:
-            history = DistributedTrainer(bundle, "classify", data, eval_data=data, config=config,
-                                         num_processes=2).fit()
+            history = DistributedTrainer(bundle, "classify", data, eval_data=data, config=config, num_processes=2).fit()
         results.append(history)
     one, two = results
     assert two.losses() == pytest.approx(one.losses(), abs=1e-5)
@@ -210,9 +250,14 @@ class _FailsInProcessOne(Callback):
 
 
 def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path, no_process_left):
-    run = DistributedTrainer(_gpt(tiny_texts), "causal-lm", tiny_texts * 2,
-                             config=_config(tmp_path, batch_size=4, max_steps=50), num_processes=2,
-                             worker_callbacks=[_FailsInProcessOne()])
+    run = DistributedTrainer(
+        _gpt(tiny_texts),
+        "causal-lm",
+        tiny_texts * 2,
+        config=_config(tmp_path, batch_size=4, max_steps=50),
+        num_processes=2,
+        worker_callbacks=[_FailsInProcessOne()],
+    )
     with pytest.raises(TrainingError, match="the disk of process 1 went away"):
         run.fit()
     assert run.state.status == "failed"
@@ -257,11 +302,43 @@ def _launch_command(tmp_path, tiny_texts, *flags):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(tiny_texts * 4))  # one document per paragraph
     accelerate = Path(sys.executable).with_name("accelerate")
-    return [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-            "-m", "workbench", "pretrain", "--model", "tiny-gpt", "--task", "causal-lm", "--data", str(corpus),
-            "--eval-fraction", "0.25", "--batch-size", "4", "--block-size", "16", "--progress", "false",
-            "--precision", "fp32", "--output-dir", str(tmp_path / "run"), *flags]
+    return [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "workbench",
+        "pretrain",
+        "--model",
+        "tiny-gpt",
+        "--task",
+        "causal-lm",
+        "--data",
+        str(corpus),
+        "--eval-fraction",
+        "0.25",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "16",
+        "--progress",
+        "false",
+        "--precision",
+        "fp32",
+        "--output-dir",
+        str(tmp_path / "run"),
+        *flags,
+    ]
 
 
 _ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -269,8 +346,13 @@ _ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 def test_accelerate_launch_runs_the_cli_in_two_processes(tiny_texts, tmp_path):
     for attempt in range(2):  # a free port can be taken between choosing it and binding it: choose again
-        done = subprocess.run(_launch_command(tmp_path, tiny_texts, "--max-steps", "4"), capture_output=True,
-                              text=True, timeout=300, env=_ENV)
+        done = subprocess.run(
+            _launch_command(tmp_path, tiny_texts, "--max-steps", "4"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_ENV,
+        )
         if done.returncode == 0 or "address already in use" not in done.stderr.lower():
             break
     assert done.returncode == 0, done.stderr[-3000:]
@@ -287,8 +369,9 @@ def test_ctrl_c_under_accelerate_launch_stops_both_processes_at_one_step_with_a_
 
     command = _launch_command(tmp_path, tiny_texts, "--max-steps", "1000000", "--log-every", "1")
     # A terminal sends Ctrl-C to the whole process group: the launcher and both training processes.
-    launched = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV,
-                                start_new_session=True)
+    launched = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV, start_new_session=True
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
@@ -326,8 +409,9 @@ def test_a_notebook_cell_launches_two_processes_with_a_live_dashboard_and_the_ke
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     NotebookClient(nb, timeout=240, kernel_name="python3").execute()
-    text = ["".join(o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream")
-            for c in nb.cells]
+    text = [
+        "".join(o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream") for c in nb.cells
+    ]
     assert "while training: running" in text[3]  # the cell ran while the processes trained
     assert "after: finished at step 30 15 [0]" in text[4]
     assert "Failed to register signal handlers" not in "".join(text)
@@ -350,8 +434,14 @@ def test_a_probe_recorder_follows_the_run_from_the_main_process(tmp_path):
     recorder = ProbeRecorder([("The cat sat on the [MASK].", "mat")], every=2)
     heard = []
     recorder.listeners.append(heard.append)  # what a ProbeTimeline does
-    run = DistributedTrainer(bundle, "masked-lm", texts, config=_config(tmp_path, batch_size=4, max_steps=6),
-                             callbacks=[recorder], num_processes=2)
+    run = DistributedTrainer(
+        bundle,
+        "masked-lm",
+        texts,
+        config=_config(tmp_path, batch_size=4, max_steps=6),
+        callbacks=[recorder],
+        num_processes=2,
+    )
     history = run.fit()
     assert [r["step"] for r in recorder.timeline] == [2, 4, 6] == [r["step"] for r in heard]
     assert [r["step"] for r in history.probes] == [2, 4, 6]

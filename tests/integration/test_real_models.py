@@ -55,7 +55,12 @@ def test_smollm2_predicts_paris_among_the_top_3_next_tokens(smollm2):
 
 def test_smollm2_is_a_30_layer_llama_with_9_heads(smollm2):
     cfg = smollm2.model.config
-    assert (cfg.model_type, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == ("llama", 30, 9, 3)
+    assert (cfg.model_type, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (
+        "llama",
+        30,
+        9,
+        3,
+    )
     assert 134e6 < smollm2.num_parameters < 135e6
 
 

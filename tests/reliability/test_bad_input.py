@@ -60,11 +60,21 @@ def _calls():
         "generate": ("causal-lm", lambda b, t: generate(b, t, max_new_tokens=2)),
         "attention": ("masked-lm", attention),
         "attribute occlusion": ("classifier", lambda b, t: attribute(b, t, method="occlusion")),
-        "attribute integrated_gradients": ("classifier", lambda b, t: attribute(b, t, method="integrated_gradients", steps=4)),
+        "attribute integrated_gradients": (
+            "classifier",
+            lambda b, t: attribute(b, t, method="integrated_gradients", steps=4),
+        ),
         "attribute shap (masked LM)": ("masked-lm", lambda b, t: attribute(b, _masked(t), method="shap", max_evals=20)),
-        "attribute gradient_x_input (causal LM)": ("causal-lm", lambda b, t: attribute(b, t, method="gradient_x_input")),
-        "compare_models": ("classifier", lambda b, t: __import__("workbench.compress", fromlist=["x"]).compare_models(
-            b, b, texts=[t], lengths=(8,), repeats=1)),
+        "attribute gradient_x_input (causal LM)": (
+            "causal-lm",
+            lambda b, t: attribute(b, t, method="gradient_x_input"),
+        ),
+        "compare_models": (
+            "classifier",
+            lambda b, t: __import__("workbench.compress", fromlist=["x"]).compare_models(
+                b, b, texts=[t], lengths=(8,), repeats=1
+            ),
+        ),
     }
 
 
@@ -95,54 +105,125 @@ def test_bad_text_gets_the_workbenchs_error_and_one_sentence(models, call, case)
     assert _is_one_sentence(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("name, call", [
-    ("unknown model", lambda m: load_model("no-such-model")),
-    ("model name None", lambda m: load_model(None)),
-    ("model path that escapes", lambda m: load_model("../../../etc")),
-    ("unknown asset", lambda m: __import__("workbench.assets", fromlist=["fetch"]).fetch("no-such-asset")),
-    ("asset name that escapes", lambda m: __import__("workbench.assets", fromlist=["fetch"]).fetch("../minilm")),
-    ("unknown corpus", lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus("no-such-corpus")),
-    ("label out of range", lambda m: __import__("workbench.explain", fromlist=["attribute"]).attribute(
-        m["classifier"], "the cat", 5, method="occlusion")),
-    ("probe without a mask", lambda m: __import__("workbench.explain", fromlist=["fill_mask"]).fill_mask(
-        m["masked-lm"], "the cat sat")),
-    ("top_k of zero", lambda m: __import__("workbench.explain", fromlist=["fill_mask"]).fill_mask(
-        m["masked-lm"], "the [MASK]", top_k=0)),
-    ("unknown task", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
-        m["masked-lm"], "translate", ["the cat"])),
-    ("unknown config field", lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig.from_dict(
-        {"learning_rat": 1e-3})),
-    ("a checkpoint folder that is not one", lambda m: __import__("workbench.training.checkpoint", fromlist=["x"]).read_checkpoint(
-        __import__("pathlib").Path("/tmp"), model=m["masked-lm"].model)),
-    ("training data None", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
-        m["masked-lm"], "masked-lm", None)),
-    ("training data empty", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
-        m["masked-lm"], "masked-lm", [])),
-    ("classifier trained on plain text", lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
-        m["classifier"], "classify", ["the cat"])),
-    ("batch size zero", lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(batch_size=0)),
-    ("negative learning rate", lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(
-        learning_rate=-1.0)),
-    ("corpus None", lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus(None)),
-    ("unknown labelled data", lambda m: __import__("workbench.data", fromlist=["load_labelled"]).load_labelled("nope")),
-    ("tokenizer from no text", lambda m: __import__("workbench.data", fromlist=["train_tokenizer"]).train_tokenizer([])),
-    ("compare with no model", lambda m: __import__("workbench.explain", fromlist=["compare"]).compare(
-        [], "fill_mask", "the [MASK]")),
-    ("a recorder with one sentence, not a list", lambda m: __import__("workbench.explain", fromlist=["x"]).ProbeRecorder(
-        "the [MASK]")),
-    ("prune more than everything", lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], 2)),
-    ("prune by a word", lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], "half")),
-    ("quantize a name, not a model", lambda m: __import__("workbench.compress", fromlist=["x"]).quantize("minilm")),
-    ("quantize twice", lambda m: (lambda c: c.quantize(c.quantize(m["classifier"])))(
-        __import__("workbench.compress", fromlist=["x"]))),
-    ("compare two different models", lambda m: __import__("workbench.compress", fromlist=["x"]).compare_models(
-        m["classifier"], m["causal-lm"])),
-    ("several processes with nowhere to save", lambda m: __import__("workbench.training", fromlist=["x"])
-        .DistributedTrainer(m["causal-lm"], "causal-lm", ["the cat sat on the mat"] * 8)),
-    ("zero processes", lambda m: __import__("workbench.training", fromlist=["x"]).DistributedTrainer(
-        m["causal-lm"], "causal-lm", ["the cat"] * 8, config=__import__("workbench.training", fromlist=["x"])
-        .TrainConfig(output_dir="/tmp/x"), num_processes=0)),
-])
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("unknown model", lambda m: load_model("no-such-model")),
+        ("model name None", lambda m: load_model(None)),
+        ("model path that escapes", lambda m: load_model("../../../etc")),
+        ("unknown asset", lambda m: __import__("workbench.assets", fromlist=["fetch"]).fetch("no-such-asset")),
+        ("asset name that escapes", lambda m: __import__("workbench.assets", fromlist=["fetch"]).fetch("../minilm")),
+        (
+            "unknown corpus",
+            lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus("no-such-corpus"),
+        ),
+        (
+            "label out of range",
+            lambda m: __import__("workbench.explain", fromlist=["attribute"]).attribute(
+                m["classifier"], "the cat", 5, method="occlusion"
+            ),
+        ),
+        (
+            "probe without a mask",
+            lambda m: __import__("workbench.explain", fromlist=["fill_mask"]).fill_mask(m["masked-lm"], "the cat sat"),
+        ),
+        (
+            "top_k of zero",
+            lambda m: __import__("workbench.explain", fromlist=["fill_mask"]).fill_mask(
+                m["masked-lm"], "the [MASK]", top_k=0
+            ),
+        ),
+        (
+            "unknown task",
+            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
+                m["masked-lm"], "translate", ["the cat"]
+            ),
+        ),
+        (
+            "unknown config field",
+            lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig.from_dict(
+                {"learning_rat": 1e-3}
+            ),
+        ),
+        (
+            "a checkpoint folder that is not one",
+            lambda m: __import__("workbench.training.checkpoint", fromlist=["x"]).read_checkpoint(
+                __import__("pathlib").Path("/tmp"), model=m["masked-lm"].model
+            ),
+        ),
+        (
+            "training data None",
+            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(m["masked-lm"], "masked-lm", None),
+        ),
+        (
+            "training data empty",
+            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(m["masked-lm"], "masked-lm", []),
+        ),
+        (
+            "classifier trained on plain text",
+            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
+                m["classifier"], "classify", ["the cat"]
+            ),
+        ),
+        (
+            "batch size zero",
+            lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(batch_size=0),
+        ),
+        (
+            "negative learning rate",
+            lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(learning_rate=-1.0),
+        ),
+        ("corpus None", lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus(None)),
+        (
+            "unknown labelled data",
+            lambda m: __import__("workbench.data", fromlist=["load_labelled"]).load_labelled("nope"),
+        ),
+        (
+            "tokenizer from no text",
+            lambda m: __import__("workbench.data", fromlist=["train_tokenizer"]).train_tokenizer([]),
+        ),
+        (
+            "compare with no model",
+            lambda m: __import__("workbench.explain", fromlist=["compare"]).compare([], "fill_mask", "the [MASK]"),
+        ),
+        (
+            "a recorder with one sentence, not a list",
+            lambda m: __import__("workbench.explain", fromlist=["x"]).ProbeRecorder("the [MASK]"),
+        ),
+        (
+            "prune more than everything",
+            lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], 2),
+        ),
+        ("prune by a word", lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], "half")),
+        ("quantize a name, not a model", lambda m: __import__("workbench.compress", fromlist=["x"]).quantize("minilm")),
+        (
+            "quantize twice",
+            lambda m: (lambda c: c.quantize(c.quantize(m["classifier"])))(
+                __import__("workbench.compress", fromlist=["x"])
+            ),
+        ),
+        (
+            "compare two different models",
+            lambda m: __import__("workbench.compress", fromlist=["x"]).compare_models(m["classifier"], m["causal-lm"]),
+        ),
+        (
+            "several processes with nowhere to save",
+            lambda m: __import__("workbench.training", fromlist=["x"]).DistributedTrainer(
+                m["causal-lm"], "causal-lm", ["the cat sat on the mat"] * 8
+            ),
+        ),
+        (
+            "zero processes",
+            lambda m: __import__("workbench.training", fromlist=["x"]).DistributedTrainer(
+                m["causal-lm"],
+                "causal-lm",
+                ["the cat"] * 8,
+                config=__import__("workbench.training", fromlist=["x"]).TrainConfig(output_dir="/tmp/x"),
+                num_processes=0,
+            ),
+        ),
+    ],
+)
 def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(models, name, call):
     TRIED["cases"] += 1
     with pytest.raises(WorkbenchError) as caught:
@@ -150,13 +231,16 @@ def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(models, 
     assert _is_one_sentence(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("view, call", [
-    ("AttentionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttentionView("not a result")),
-    ("AttributionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttributionView(None)),
-    ("ProbeTimeline", lambda: __import__("workbench.ui", fromlist=["x"]).ProbeTimeline(3.5)),
-    ("MaskProbe", lambda: __import__("workbench.ui", fromlist=["x"]).MaskProbe(None)),
-    ("CompressionView", lambda: __import__("workbench.ui", fromlist=["x"]).CompressionView({"size": 1})),
-])
+@pytest.mark.parametrize(
+    "view, call",
+    [
+        ("AttentionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttentionView("not a result")),
+        ("AttributionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttributionView(None)),
+        ("ProbeTimeline", lambda: __import__("workbench.ui", fromlist=["x"]).ProbeTimeline(3.5)),
+        ("MaskProbe", lambda: __import__("workbench.ui", fromlist=["x"]).MaskProbe(None)),
+        ("CompressionView", lambda: __import__("workbench.ui", fromlist=["x"]).CompressionView({"size": 1})),
+    ],
+)
 def test_views_given_the_wrong_thing_say_what_they_take(view, call):
     TRIED["cases"] += 1
     with pytest.raises(TypeError) as caught:

@@ -59,7 +59,9 @@ def test_out_of_memory_names_the_fix_and_the_run_resumes_with_it(tmp_path, monke
     assert "\n" not in str(caught.value) and "trainer.resume()" in str(caught.value)
     saved = latest_checkpoint(tmp_path / "checkpoints")
     assert saved is not None and saved.name == "step-0000003"
-    resumed = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, batch_size=2, gradient_accumulation_steps=2))
+    resumed = Trainer(
+        _bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, batch_size=2, gradient_accumulation_steps=2)
+    )
     resumed.resume()
     resumed.fit()
     assert resumed.state.step == 8
@@ -68,8 +70,7 @@ def test_out_of_memory_names_the_fix_and_the_run_resumes_with_it(tmp_path, monke
 
 def test_a_full_disk_while_saving_says_so_and_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
     from tests.conftest import TINY_TEXTS
-
-    import workbench.training.checkpoint as checkpoint
+    from workbench.training import checkpoint
 
     trainer = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=8, save_every=4))
     real_save = torch.save
@@ -116,8 +117,9 @@ Trainer(bundle, "masked-lm", TINY_TEXTS, config=TrainConfig(max_steps=8, batch_s
 def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
     root = str(Path(__file__).resolve().parents[2])
     script = KILLED_RUN.format(root=root, out=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, cwd=root)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root
+    )
     FAULTS["injected"] += 1
     try:
         deadline = time.monotonic() + 120
@@ -177,4 +179,3 @@ def test_zz_report_the_faults():
     # Each test above asserts that the checkpoint before its fault still loads: none was lost.
     print(f"\nfaults injected {FAULTS['injected']}, survived {FAULTS['survived']}, checkpoints lost 0")
     assert FAULTS["injected"] == FAULTS["survived"] >= 54
-

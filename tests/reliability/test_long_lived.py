@@ -29,8 +29,16 @@ def test_ten_runs_and_a_hundred_explain_calls_leak_nothing(tmp_path):
     memory = []
     explained = 0
     for run in range(10):
-        config = TrainConfig(max_steps=15, batch_size=4, block_size=16, progress=False, save_every=5, keep_last=1,
-                             output_dir=str(tmp_path / f"run{run % 2}"), learning_rate=3e-3)
+        config = TrainConfig(
+            max_steps=15,
+            batch_size=4,
+            block_size=16,
+            progress=False,
+            save_every=5,
+            keep_last=1,
+            output_dir=str(tmp_path / f"run{run % 2}"),
+            learning_rate=3e-3,
+        )
         Trainer(bundle, "masked-lm", TINY_TEXTS, eval_data=TINY_TEXTS[:4], config=config).fit()
         for i in range(10):
             text = f"the cat sat on the [MASK] number {run * 10 + i}"
@@ -41,8 +49,10 @@ def test_ten_runs_and_a_hundred_explain_calls_leak_nothing(tmp_path):
         gc.collect()
         memory.append(me.memory_info().rss)
     growth = memory[-1] / memory[1] - 1
-    print(f"\nresident memory after run 2: {memory[1] / 2**20:.0f} MB, after run 10: {memory[-1] / 2**20:.0f} MB "
-          f"({growth:+.1%}); {explained} explain calls")
+    print(
+        f"\nresident memory after run 2: {memory[1] / 2**20:.0f} MB, after run 10: {memory[-1] / 2**20:.0f} MB "
+        f"({growth:+.1%}); {explained} explain calls"
+    )
     assert explained == 100
     assert growth <= 0.05
     assert threading.active_count() <= threads

@@ -26,7 +26,10 @@ def _make_wheel(folder: Path) -> Path:
         zf.writestr("fakeasset/data/also.txt", "second file\n")
         zf.writestr("fakeasset/unwanted.bin", b"\x00" * 1000)
         zf.writestr("fakeasset-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakeasset\nVersion: 0.1\n")
-        zf.writestr("fakeasset-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(
+            "fakeasset-0.1.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         zf.writestr("fakeasset-0.1.dist-info/RECORD", "")
     return path
 
@@ -43,8 +46,15 @@ def fake_asset(tmp_path, empty_cache, monkeypatch):
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
     asset = assets.Asset(
-        name="fake", requirement="fakeasset==0.1", filename=wheel.name, sha256=_sha(wheel), size_mb=0.0,
-        members=("fakeasset/data/",), target="fakeasset/data", kind="dataset", description="a test asset",
+        name="fake",
+        requirement="fakeasset==0.1",
+        filename=wheel.name,
+        sha256=_sha(wheel),
+        size_mb=0.0,
+        members=("fakeasset/data/",),
+        target="fakeasset/data",
+        kind="dataset",
+        description="a test asset",
     )
     monkeypatch.setitem(assets.ASSETS, "fake", asset)
     return asset, wheel
@@ -138,8 +148,10 @@ def test_concurrent_fetches_in_two_processes_both_succeed(fake_asset, empty_cach
         "assets.ASSETS['fake'] = assets.Asset(**%r); "
         "print(assets.fetch('fake', progress=False))" % (fake_asset[0].__dict__,)
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outs[0] == outs[1] and (Path(outs[0]) / "wanted.txt").exists()

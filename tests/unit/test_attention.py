@@ -15,8 +15,14 @@ SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_position
 
 
 def _tokens(n, special=(), punctuation=()):
-    return TokenInfo([f"t{i}" for i in range(n)], [i in special for i in range(n)], [False] * n,
-                     [i in punctuation for i in range(n)], list(range(n)), [0] * n)
+    return TokenInfo(
+        [f"t{i}" for i in range(n)],
+        [i in special for i in range(n)],
+        [False] * n,
+        [i in punctuation for i in range(n)],
+        list(range(n)),
+        [0] * n,
+    )
 
 
 @pytest.fixture(scope="module", params=["tiny-bert", "tiny-gpt"])

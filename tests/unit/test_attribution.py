@@ -27,8 +27,9 @@ def bundles():
 
     torch.manual_seed(0)
     return {
-        "classifier": load_model("tiny-bert", kind="classifier", label_names=["negative", "positive"],
-                                 corpus=TINY_TEXTS, **SMALL),
+        "classifier": load_model(
+            "tiny-bert", kind="classifier", label_names=["negative", "positive"], corpus=TINY_TEXTS, **SMALL
+        ),
         "masked-lm": load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL),
         "causal-lm": load_model("tiny-gpt", corpus=TINY_TEXTS, **SMALL),
     }
@@ -38,8 +39,11 @@ def bundles():
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_scores_every_token_of_every_kind_of_model(bundles, kind, method):
     text, target = CASES[kind]
-    result = attribute(bundles[kind], text, target, method=method, max_evals=60) if method == "shap" else \
-        attribute(bundles[kind], text, target, method=method)
+    result = (
+        attribute(bundles[kind], text, target, method=method, max_evals=60)
+        if method == "shap"
+        else attribute(bundles[kind], text, target, method=method)
+    )
     assert isinstance(result, AttributionResult)
     n = len(bundles[kind].tokenizer(text.replace("[MASK]", bundles[kind].tokenizer.mask_token or ""))["input_ids"])
     assert result.scores.shape == (n,) and np.isfinite(result.scores).all()
@@ -70,7 +74,7 @@ def test_integrated_gradients_sum_to_the_change_from_the_baseline(bundles, kind)
 
 
 def test_integrated_gradients_add_steps_until_complete(bundles, monkeypatch):
-    import workbench.explain.attribution.gradients as gradients
+    from workbench.explain.attribution import gradients
 
     monkeypatch.setattr(gradients, "TOLERANCE", 1e-9)
     result = attribute(bundles["classifier"], "the cat sat", method="integrated_gradients", steps=2)
@@ -114,21 +118,24 @@ def test_a_language_model_target_can_be_a_token_string_or_id(bundles):
     np.testing.assert_allclose(by_string.scores, by_id.scores)
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda b: attribute(b["classifier"], "", method="occlusion"), "empty"),
-    (lambda b: attribute(b["classifier"], None, method="occlusion"), "must be a string"),
-    (lambda b: attribute(b["classifier"], "the cat", 7, method="occlusion"), "out of range"),
-    (lambda b: attribute(b["classifier"], "the cat", "neutral", method="occlusion"), "not one of"),
-    (lambda b: attribute(b["classifier"], "the cat", method="lime"), "Unknown attribution method"),
-    (lambda b: attribute(b["classifier"], "the cat", method="occlusion", steps=3), "does not take steps"),
-    (lambda b: attribute(b["classifier"], "the cat", method="integrated_gradients", steps=0), "positive integer"),
-    (lambda b: attribute(b["classifier"], "the cat", method="shap", max_evals=1), "at least 3"),
-    (lambda b: attribute(b["masked-lm"], "the cat sat", method="occlusion"), "has no mask"),
-    (lambda b: attribute(b["causal-lm"], "the cat", "the quick brown fox", method="occlusion"), "tokens"),
-    (lambda b: attribute(b["causal-lm"], "the cat", 10**9, method="occlusion"), "out of range"),
-    (lambda b: attribute(b["classifier"], "the cat " * 100, method="occlusion"), "shorten it"),
-    (lambda b: attribute_many(b["classifier"], "the cat", method="occlusion"), "list of texts"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda b: attribute(b["classifier"], "", method="occlusion"), "empty"),
+        (lambda b: attribute(b["classifier"], None, method="occlusion"), "must be a string"),
+        (lambda b: attribute(b["classifier"], "the cat", 7, method="occlusion"), "out of range"),
+        (lambda b: attribute(b["classifier"], "the cat", "neutral", method="occlusion"), "not one of"),
+        (lambda b: attribute(b["classifier"], "the cat", method="lime"), "Unknown attribution method"),
+        (lambda b: attribute(b["classifier"], "the cat", method="occlusion", steps=3), "does not take steps"),
+        (lambda b: attribute(b["classifier"], "the cat", method="integrated_gradients", steps=0), "positive integer"),
+        (lambda b: attribute(b["classifier"], "the cat", method="shap", max_evals=1), "at least 3"),
+        (lambda b: attribute(b["masked-lm"], "the cat sat", method="occlusion"), "has no mask"),
+        (lambda b: attribute(b["causal-lm"], "the cat", "the quick brown fox", method="occlusion"), "tokens"),
+        (lambda b: attribute(b["causal-lm"], "the cat", 10**9, method="occlusion"), "out of range"),
+        (lambda b: attribute(b["classifier"], "the cat " * 100, method="occlusion"), "shorten it"),
+        (lambda b: attribute_many(b["classifier"], "the cat", method="occlusion"), "list of texts"),
+    ],
+)
 def test_bad_input_gets_one_sentence(bundles, call, words):
     with pytest.raises(AttributionError, match=words):
         call(bundles)
@@ -143,11 +150,18 @@ def test_an_encoder_without_a_head_is_refused_with_what_to_do():
 
 
 def test_attribute_many_gives_a_result_per_text_and_method_and_passes_each_its_own_options(bundles):
-    results = attribute_many(bundles["classifier"], ["the cat sat", "the dog ran"], "positive",
-                             method=["shap", "integrated_gradients", "occlusion"], max_evals=30, steps=8,
-                             progress=False)
+    results = attribute_many(
+        bundles["classifier"],
+        ["the cat sat", "the dog ran"],
+        "positive",
+        method=["shap", "integrated_gradients", "occlusion"],
+        max_evals=30,
+        steps=8,
+        progress=False,
+    )
     assert [(r.text, r.method) for r in results] == [
-        (t, m) for t in ("the cat sat", "the dog ran") for m in ("shap", "integrated_gradients", "occlusion")]
+        (t, m) for t in ("the cat sat", "the dog ran") for m in ("shap", "integrated_gradients", "occlusion")
+    ]
     assert results[0].extra["max_evals"] == 30 and results[1].extra["steps"] >= 8
 
 
@@ -184,8 +198,15 @@ def test_to_shap_gives_an_explanation_shaps_text_plot_draws(bundles):
 
 def _tiny_bert_classifier():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=120, hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
-                        intermediate_size=96, max_position_embeddings=64, num_labels=3)
+    config = BertConfig(
+        vocab_size=120,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     return BertForSequenceClassification(config).eval()
 
 

@@ -25,9 +25,29 @@ def test_pretrain_takes_the_config_fields_as_flags(tmp_path, tiny_texts, capsys)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(tiny_texts * 3))
     out = tmp_path / "run"
-    code = main(["pretrain", "--model", "tiny-bert", "--data", str(corpus), "--max-steps", "3", "--batch-size", "4",
-                 "--block-size", "16", "--log-every", "1", "--progress", "false", "--output-dir", str(out),
-                 "--eval-fraction", "0.2"])
+    code = main(
+        [
+            "pretrain",
+            "--model",
+            "tiny-bert",
+            "--data",
+            str(corpus),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--block-size",
+            "16",
+            "--log-every",
+            "1",
+            "--progress",
+            "false",
+            "--output-dir",
+            str(out),
+            "--eval-fraction",
+            "0.2",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["step"] == 3
@@ -62,8 +82,24 @@ def test_compress_saves_the_model_and_prints_the_report(method, tmp_path, tiny_t
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(tiny_texts * 3))
     out = tmp_path / method
-    code = main(["compress", method, str(folder), "--out", str(out), "--data", str(corpus), "--eval-fraction", "0.5",
-                 "--lengths", "8", "16", "--text", "The cat sat on the"])
+    code = main(
+        [
+            "compress",
+            method,
+            str(folder),
+            "--out",
+            str(out),
+            "--data",
+            str(corpus),
+            "--eval-fraction",
+            "0.5",
+            "--lengths",
+            "8",
+            "16",
+            "--text",
+            "The cat sat on the",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "weights (MB)" in printed and "perplexity" in printed and "attention drift" in printed

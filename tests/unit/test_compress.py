@@ -21,8 +21,9 @@ SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_position
 def classifier():
     from tests.conftest import TINY_TEXTS
 
-    return load_model("tiny-bert", kind="classifier", label_names=["animal", "other"], corpus=TINY_TEXTS, seed=2,
-                      **SMALL)
+    return load_model(
+        "tiny-bert", kind="classifier", label_names=["animal", "other"], corpus=TINY_TEXTS, seed=2, **SMALL
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,12 @@ def test_onnx_matches_pytorch_within_1e_4(classifier, exported):
 
 @pytest.mark.parametrize("make", ["int8", "prune", "structured", "onnx"])
 def test_compressed_bundles_save_and_load_exactly(classifier, exported, make, tmp_path):
-    bundle = {"int8": lambda: quantize(classifier), "prune": lambda: prune(classifier, 0.4),
-              "structured": lambda: prune(classifier, 0.4, structured=True), "onnx": lambda: exported}[make]()
+    bundle = {
+        "int8": lambda: quantize(classifier),
+        "prune": lambda: prune(classifier, 0.4),
+        "structured": lambda: prune(classifier, 0.4, structured=True),
+        "onnx": lambda: exported,
+    }[make]()
     saved = bundle.save(tmp_path / "saved")
     again = load_model(saved)
     assert again.name == bundle.name and again.extra["compression"]["method"] == bundle.extra["compression"]["method"]
@@ -130,8 +135,7 @@ def test_the_report_on_int8_and_onnx(classifier, exported, gpt):
     assert len(report.examples) == 1 and report.examples[0]["tokens"]
     onnx = compare_models(classifier, exported, texts=TEXTS[:1], lengths=(16,), repeats=3)
     assert onnx.attention_drift < 1e-6 and onnx.spearman[0] == pytest.approx(1.0)
-    lm = compare_models(gpt, quantize(gpt), eval_data=TEXTS * 2, texts=["The cat sat on the"], lengths=(8,),
-                        repeats=2)
+    lm = compare_models(gpt, quantize(gpt), eval_data=TEXTS * 2, texts=["The cat sat on the"], lengths=(8,), repeats=2)
     assert lm.metric == "perplexity" and math.isfinite(lm.metric_values["compressed"])
     assert report.to_dict()["attention_js"] == report.attention_js.tolist()
 

@@ -67,9 +67,11 @@ def test_text_file_is_split_into_paragraphs_on_blank_lines(tmp_path):
 
 
 def test_gutenberg_header_and_licence_are_stripped(tmp_path):
-    book = ("The Project Gutenberg EBook of Hamlet\nlicence words\n"
-            "*** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n\nTo be or not to be.\n\n"
-            "*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\nmore licence\n")
+    book = (
+        "The Project Gutenberg EBook of Hamlet\nlicence words\n"
+        "*** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n\nTo be or not to be.\n\n"
+        "*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\nmore licence\n"
+    )
     (tmp_path / "hamlet.txt").write_text(book, encoding="utf-8")
     assert load_corpus(tmp_path / "hamlet.txt").texts == ["To be or not to be."]
 
@@ -131,15 +133,24 @@ def test_wordpiece_tokenizer_wraps_text_and_pairs_in_cls_and_sep(wordpiece):
 
 def test_wordpiece_tokenizer_lowercases_and_has_the_bert_special_tokens(wordpiece):
     assert wordpiece.decode(wordpiece("The Quick FOX")["input_ids"], skip_special_tokens=True) == "the quick fox"
-    assert (wordpiece.pad_token, wordpiece.unk_token, wordpiece.cls_token, wordpiece.sep_token,
-            wordpiece.mask_token) == ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+    assert (
+        wordpiece.pad_token,
+        wordpiece.unk_token,
+        wordpiece.cls_token,
+        wordpiece.sep_token,
+        wordpiece.mask_token,
+    ) == ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def test_bpe_tokenizer_keeps_case_and_decodes_any_text_exactly(bpe):
     text = "The Fox, café 日本 🙂!"
     assert bpe.decode(bpe(text)["input_ids"]) == text
     assert (bpe.bos_token, bpe.eos_token, bpe.unk_token, bpe.pad_token) == (
-        "<|endoftext|>", "<|endoftext|>", "<|endoftext|>", "<pad>")
+        "<|endoftext|>",
+        "<|endoftext|>",
+        "<|endoftext|>",
+        "<pad>",
+    )
 
 
 @pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
@@ -362,8 +373,12 @@ def test_unknown_labelled_name_lists_the_known_names():
 
 def test_labelled_to_dict_is_a_summary():
     data = load_labelled(_pairs({"a": 2, "b": 3}))
-    assert data.to_dict() == {"name": "examples", "examples": 5, "label_names": ["a", "b"],
-                              "class_counts": {"a": 2, "b": 3}}
+    assert data.to_dict() == {
+        "name": "examples",
+        "examples": 5,
+        "label_names": ["a", "b"],
+        "class_counts": {"a": 2, "b": 3},
+    }
     assert isinstance(data, LabelledData) and "example number" not in repr(data)
 
 
@@ -406,8 +421,7 @@ def test_length_grouped_order_groups_similar_lengths_and_keeps_the_short_batch_l
 
 
 def test_importing_data_loads_no_jupyter_modules():
-    code = ("import sys, workbench.data; "
-            "print([m for m in ('ipywidgets', 'IPython', 'plotly') if m in sys.modules])")
+    code = "import sys, workbench.data; print([m for m in ('ipywidgets', 'IPython', 'plotly') if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -416,4 +430,3 @@ def test_corpus_is_frozen():
     corpus = Corpus(name="x", texts=["a"])
     with pytest.raises(AttributeError):
         corpus.name = "y"
-

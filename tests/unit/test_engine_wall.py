@@ -6,9 +6,19 @@ import subprocess
 import sys
 
 ENGINE_MODULES = [
-    "workbench", "workbench.assets", "workbench.models", "workbench.data", "workbench.training",
-    "workbench.explain", "workbench.explain.attribution", "workbench.explain.faithfulness", "workbench.recipes",
-    "workbench.cli", "workbench.demo", "workbench.compress", "workbench.training.launch",
+    "workbench",
+    "workbench.assets",
+    "workbench.models",
+    "workbench.data",
+    "workbench.training",
+    "workbench.explain",
+    "workbench.explain.attribution",
+    "workbench.explain.faithfulness",
+    "workbench.recipes",
+    "workbench.cli",
+    "workbench.demo",
+    "workbench.compress",
+    "workbench.training.launch",
     "workbench.training.distributed",
 ]
 

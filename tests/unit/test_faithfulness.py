@@ -23,9 +23,16 @@ class OneTokenClassifier(torch.nn.Module):
 
     def __init__(self, vocab: int, cat_id: int):
         super().__init__()
-        self.config = PretrainedConfig(num_labels=2, hidden_size=4, num_attention_heads=1, num_hidden_layers=1,
-                                       intermediate_size=4, max_position_embeddings=64,
-                                       id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+        self.config = PretrainedConfig(
+            num_labels=2,
+            hidden_size=4,
+            num_attention_heads=1,
+            num_hidden_layers=1,
+            intermediate_size=4,
+            max_position_embeddings=64,
+            id2label={0: "negative", 1: "positive"},
+            label2id={"negative": 0, "positive": 1},
+        )
         self.embed = torch.nn.Embedding(vocab, 4)
         with torch.no_grad():
             self.embed.weight.zero_()
@@ -45,8 +52,9 @@ class OneTokenClassifier(torch.nn.Module):
 def bundle():
     from tests.conftest import TINY_TEXTS
 
-    tokenizer = load_model("tiny-bert", corpus=TINY_TEXTS, layers=1, hidden=16, heads=2, vocab_size=300,
-                           max_positions=64).tokenizer
+    tokenizer = load_model(
+        "tiny-bert", corpus=TINY_TEXTS, layers=1, hidden=16, heads=2, vocab_size=300, max_positions=64
+    ).tokenizer
     cat = tokenizer(" cat", add_special_tokens=False)["input_ids"]
     cat = cat if len(cat) == 1 else tokenizer("cat", add_special_tokens=False)["input_ids"]
     assert len(cat) == 1

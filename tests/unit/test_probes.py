@@ -64,22 +64,25 @@ def test_adjacent_masks_are_read_as_one_word(bert):
     assert len(words[0]["candidates"]) == 3
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda b, g: fill_mask(b, "the cat sat on the mat"), "has no mask"),
-    (lambda b, g: fill_mask(b, "[MASK] " * 80), "shorten it"),
-    (lambda b, g: fill_mask(b, ""), "empty"),
-    (lambda b, g: fill_mask(g, "the [MASK]"), "masked language model"),
-    (lambda b, g: next_token(b, "the cat"), "causal language model"),
-    (lambda b, g: logit_lens(b, "the cat sat"), "has no mask"),
-    (lambda b, g: logit_lens(g, "the cat", "the quick brown fox"), "tokens"),
-    (lambda b, g: generate(b, "the cat"), "causal language model"),
-    (lambda b, g: generate(g, "the cat", temperature=-1), "temperature"),
-    (lambda b, g: generate(g, "the cat", top_p=0), "top_p"),
-    (lambda b, g: generate(g, "the cat " * 40), "shorten it"),
-    (lambda b, g: compare([], fill_mask, "the [MASK]"), "at least one"),
-    (lambda b, g: compare([b], "lens", "the [MASK]"), "Unknown probe"),
-    (lambda b, g: ProbeRecorder("the [MASK]"), "list of probe sentences"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda b, g: fill_mask(b, "the cat sat on the mat"), "has no mask"),
+        (lambda b, g: fill_mask(b, "[MASK] " * 80), "shorten it"),
+        (lambda b, g: fill_mask(b, ""), "empty"),
+        (lambda b, g: fill_mask(g, "the [MASK]"), "masked language model"),
+        (lambda b, g: next_token(b, "the cat"), "causal language model"),
+        (lambda b, g: logit_lens(b, "the cat sat"), "has no mask"),
+        (lambda b, g: logit_lens(g, "the cat", "the quick brown fox"), "tokens"),
+        (lambda b, g: generate(b, "the cat"), "causal language model"),
+        (lambda b, g: generate(g, "the cat", temperature=-1), "temperature"),
+        (lambda b, g: generate(g, "the cat", top_p=0), "top_p"),
+        (lambda b, g: generate(g, "the cat " * 40), "shorten it"),
+        (lambda b, g: compare([], fill_mask, "the [MASK]"), "at least one"),
+        (lambda b, g: compare([b], "lens", "the [MASK]"), "Unknown probe"),
+        (lambda b, g: ProbeRecorder("the [MASK]"), "list of probe sentences"),
+    ],
+)
 def test_bad_probe_input_gets_one_sentence(bert, gpt, call, words):
     with pytest.raises(ProbeError, match=words):
         call(bert, gpt)
@@ -112,10 +115,11 @@ def test_greedy_generation_equals_transformers_generate_and_records_each_step(gp
     out = generate(gpt, "the cat sat", max_new_tokens=6, temperature=0)
     enc = gpt.tokenizer("the cat sat", return_tensors="pt")
     with torch.no_grad():
-        reference = gpt.model.generate(**enc, max_new_tokens=6, do_sample=False,
-                                       pad_token_id=gpt.tokenizer.eos_token_id)[0, enc["input_ids"].shape[1]:]
+        reference = gpt.model.generate(
+            **enc, max_new_tokens=6, do_sample=False, pad_token_id=gpt.tokenizer.eos_token_id
+        )[0, enc["input_ids"].shape[1] :]
     ids = [s.token_id for s in out.steps]
-    assert ids == reference.tolist()[:len(ids)]
+    assert ids == reference.tolist()[: len(ids)]
     for step in out.steps:  # greedy: the chosen token is the top alternative
         assert step.alternatives[0][1] == pytest.approx(step.probability)
     assert out.text == out.prompt + out.completion and out.context(1) == out.prompt + out.steps[0].token
@@ -132,8 +136,16 @@ def test_compare_runs_one_probe_on_each_checkpoint_side_by_side(tmp_path):
     from tests.conftest import TINY_TEXTS
 
     bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-    config = TrainConfig(max_steps=4, batch_size=4, block_size=16, save_every=2, progress=False,
-                         output_dir=str(tmp_path), learning_rate=5e-3, keep_last=5)
+    config = TrainConfig(
+        max_steps=4,
+        batch_size=4,
+        block_size=16,
+        save_every=2,
+        progress=False,
+        output_dir=str(tmp_path),
+        learning_rate=5e-3,
+        keep_last=5,
+    )
     Trainer(bundle, "masked-lm", TINY_TEXTS, config=config).fit()
     folders = list_checkpoints(tmp_path / "checkpoints")
     assert len(folders) == 2
@@ -151,11 +163,19 @@ def _recorded_run(tmp_path, recorder, **config):
     from tests.conftest import TINY_TEXTS
 
     bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-    settings = dict(max_steps=12, batch_size=4, block_size=16, eval_every=4, progress=False,
-                    output_dir=str(tmp_path), learning_rate=5e-3)
+    settings = dict(
+        max_steps=12,
+        batch_size=4,
+        block_size=16,
+        eval_every=4,
+        progress=False,
+        output_dir=str(tmp_path),
+        learning_rate=5e-3,
+    )
     settings.update(config)
-    trainer = Trainer(bundle, "masked-lm", TINY_TEXTS, eval_data=TINY_TEXTS[:6], config=TrainConfig(**settings),
-                      callbacks=[recorder])
+    trainer = Trainer(
+        bundle, "masked-lm", TINY_TEXTS, eval_data=TINY_TEXTS[:6], config=TrainConfig(**settings), callbacks=[recorder]
+    )
     return trainer, trainer.fit()
 
 
@@ -168,7 +188,7 @@ def test_the_recorders_timeline_has_one_row_per_evaluation_and_is_saved_with_che
     assert [r["step"] for r in recorder.timeline] == evals == [4, 8, 12]
     assert seen == recorder.timeline == history.probes
     first = recorder.timeline[0]["probes"]
-    assert first[0]["expected"].strip() == "mat" and 0 <= first[0]["rank"] and 0 < first[0]["probability"] < 1
+    assert first[0]["expected"].strip() == "mat" and first[0]["rank"] >= 0 and 0 < first[0]["probability"] < 1
     assert first[1]["rank"] is None and len(first[1]["top"]) == 3
     saved = json.loads((latest_checkpoint(tmp_path / "checkpoints") / STATE_FILE).read_text())
     assert [r for r in saved["history"]["records"] if r["kind"] == "probe"] == recorder.timeline
@@ -184,9 +204,22 @@ def test_a_resumed_run_keeps_the_earlier_probe_records(tmp_path):
     assert [r["step"] for r in first.timeline] == [4, 8]
     bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
     resumed = ProbeRecorder([("the cat sat on the [MASK]", "mat")])
-    trainer = Trainer(bundle, "masked-lm", TINY_TEXTS, eval_data=TINY_TEXTS[:6], callbacks=[resumed],
-                      config=TrainConfig(max_steps=12, batch_size=4, block_size=16, eval_every=4, progress=False,
-                                         output_dir=str(tmp_path), learning_rate=5e-3))
+    trainer = Trainer(
+        bundle,
+        "masked-lm",
+        TINY_TEXTS,
+        eval_data=TINY_TEXTS[:6],
+        callbacks=[resumed],
+        config=TrainConfig(
+            max_steps=12,
+            batch_size=4,
+            block_size=16,
+            eval_every=4,
+            progress=False,
+            output_dir=str(tmp_path),
+            learning_rate=5e-3,
+        ),
+    )
     trainer.resume()
     trainer.fit()
     assert [r["step"] for r in resumed.timeline] == [4, 8, 12]

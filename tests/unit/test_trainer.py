@@ -92,8 +92,9 @@ def test_gradient_accumulation_4_by_8_matches_batch_32(tiny_texts):
     def run(batch_size, accum):
         model = load_model("tiny-gpt", corpus=tiny_texts, seed=1, **SMALL)
         model.model.config.attention_dropout = 0.0
-        cfg = _config(batch_size=batch_size, gradient_accumulation_steps=accum, max_steps=3, precision="fp32",
-                      max_grad_norm=None)
+        cfg = _config(
+            batch_size=batch_size, gradient_accumulation_steps=accum, max_steps=3, precision="fp32", max_grad_norm=None
+        )
         Trainer(model, "causal-lm", corpus, config=cfg).fit()
         return torch.cat([p.detach().flatten() for p in model.model.parameters()])
 
@@ -119,8 +120,13 @@ def test_stop_saves_a_checkpoint_before_returning(bert, tiny_texts, tmp_path):
 
 
 def test_keyboard_interrupt_saves_a_checkpoint_before_returning(bert, tiny_texts, tmp_path):
-    trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=50),
-                      callbacks=[_StopAt(5, KeyboardInterrupt())])
+    trainer = Trainer(
+        bert,
+        "masked-lm",
+        tiny_texts,
+        config=_config(tmp_path, max_steps=50),
+        callbacks=[_StopAt(5, KeyboardInterrupt())],
+    )
     trainer.fit()
     assert trainer.state.message == "interrupted at step 5"
     assert latest_checkpoint(tmp_path / "checkpoints").name == "step-0000005"
@@ -302,9 +308,9 @@ def test_length_grouped_batches_hold_similar_lengths(tiny_texts):
     order = trainer.task.order(trainer.train_dataset, epoch=0)
     assert sorted(order) == list(range(len(trainer.train_dataset)))
     lengths = [len(trainer.train_dataset[i]["input_ids"]) for i in order]
-    padded_grouped = sum(max(lengths[i:i + 4]) * len(lengths[i:i + 4]) for i in range(0, len(lengths), 4))
+    padded_grouped = sum(max(lengths[i : i + 4]) * len(lengths[i : i + 4]) for i in range(0, len(lengths), 4))
     shuffled = [len(trainer.train_dataset[i]["input_ids"]) for i in torch.randperm(len(lengths)).tolist()]
-    padded_random = sum(max(shuffled[i:i + 4]) * len(shuffled[i:i + 4]) for i in range(0, len(shuffled), 4))
+    padded_random = sum(max(shuffled[i : i + 4]) * len(shuffled[i : i + 4]) for i in range(0, len(shuffled), 4))
     assert padded_grouped < padded_random
 
 
@@ -322,8 +328,9 @@ def test_the_nan_message_says_when_no_checkpoint_was_written(bert, tiny_texts):
     trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=20))
     trainer._inject_nan_at = 3
     trainer.fit()
-    assert trainer.state.message == ("NaN or inf loss at step 3; stopped. "
-                                     "No checkpoint had been written yet; set save_every to keep one.")
+    assert trainer.state.message == (
+        "NaN or inf loss at step 3; stopped. No checkpoint had been written yet; set save_every to keep one."
+    )
 
 
 def test_an_empty_dataset_is_refused_before_any_step(gpt):

@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TUTORIALS = ["00_quickstart", "01_pretrain_masked_lm", "02_pretrain_causal_lm", "03_finetune_classifier",
-             "04_attention", "05_attributions", "06_probing_and_logit_lens", "07_watch_it_learn",
-             "08_compression"]
+TUTORIALS = [
+    "00_quickstart",
+    "01_pretrain_masked_lm",
+    "02_pretrain_causal_lm",
+    "03_finetune_classifier",
+    "04_attention",
+    "05_attributions",
+    "06_probing_and_logit_lens",
+    "07_watch_it_learn",
+    "08_compression",
+]
 
 
 def _headers():
@@ -32,9 +40,11 @@ def test_every_tutorial_has_both_badges_the_colab_cell_and_the_quick_switch(name
 
 def test_a_notebook_without_the_opening_is_caught(tmp_path):
     bare = tmp_path / "99_bare.ipynb"
-    bare.write_text('{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Bare"}, '
-                    '{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": null, '
-                    '"source": "x = 1"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    bare.write_text(
+        '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Bare"}, '
+        '{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": null, '
+        '"source": "x = 1"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    )
     problems = _headers().check(bare)
     assert len(problems) == 3
 

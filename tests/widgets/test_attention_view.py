@@ -59,7 +59,7 @@ def test_token_text_is_data_and_the_standalone_page_has_no_raw_markup(result, tm
     view = AttentionView(result)
     assert "<img" in "".join(view.meta["tokens"]["text"])  # kept as text, for textContent
     page = view.to_html(tmp_path / "attention.html")
-    body = page.split("<script type=\"module\">", 1)[1]
+    body = page.split('<script type="module">', 1)[1]
     assert "</script" not in body.rsplit("</script>", 1)[0]
     assert (tmp_path / "attention.html").stat().st_size > 1000
 

@@ -18,11 +18,14 @@ PAYLOAD = "<img src=x onerror=alert(1)></script>"
 def results():
     from tests.conftest import TINY_TEXTS
 
-    bundle = load_model("tiny-bert", kind="classifier", label_names=["negative", "positive"], corpus=TINY_TEXTS,
-                        **SMALL)
+    bundle = load_model(
+        "tiny-bert", kind="classifier", label_names=["negative", "positive"], corpus=TINY_TEXTS, **SMALL
+    )
     texts = [f"the cat {PAYLOAD} sat", "the dog ran"]
-    by_label = [attribute_many(bundle, texts, target, method=["occlusion", "gradient_x_input"], progress=False)
-                for target in ("negative", "positive")]
+    by_label = [
+        attribute_many(bundle, texts, target, method=["occlusion", "gradient_x_input"], progress=False)
+        for target in ("negative", "positive")
+    ]
     return by_label[0] + by_label[1]
 
 

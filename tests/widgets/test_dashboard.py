@@ -20,8 +20,9 @@ SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_position
 @pytest.fixture
 def trainer(tiny_texts, tmp_path):
     bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
-    config = TrainConfig(max_steps=12, batch_size=4, block_size=16, log_every=1, progress=False,
-                         output_dir=str(tmp_path), eval_every=6)
+    config = TrainConfig(
+        max_steps=12, batch_size=4, block_size=16, log_every=1, progress=False, output_dir=str(tmp_path), eval_every=6
+    )
     return Trainer(bundle, "masked-lm", tiny_texts, eval_data=tiny_texts[:4], config=config)
 
 
@@ -82,9 +83,14 @@ def test_runs_are_overlaid_with_their_own_colours(tiny_texts, tmp_path):
 
 def test_the_throttle_holds_at_a_thousand_steps_a_second():
     history = TrainingHistory()
-    fake = SimpleNamespace(history=history, state=TrainState(max_steps=10**6, status="running"),
-                           config=SimpleNamespace(output_dir=None), task=SimpleNamespace(name="masked-lm"),
-                           bundle=SimpleNamespace(name="fake"), callbacks=SimpleNamespace(add=lambda cb: None))
+    fake = SimpleNamespace(
+        history=history,
+        state=TrainState(max_steps=10**6, status="running"),
+        config=SimpleNamespace(output_dir=None),
+        task=SimpleNamespace(name="masked-lm"),
+        bundle=SimpleNamespace(name="fake"),
+        callbacks=SimpleNamespace(add=lambda cb: None),
+    )
     dashboard = TrainingDashboard()
     dashboard._trainers.append(fake)
     dashboard._names.append("fake")
@@ -94,8 +100,14 @@ def test_the_throttle_holds_at_a_thousand_steps_a_second():
     step = 0
     while time.monotonic() - start < 2.0:
         step += 1
-        record = {"kind": "train", "step": step, "loss": 1.0 / step, "smoothed_loss": 1.0, "learning_rate": 1e-3,
-                  "tokens_per_second": 1.0}
+        record = {
+            "kind": "train",
+            "step": step,
+            "loss": 1.0 / step,
+            "smoothed_loss": 1.0,
+            "learning_rate": 1e-3,
+            "tokens_per_second": 1.0,
+        }
         history.records.append(record)
         fake.state.step = step
         callback.on_log(fake, fake.state, Control(), record)
@@ -119,19 +131,38 @@ def test_downsampling_keeps_the_ends_and_the_extremes():
 
 
 def test_the_static_snapshot_escapes_run_names():
-    history = TrainingHistory([{"kind": "train", "step": 1, "loss": 2.0, "smoothed_loss": 2.0},
-                               {"kind": "train", "step": 2, "loss": 1.5, "smoothed_loss": 1.8}])
+    history = TrainingHistory(
+        [
+            {"kind": "train", "step": 1, "loss": 2.0, "smoothed_loss": 2.0},
+            {"kind": "train", "step": 2, "loss": 1.5, "smoothed_loss": 1.8},
+        ]
+    )
     svg = curves_svg([("<script>alert(1)</script>", "#000", history)], title="<b>x</b>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "<b>" not in svg
     assert len(svg) < 5000
 
 
 def test_saved_state_of_a_long_run_stays_small():
-    history = TrainingHistory([{"kind": "train", "step": i, "loss": 1.0 / i, "smoothed_loss": 1.0 / i,
-                                "learning_rate": 1e-3, "tokens_per_second": 1000.0} for i in range(1, 20001)])
-    fake = SimpleNamespace(history=history, state=TrainState(max_steps=20000, status="finished"),
-                           config=SimpleNamespace(output_dir=None), task=SimpleNamespace(name="masked-lm"),
-                           bundle=SimpleNamespace(name="fake"))
+    history = TrainingHistory(
+        [
+            {
+                "kind": "train",
+                "step": i,
+                "loss": 1.0 / i,
+                "smoothed_loss": 1.0 / i,
+                "learning_rate": 1e-3,
+                "tokens_per_second": 1000.0,
+            }
+            for i in range(1, 20001)
+        ]
+    )
+    fake = SimpleNamespace(
+        history=history,
+        state=TrainState(max_steps=20000, status="finished"),
+        config=SimpleNamespace(output_dir=None),
+        task=SimpleNamespace(name="masked-lm"),
+        bundle=SimpleNamespace(name="fake"),
+    )
     dashboard = TrainingDashboard()
     dashboard._trainers.append(fake)
     dashboard._names.append("fake")
@@ -159,8 +190,12 @@ def test_foreground_mode_trains_in_the_cell_and_says_why(trainer):
 def test_attaching_a_second_run_while_one_trains_is_refused(tiny_texts, trainer):
     dashboard = TrainingDashboard()
     bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
-    endless = Trainer(bundle, "masked-lm", tiny_texts,
-                      config=TrainConfig(max_steps=100_000, batch_size=4, block_size=16, progress=False))
+    endless = Trainer(
+        bundle,
+        "masked-lm",
+        tiny_texts,
+        config=TrainConfig(max_steps=100_000, batch_size=4, block_size=16, progress=False),
+    )
     dashboard.run(endless)
     try:
         with pytest.raises(RuntimeError, match="still going"):
@@ -174,8 +209,12 @@ def test_the_saved_snapshot_escapes_run_names_and_titles():
     from workbench.training.loop import TrainingHistory
     from workbench.ui.snapshot import curves_svg
 
-    history = TrainingHistory([{"kind": "train", "step": 1, "loss": 2.0, "smoothed_loss": 2.0},
-                               {"kind": "train", "step": 2, "loss": 1.5, "smoothed_loss": 1.8}])
+    history = TrainingHistory(
+        [
+            {"kind": "train", "step": 1, "loss": 2.0, "smoothed_loss": 2.0},
+            {"kind": "train", "step": 2, "loss": 1.5, "smoothed_loss": 1.8},
+        ]
+    )
     svg = curves_svg([("<script>alert(1)</script>", "#0969da", history)], title="<img src=x onerror=alert(2)>")
     assert "<script>" not in svg and "<img" not in svg
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg and "&lt;img src=x onerror=alert(2)&gt;" in svg

@@ -20,8 +20,16 @@ def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
     recorder = ProbeRecorder([("the cat sat on the [MASK]", "mat")], every=3)
-    config = TrainConfig(max_steps=6, batch_size=4, block_size=16, save_every=3, keep_last=5, progress=False,
-                         output_dir=str(folder), learning_rate=5e-3)
+    config = TrainConfig(
+        max_steps=6,
+        batch_size=4,
+        block_size=16,
+        save_every=3,
+        keep_last=5,
+        progress=False,
+        output_dir=str(folder),
+        learning_rate=5e-3,
+    )
     Trainer(bundle, "masked-lm", TINY_TEXTS, config=config, callbacks=[recorder]).fit()
     return folder, bundle, recorder
 

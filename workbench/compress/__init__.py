@@ -18,4 +18,4 @@ from __future__ import annotations
 from workbench.compress.operations import export_onnx, prune, quantize
 from workbench.compress.report import CompressionReport, compare_models
 
-__all__ = ["quantize", "prune", "export_onnx", "compare_models", "CompressionReport"]
+__all__ = ["CompressionReport", "compare_models", "export_onnx", "prune", "quantize"]

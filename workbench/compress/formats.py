@@ -21,7 +21,7 @@ import torch
 
 from workbench.errors import ModelLoadError
 
-__all__ = ["write_weights", "write_compressed", "load_compressed"]
+__all__ = ["load_compressed", "write_compressed", "write_weights"]
 
 WEIGHTS = "model.safetensors"
 
@@ -136,14 +136,18 @@ def load_compressed(folder: Path, meta: dict, common: dict) -> Any:
     quantized: dict[str, tuple] = {}
     if method == "int8":
         for layer in compression["layers"]:
-            quantized[layer] = (tensors.pop(f"{layer}.weight.int8"), float(tensors.pop(f"{layer}.weight.scale")),
-                                int(tensors.pop(f"{layer}.weight.zero_point")), tensors.pop(f"{layer}.bias", None))
+            quantized[layer] = (
+                tensors.pop(f"{layer}.weight.int8"),
+                float(tensors.pop(f"{layer}.weight.scale")),
+                int(tensors.pop(f"{layer}.weight.zero_point")),
+                tensors.pop(f"{layer}.bias", None),
+            )
     elif method == "prune":
         for layer in compression["layers"]:
             if f"{layer}.weight.shape" not in tensors:  # stored dense: hardly anything was pruned
                 continue
             shape = tensors.pop(f"{layer}.weight.shape").tolist()
-            bits = np.unpackbits(tensors.pop(f"{layer}.weight.mask").numpy())[:int(np.prod(shape))].astype(bool)
+            bits = np.unpackbits(tensors.pop(f"{layer}.weight.mask").numpy())[: int(np.prod(shape))].astype(bool)
             flat = np.zeros(bits.shape, dtype=np.float32)
             flat[bits] = tensors.pop(f"{layer}.weight.values").numpy()
             tensors[f"{layer}.weight"] = torch.from_numpy(flat.reshape(shape))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import shutil
-import warnings
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +16,7 @@ import torch
 
 from workbench.errors import CompressionError
 
-__all__ = ["quantize", "prune", "export_onnx", "compression_of", "OnnxModel", "weights_bytes"]
+__all__ = ["OnnxModel", "compression_of", "export_onnx", "prune", "quantize", "weights_bytes"]
 
 
 def compression_of(bundle: Any) -> dict:
@@ -82,8 +82,9 @@ def _prunable(model: Any) -> list[tuple[str, Any]]:
     out_head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     shared = out_head is not None and emb is not None and out_head.weight is emb.weight
-    return [(name, m) for name, m in model.named_modules()
-            if type(m) is torch.nn.Linear and not (shared and m is out_head)]
+    return [
+        (name, m) for name, m in model.named_modules() if type(m) is torch.nn.Linear and not (shared and m is out_head)
+    ]
 
 
 def prune(bundle: Any, amount: float, structured: bool = False) -> Any:
@@ -98,12 +99,16 @@ def prune(bundle: Any, amount: float, structured: bool = False) -> Any:
 
     _check_bundle(bundle, "prune")
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount < 1:
-        raise CompressionError(f"amount must be a fraction in [0, 1), got {amount!r}; 0.5 prunes half of each "
-                               "layer's weights (1 would prune them all).")
+        raise CompressionError(
+            f"amount must be a fraction in [0, 1), got {amount!r}; 0.5 prunes half of each "
+            "layer's weights (1 would prune them all)."
+        )
     method = compression_of(bundle).get("method")
     if method in ("int8", "onnx") or _quantized_linears(bundle.model):
-        raise CompressionError(f"{bundle.name} is {'an ONNX export' if method == 'onnx' else 'quantized to int8'}; "
-                               "prune the original model first, then quantize or export the pruned one.")
+        raise CompressionError(
+            f"{bundle.name} is {'an ONNX export' if method == 'onnx' else 'quantized to int8'}; "
+            "prune the original model first, then quantize or export the pruned one."
+        )
     model = _float_copy(bundle)
     layers = _prunable(model)
     total = zeros = 0
@@ -115,8 +120,13 @@ def prune(bundle: Any, amount: float, structured: bool = False) -> Any:
         torch_prune.remove(module, "weight")  # permanent: the zeros are in the weight itself
         total += module.weight.numel()
         zeros += int((module.weight == 0).sum())
-    compression = {"method": "prune", "amount": float(amount), "structured": bool(structured),
-                   "layers": [name for name, _ in layers], "sparsity": zeros / max(total, 1)}
+    compression = {
+        "method": "prune",
+        "amount": float(amount),
+        "structured": bool(structured),
+        "layers": [name for name, _ in layers],
+        "sparsity": zeros / max(total, 1),
+    }
     kind = "structured" if structured else "pruned"
     return _derived(bundle, model, compression, f"{kind} {amount:.0%}")
 
@@ -130,8 +140,10 @@ def _need_onnx() -> Any:
         import onnxruntime
         import onnxscript  # noqa: F401  (torch.onnx's exporter builds the graph with it)
     except ImportError as e:
-        raise CompressionError(f"ONNX export needs the onnx, onnxscript and onnxruntime packages ({e.name} is "
-                               "missing); install them with pip install 'workbench[onnx]'.") from None
+        raise CompressionError(
+            f"ONNX export needs the onnx, onnxscript and onnxruntime packages ({e.name} is "
+            "missing); install them with pip install 'workbench[onnx]'."
+        ) from None
     return onnxruntime
 
 
@@ -167,15 +179,28 @@ class OnnxModel(torch.nn.Module):
         # read only some positions (a forward pre-hook on the head) pick them out here.
         self.head = torch.nn.Identity()
 
-    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                output_attentions: bool = False, inputs_embeds: Any = None, **unused: Any) -> Any:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        inputs_embeds: Any = None,
+        **unused: Any,
+    ) -> Any:
         if inputs_embeds is not None or input_ids is None:
-            raise CompressionError("An ONNX model takes token ids only; gradient methods (integrated gradients, "
-                                   "gradient x input) need the PyTorch model.")
+            raise CompressionError(
+                "An ONNX model takes token ids only; gradient methods (integrated gradients, "
+                "gradient x input) need the PyTorch model."
+            )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        outs = self.session.run(None, {"input_ids": input_ids.cpu().numpy().astype("int64"),
-                                       "attention_mask": attention_mask.cpu().numpy().astype("int64")})
+        outs = self.session.run(
+            None,
+            {
+                "input_ids": input_ids.cpu().numpy().astype("int64"),
+                "attention_mask": attention_mask.cpu().numpy().astype("int64"),
+            },
+        )
         main = torch.from_numpy(outs[0])
         if self.kind in ("causal-lm", "masked-lm"):
             main = self.head(main)
@@ -211,28 +236,41 @@ def export_onnx(bundle: Any, path: str | Path, *, atol: float = 1e-4) -> Any:
     if method == "int8" or _quantized_linears(bundle.model):
         raise CompressionError(
             f"ONNX has no operator for PyTorch's dynamic int8 layers (quantized::linear_dynamic), so {bundle.name} "
-            "cannot be exported; export the float model, then quantize the ONNX file with onnxruntime.quantization.")
+            "cannot be exported; export the float model, then quantize the ONNX file with onnxruntime.quantization."
+        )
     folder = Path(path).expanduser().resolve()
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not _is_export(folder))):
-        raise CompressionError(f"{folder} already holds other files; export into a new or empty folder "
-                               "(an earlier export there is replaced).")
+        raise CompressionError(
+            f"{folder} already holds other files; export into a new or empty folder "
+            "(an earlier export there is replaced)."
+        )
     model = _float_copy(bundle)
-    sample = bundle.tokenizer(["An example input for the export.", "A second, longer example input, padded."],
-                              return_tensors="pt", padding=True)
+    sample = bundle.tokenizer(
+        ["An example input for the export.", "A second, longer example input, padded."],
+        return_tensors="pt",
+        padding=True,
+    )
     args = (sample["input_ids"], sample["attention_mask"])
     dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence", max=bundle.max_positions)}
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-export-"))
     try:
         with eager_attention(model), _quiet_export():
             try:
-                program = torch.onnx.export(_ExportWrapper(model, bundle.kind).eval(), args, dynamo=True,
-                                            input_names=["input_ids", "attention_mask"],
-                                            dynamic_shapes={"input_ids": dims, "attention_mask": dims},
-                                            external_data=True, verbose=False)
+                program = torch.onnx.export(
+                    _ExportWrapper(model, bundle.kind).eval(),
+                    args,
+                    dynamo=True,
+                    input_names=["input_ids", "attention_mask"],
+                    dynamic_shapes={"input_ids": dims, "attention_mask": dims},
+                    external_data=True,
+                    verbose=False,
+                )
                 program.save(str(tmp / "model.onnx"), external_data=True)
             except Exception as error:
-                raise CompressionError(f"ONNX cannot express {bundle.name}: {_export_failure(error)}; export a model "
-                                       "built from standard layers, or keep it in PyTorch.") from None
+                raise CompressionError(
+                    f"ONNX cannot express {bundle.name}: {_export_failure(error)}; export a model "
+                    "built from standard layers, or keep it in PyTorch."
+                ) from None
         folder.mkdir(parents=True, exist_ok=True)
         for file in tmp.iterdir():
             shutil.move(str(file), folder / file.name)
@@ -241,8 +279,10 @@ def export_onnx(bundle: Any, path: str | Path, *, atol: float = 1e-4) -> Any:
     onnx_model = OnnxModel(folder / "model.onnx", model.config, bundle.kind)
     diff = _max_difference(model, onnx_model, bundle)
     if not diff <= atol:
-        raise CompressionError(f"ONNX Runtime's outputs differ from PyTorch's by up to {diff:.2e}, more than "
-                               f"atol={atol:g}; the export in {folder} is not faithful.")
+        raise CompressionError(
+            f"ONNX Runtime's outputs differ from PyTorch's by up to {diff:.2e}, more than "
+            f"atol={atol:g}; the export in {folder} is not faithful."
+        )
     exported = _derived(bundle, onnx_model, {"method": "onnx", "max_abs_diff": diff}, "onnx")
     exported.write_files(folder)
     return exported
@@ -275,7 +315,7 @@ def _export_failure(error: BaseException) -> str:
     for marker in ("Unsupported", "unsupported", "not supported", "No decomposition", "no symbolic"):
         at = text.find(marker)
         if at >= 0:
-            return text[max(0, at - 80):at + 160]
+            return text[max(0, at - 80) : at + 160]
     return text[:240] or type(error).__name__
 
 

@@ -61,44 +61,75 @@ class CompressionReport:
 
     def to_dict(self) -> dict:
         return {
-            "original": self.original, "compressed": self.compressed, "compression": self.compression,
-            "size_bytes": self.size_bytes, "size_ratio": self.size_ratio,
+            "original": self.original,
+            "compressed": self.compressed,
+            "compression": self.compression,
+            "size_bytes": self.size_bytes,
+            "size_ratio": self.size_ratio,
             "latency_ms": {k: {str(n): ms for n, ms in v.items()} for k, v in self.latency_ms.items()},
             "speedup": {str(n): self.speedup(n) for n in self.latency_ms["original"]},
-            "metric": self.metric, "metric_values": self.metric_values, "metric_delta": self.metric_delta,
+            "metric": self.metric,
+            "metric_values": self.metric_values,
+            "metric_delta": self.metric_delta,
             "prediction_agreement": self.prediction_agreement,
-            "attention_js": self.attention_js.tolist(), "attention_drift": self.attention_drift,
-            "attribution_method": self.attribution_method, "spearman": self.spearman,
-            "mean_spearman": self.mean_spearman, "texts": self.texts, "examples": self.examples,
+            "attention_js": self.attention_js.tolist(),
+            "attention_drift": self.attention_drift,
+            "attribution_method": self.attribution_method,
+            "spearman": self.spearman,
+            "mean_spearman": self.mean_spearman,
+            "texts": self.texts,
+            "examples": self.examples,
         }
 
     def __str__(self) -> str:
-        rows = [("", "original", "compressed", "change"),
-                ("weights (MB)", f"{self.size_bytes['original'] / 1e6:.2f}", f"{self.size_bytes['compressed'] / 1e6:.2f}",
-                 f"x{self.size_ratio:.2f}")]
+        rows = [
+            ("", "original", "compressed", "change"),
+            (
+                "weights (MB)",
+                f"{self.size_bytes['original'] / 1e6:.2f}",
+                f"{self.size_bytes['compressed'] / 1e6:.2f}",
+                f"x{self.size_ratio:.2f}",
+            ),
+        ]
         for n in self.latency_ms["original"]:
             speed = self.speedup(n)
-            rows.append((f"latency @{n} tokens (ms)", f"{self.latency_ms['original'][n]:.2f}",
-                         f"{self.latency_ms['compressed'][n]:.2f}",
-                         f"{speed:.2f}x faster" if speed >= 1 else f"{1 / speed:.2f}x slower"))
+            rows.append(
+                (
+                    f"latency @{n} tokens (ms)",
+                    f"{self.latency_ms['original'][n]:.2f}",
+                    f"{self.latency_ms['compressed'][n]:.2f}",
+                    f"{speed:.2f}x faster" if speed >= 1 else f"{1 / speed:.2f}x slower",
+                )
+            )
         if self.metric:
-            rows.append((self.metric, f"{self.metric_values['original']:.4f}", f"{self.metric_values['compressed']:.4f}",
-                         f"{self.metric_delta:+.4f}"))
+            rows.append(
+                (
+                    self.metric,
+                    f"{self.metric_values['original']:.4f}",
+                    f"{self.metric_values['compressed']:.4f}",
+                    f"{self.metric_delta:+.4f}",
+                )
+            )
         if self.prediction_agreement is not None:
             rows.append(("same prediction", "", "", f"{self.prediction_agreement:.1%}"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [f"{self.original} -> {self.compressed}"]
-        lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                  for r in rows]
+        lines += [
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows
+        ]
         if self.attention_js.size:
             layer, head = np.unravel_index(int(self.attention_js.argmax()), self.attention_js.shape)
-            lines.append(f"attention drift (Jensen-Shannon, bits): mean {self.attention_drift:.4f}, "
-                         f"largest {self.attention_js.max():.4f} at layer {layer}, head {head}")
+            lines.append(
+                f"attention drift (Jensen-Shannon, bits): mean {self.attention_drift:.4f}, "
+                f"largest {self.attention_js.max():.4f} at layer {layer}, head {head}"
+            )
         if self.spearman:
             mean = self.mean_spearman
             shown = f"mean {mean:.3f}" if not math.isnan(mean) else "undefined (an attribution was flat: no ranking)"
-            lines.append(f"attribution agreement ({self.attribution_method}, Spearman): {shown} "
-                         f"over {len(self.spearman)} text(s)")
+            lines.append(
+                f"attribution agreement ({self.attribution_method}, Spearman): {shown} "
+                f"over {len(self.spearman)} text(s)"
+            )
         return "\n".join(lines)
 
 
@@ -126,14 +157,24 @@ def _check_pair(original: Any, compressed: Any) -> None:
     keys = ("num_hidden_layers", "num_attention_heads", "vocab_size")
     diff = [k for k in keys if getattr(a, k, None) != getattr(b, k, None)]
     if diff or original.kind != compressed.kind:
-        raise CompressionError(f"{original.name} and {compressed.name} are not one model before and after "
-                               f"compression (they differ in {', '.join(diff) or 'kind'}); compare a model with "
-                               "its own compressed copy.")
+        raise CompressionError(
+            f"{original.name} and {compressed.name} are not one model before and after "
+            f"compression (they differ in {', '.join(diff) or 'kind'}); compare a model with "
+            "its own compressed copy."
+        )
 
 
-def compare_models(original: Any, compressed: Any, eval_data: Any = None, texts: Sequence[str] = (), *,
-                   lengths: Sequence[int] = (16, 64, 128), repeats: int = 15, attribution: str = "occlusion",
-                   max_eval: int | None = None) -> CompressionReport:
+def compare_models(
+    original: Any,
+    compressed: Any,
+    eval_data: Any = None,
+    texts: Sequence[str] = (),
+    *,
+    lengths: Sequence[int] = (16, 64, 128),
+    repeats: int = 15,
+    attribution: str = "occlusion",
+    max_eval: int | None = None,
+) -> CompressionReport:
     """Compare a model with its compressed copy.
 
     ``eval_data``: labelled data (a classifier: accuracy) or texts (a language model:
@@ -153,11 +194,23 @@ def compare_models(original: Any, compressed: Any, eval_data: Any = None, texts:
     js = _attention_drift(original, compressed, texts)
     spearman, examples = _attributions(original, compressed, texts, attribution)
     return CompressionReport(
-        original=original.name, compressed=compressed.name, compression=compression_of(compressed),
+        original=original.name,
+        compressed=compressed.name,
+        compression=compression_of(compressed),
         size_bytes={"original": weights_bytes(original), "compressed": weights_bytes(compressed)},
-        latency_ms={"original": _latency(original, lengths, repeats), "compressed": _latency(compressed, lengths, repeats)},
-        metric=metric, metric_values=values, prediction_agreement=agreement, attention_js=js,
-        attribution_method=attribution, spearman=spearman, texts=list(texts), examples=examples)
+        latency_ms={
+            "original": _latency(original, lengths, repeats),
+            "compressed": _latency(compressed, lengths, repeats),
+        },
+        metric=metric,
+        metric_values=values,
+        prediction_agreement=agreement,
+        attention_js=js,
+        attribution_method=attribution,
+        spearman=spearman,
+        texts=list(texts),
+        examples=examples,
+    )
 
 
 def _check_texts(texts: Any) -> list[str]:
@@ -192,15 +245,19 @@ def _metric(original: Any, compressed: Any, eval_data: Any, max_eval: int | None
     texts = [t for t in texts if t.strip()][:max_eval]
     if not texts:
         raise CompressionError("eval_data holds no text; give some texts, or None to skip the metric.")
-    return "perplexity", {role: _perplexity(b, texts) for role, b in (("original", original),
-                                                                         ("compressed", compressed))}, None
+    return (
+        "perplexity",
+        {role: _perplexity(b, texts) for role, b in (("original", original), ("compressed", compressed))},
+        None,
+    )
 
 
 def _batches(bundle: Any, texts: Sequence[str], size: int = 16, max_length: int = 128) -> Any:
     length = min(max_length, bundle.max_positions)
     for i in range(0, len(texts), size):
-        enc = bundle.tokenizer(list(texts[i:i + size]), return_tensors="pt", padding=True, truncation=True,
-                               max_length=length)
+        enc = bundle.tokenizer(
+            list(texts[i : i + size]), return_tensors="pt", padding=True, truncation=True, max_length=length
+        )
         yield enc["input_ids"], enc["attention_mask"]
 
 
@@ -241,12 +298,12 @@ def _perplexity(bundle: Any, texts: Sequence[str]) -> float:
 def _attentions(bundle: Any, text: str) -> tuple[np.ndarray, int]:
     """(layers, heads, query, key) attention of one text, and its length in tokens."""
     from workbench.compress.operations import OnnxModel
+    from workbench.explain.probe import _with_model_mask
     from workbench.models import eager_attention
 
-    from workbench.explain.probe import _with_model_mask
-
-    enc = bundle.tokenizer(_with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True,
-                           max_length=bundle.max_positions)
+    enc = bundle.tokenizer(
+        _with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True, max_length=bundle.max_positions
+    )
     model = bundle.model
     with torch.inference_mode():
         if isinstance(model, OnnxModel):
@@ -278,9 +335,13 @@ def _attributions(original: Any, compressed: Any, texts: Sequence[str], method: 
     if method not in METHODS:
         raise CompressionError(f"Unknown attribution method {method!r}; use one of: {', '.join(METHODS)}.")
     if method in ("integrated_gradients", "gradient_x_input") and compression_of(compressed).get("method") in (
-            "int8", "onnx"):
-        raise CompressionError(f"{method} needs gradients, which int8 and ONNX models do not give; "
-                               "compare with attribution='occlusion' or 'shap'.")
+        "int8",
+        "onnx",
+    ):
+        raise CompressionError(
+            f"{method} needs gradients, which int8 and ONNX models do not give; "
+            "compare with attribution='occlusion' or 'shap'."
+        )
     spearman, examples = [], []
     if original.kind == "encoder":  # no head, so no output to attribute
         return spearman, examples
@@ -295,11 +356,19 @@ def _attributions(original: Any, compressed: Any, texts: Sequence[str], method: 
         else:
             rho = float(spearmanr(sa, sb).statistic)
         spearman.append(rho)
-        examples.append({"text": text, "target": a.target_name, "tokens": list(a.tokens.text),
-                         "special": [bool(x) for x in a.tokens.special],
-                         "spaces": [seg[len(seg.rstrip()):] != "" for seg in a.segments],
-                         "features": a.features.tolist(), "original": a.scores.tolist(),
-                         "compressed": b.scores.tolist(), "spearman": rho})
+        examples.append(
+            {
+                "text": text,
+                "target": a.target_name,
+                "tokens": list(a.tokens.text),
+                "special": [bool(x) for x in a.tokens.special],
+                "spaces": [seg[len(seg.rstrip()) :] != "" for seg in a.segments],
+                "features": a.features.tolist(),
+                "original": a.scores.tolist(),
+                "compressed": b.scores.tolist(),
+                "spearman": rho,
+            }
+        )
     return spearman, examples
 
 

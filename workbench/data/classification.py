@@ -18,7 +18,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from workbench.data.labelled import LabelledData
 from workbench.errors import DataError
 
-__all__ = ["ClassificationDataset", "classification_dataset", "classification_collator", "length_grouped_order"]
+__all__ = ["ClassificationDataset", "classification_collator", "classification_dataset", "length_grouped_order"]
 
 _CHUNK_BATCHES = 50  # batches sorted together: long enough to group lengths, short enough to stay random
 
@@ -50,8 +50,13 @@ class ClassificationDataset(Dataset):
     def to_dict(self) -> dict:
         """A summary: name, examples, label names, longest and mean length in tokens."""
         lengths = self.lengths
-        return {"name": self.name, "examples": len(self), "label_names": list(self.label_names),
-                "longest": max(lengths, default=0), "mean_length": sum(lengths) / max(len(lengths), 1)}
+        return {
+            "name": self.name,
+            "examples": len(self),
+            "label_names": list(self.label_names),
+            "longest": max(lengths, default=0),
+            "mean_length": sum(lengths) / max(len(lengths), 1),
+        }
 
 
 def classification_dataset(
@@ -73,8 +78,14 @@ def classification_dataset(
             f"max_length {max_length} is longer than the tokenizer's model_max_length {limit}; "
             f"use max_length of at most {limit}."
         )
-    encoded = tokenizer(list(data.texts), truncation=True, max_length=max_length, padding=False,
-                        return_attention_mask=False, return_token_type_ids=False)
+    encoded = tokenizer(
+        list(data.texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
     return ClassificationDataset(encoded["input_ids"], list(data.labels), list(data.label_names), name=data.name)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workbench.errors import DataError
 
-__all__ = ["Corpus", "load_corpus", "CORPORA"]
+__all__ = ["CORPORA", "Corpus", "load_corpus"]
 
 CORPORA: dict[str, str] = {
     "shakespeare": "Shakespeare's plays and poems (one Gutenberg edition of each work)",
@@ -112,9 +112,7 @@ def _read_source(source: object) -> tuple[str, list[str]]:
                 "(or pass a path to a .txt file or folder, or a list of strings)."
             )
         raise DataError(f"The path {str(path)!r} does not exist; check the spelling, or pass a registry name.")
-    raise DataError(
-        f"A corpus source must be a registry name, a path or a list of str, not a {type(source).__name__}."
-    )
+    raise DataError(f"A corpus source must be a registry name, a path or a list of str, not a {type(source).__name__}.")
 
 
 def _looks_like_a_name(source: str) -> bool:
@@ -137,9 +135,7 @@ def _read_registered(name: str) -> list[str]:
 def _read_folder(folder: Path) -> list[str]:
     files = sorted(p for p in folder.rglob("*.txt") if p.is_file())
     if not files:
-        raise DataError(
-            f"The folder {str(folder)!r} holds no .txt files; put plain-text files ending in .txt there."
-        )
+        raise DataError(f"The folder {str(folder)!r} holds no .txt files; put plain-text files ending in .txt there.")
     return [paragraph for file in files for paragraph in _paragraphs(_read_text_file(file))]
 
 
@@ -156,7 +152,7 @@ def _strip_gutenberg(text: str) -> str:
     """The book without Project Gutenberg's header and licence, when their markers are there."""
     start = _GUTENBERG_START.search(text)
     if start:
-        text = text[start.end():]
+        text = text[start.end() :]
     end = _GUTENBERG_END.search(text)
     if end:
         text = text[: end.start()]

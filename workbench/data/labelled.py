@@ -20,7 +20,7 @@ from pathlib import Path
 
 from workbench.errors import DataError
 
-__all__ = ["LabelledData", "load_labelled", "LABELLED_DATASETS"]
+__all__ = ["LABELLED_DATASETS", "LabelledData", "load_labelled"]
 
 LABELLED_DATASETS: dict[str, str] = {
     "movie-snippets": "10,568 movie-review sentences: negative / positive (crowd score's sign; 0 dropped)",
@@ -90,14 +90,20 @@ class LabelledData:
 
     def _subset(self, indices: list[int], part: str) -> LabelledData:
         return LabelledData(
-            name=f"{self.name}/{part}", texts=[self.texts[i] for i in indices],
-            labels=[self.labels[i] for i in indices], label_names=list(self.label_names),
+            name=f"{self.name}/{part}",
+            texts=[self.texts[i] for i in indices],
+            labels=[self.labels[i] for i in indices],
+            label_names=list(self.label_names),
         )
 
     def to_dict(self) -> dict:
         """A summary: name, number of examples, label names and class counts."""
-        return {"name": self.name, "examples": len(self), "label_names": list(self.label_names),
-                "class_counts": self.class_counts()}
+        return {
+            "name": self.name,
+            "examples": len(self),
+            "label_names": list(self.label_names),
+            "class_counts": self.class_counts(),
+        }
 
 
 def load_labelled(
@@ -126,8 +132,9 @@ def load_labelled(
             f"Every example in {name!r} has the label {names[0]!r}; a classifier needs at least two classes."
         )
     index = {label: i for i, label in enumerate(names)}
-    return LabelledData(name=name, texts=[text for text, _ in pairs],
-                        labels=[index[label] for _, label in pairs], label_names=names)
+    return LabelledData(
+        name=name, texts=[text for text, _ in pairs], labels=[index[label] for _, label in pairs], label_names=names
+    )
 
 
 def _sorted_label_names(names: set[str]) -> list[str]:
@@ -183,8 +190,11 @@ def _read_registered(name: str) -> list[tuple[str, str]]:
     if name == "movie-snippets":
         # Tab-separated, quotes are part of the text (''Conan''): no quoting at all.
         rows = _read_table(path, delimiter="\t", quoting=csv.QUOTE_NONE)
-        return [(r["text"], "positive" if float(r["sentiment"]) > 0 else "negative")
-                for r in rows if float(r["sentiment"]) != 0]
+        return [
+            (r["text"], "positive" if float(r["sentiment"]) > 0 else "negative")
+            for r in rows
+            if float(r["sentiment"]) != 0
+        ]
     rows = _read_table(path, delimiter=",", quoting=csv.QUOTE_MINIMAL)
     if name == "sms-spam":
         return [(r["text"], "spam" if r["spam"].strip() == "1" else "ham") for r in rows]

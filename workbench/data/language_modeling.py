@@ -22,7 +22,7 @@ from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBas
 from workbench.data.corpus import Corpus, load_corpus
 from workbench.errors import DataError
 
-__all__ = ["TokenBlocks", "token_blocks", "masked_lm_collator", "causal_lm_collator", "CausalLMCollator"]
+__all__ = ["CausalLMCollator", "TokenBlocks", "causal_lm_collator", "masked_lm_collator", "token_blocks"]
 
 _TOKENIZE_BATCH = 1000  # documents per fast-tokenizer call
 
@@ -59,8 +59,13 @@ class TokenBlocks(Dataset):
 
     def to_dict(self) -> dict:
         """A summary: name, blocks, block_size, tokens held, tokens the corpus gave."""
-        return {"name": self.name, "blocks": len(self), "block_size": self.block_size,
-                "tokens": self.num_tokens, "corpus_tokens": self.corpus_tokens}
+        return {
+            "name": self.name,
+            "blocks": len(self),
+            "block_size": self.block_size,
+            "tokens": self.num_tokens,
+            "corpus_tokens": self.corpus_tokens,
+        }
 
 
 def token_blocks(
@@ -125,8 +130,15 @@ def _token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch
     for first in range(0, len(texts), _TOKENIZE_BATCH):
         batch = texts[first : first + _TOKENIZE_BATCH]
         # verbose=False: documents longer than model_max_length are expected here, they get cut into blocks.
-        encoded = tokenizer(batch, add_special_tokens=False, truncation=False, padding=False,
-                            return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        encoded = tokenizer(
+            batch,
+            add_special_tokens=False,
+            truncation=False,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
         for ids in encoded["input_ids"]:
             if flat and between is not None:
                 flat.append(between)
@@ -151,8 +163,12 @@ def masked_lm_collator(
     if not isinstance(mlm_probability, (int, float)) or not 0 < mlm_probability < 1:
         raise DataError(f"mlm_probability must be between 0 and 1 (e.g. 0.15), not {mlm_probability!r}.")
     return DataCollatorForLanguageModeling(
-        tokenizer=tokenizer, mlm=True, mlm_probability=float(mlm_probability),
-        mask_replace_prob=0.8, random_replace_prob=0.1, seed=seed,
+        tokenizer=tokenizer,
+        mlm=True,
+        mlm_probability=float(mlm_probability),
+        mask_replace_prob=0.8,
+        random_replace_prob=0.1,
+        seed=seed,
     )
 
 

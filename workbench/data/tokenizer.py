@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerFast
 from workbench.data.corpus import Corpus, load_corpus
 from workbench.errors import DataError
 
-__all__ = ["train_tokenizer", "TOKENIZER_KINDS", "WORDPIECE_SPECIAL_TOKENS", "BPE_SPECIAL_TOKENS"]
+__all__ = ["BPE_SPECIAL_TOKENS", "TOKENIZER_KINDS", "WORDPIECE_SPECIAL_TOKENS", "train_tokenizer"]
 
 TOKENIZER_KINDS = ("wordpiece", "bpe")
 WORDPIECE_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -71,13 +71,22 @@ def train_tokenizer(
         )
     if kind == "bpe":
         return PreTrainedTokenizerFast(
-            tokenizer_object=backend, model_max_length=model_max_length, bos_token=BPE_END_OF_TEXT,
-            eos_token=BPE_END_OF_TEXT, unk_token=BPE_END_OF_TEXT, pad_token=BPE_PAD,
+            tokenizer_object=backend,
+            model_max_length=model_max_length,
+            bos_token=BPE_END_OF_TEXT,
+            eos_token=BPE_END_OF_TEXT,
+            unk_token=BPE_END_OF_TEXT,
+            pad_token=BPE_PAD,
         )
     pad, unk, cls, sep, mask = WORDPIECE_SPECIAL_TOKENS
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, model_max_length=model_max_length, pad_token=pad, unk_token=unk,
-        cls_token=cls, sep_token=sep, mask_token=mask,
+        tokenizer_object=backend,
+        model_max_length=model_max_length,
+        pad_token=pad,
+        unk_token=unk,
+        cls_token=cls,
+        sep_token=sep,
+        mask_token=mask,
     )
 
 
@@ -97,16 +106,20 @@ def _train_wordpiece(texts: list[str], vocab_size: int, min_frequency: int, *, l
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(WORDPIECE_SPECIAL_TOKENS),
-        continuing_subword_prefix="##", show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(WORDPIECE_SPECIAL_TOKENS),
+        continuing_subword_prefix="##",
+        show_progress=False,
     )
     backend.train_from_iterator(_batches(texts), trainer=trainer, length=len(texts))
     # The WordPiece trainer numbers its vocabulary in hash-map order, which changes from run to
     # run; renumber it (special tokens first, then sorted) so one corpus always gives one tokenizer.
     trained = backend.get_vocab()
     ordered = list(WORDPIECE_SPECIAL_TOKENS) + sorted(t for t in trained if t not in WORDPIECE_SPECIAL_TOKENS)
-    backend.model = models.WordPiece(vocab={t: i for i, t in enumerate(ordered)}, unk_token=unk,
-                                     continuing_subword_prefix="##")
+    backend.model = models.WordPiece(
+        vocab={t: i for i, t in enumerate(ordered)}, unk_token=unk, continuing_subword_prefix="##"
+    )
     cls_id, sep_id = backend.token_to_id(cls), backend.token_to_id(sep)
     backend.post_processor = processors.TemplateProcessing(
         single=f"{cls} $A {sep}",
@@ -125,8 +138,11 @@ def _train_bpe(texts: list[str], vocab_size: int, min_frequency: int, *, lowerca
     backend.decoder = decoders.ByteLevel()
     backend.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BPE_SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(BPE_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     backend.train_from_iterator(_batches(texts), trainer=trainer, length=len(texts))
     return backend

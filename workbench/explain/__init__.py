@@ -9,20 +9,47 @@ from workbench.explain.attention import (
     head_statistics,
 )
 from workbench.explain.attribution import METHODS, AttributionError, AttributionResult, attribute, attribute_many
-from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
-from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.compare import Comparison, compare
+from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.generate import GeneratedToken, GenerationResult, generate
 from workbench.explain.lens import LogitLensResult, logit_lens
 from workbench.explain.probe import FillMaskResult, ProbeError, TokenPrediction, fill_mask, next_token
 from workbench.explain.recorder import ProbeRecorder
+from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = [
-    "METHODS", "STATISTICS", "SURVEY_MEASURES", "Agreement", "AttentionResult", "AttentionSurvey",
-    "AttributionError", "AttributionResult", "Comparison", "FaithfulnessScores", "FillMaskResult", "GeneratedToken",
-    "GenerationResult", "LogitLensResult", "ProbeError", "ProbeRecorder", "TokenInfo", "TokenPrediction",
-    "agreement", "attention", "attention_flow", "attention_rollout", "attention_survey", "attribute",
-    "attribute_many", "compare", "faithfulness", "fill_mask", "generate", "head_statistics", "logit_lens",
-    "next_token", "token_info",
+    "METHODS",
+    "STATISTICS",
+    "SURVEY_MEASURES",
+    "Agreement",
+    "AttentionResult",
+    "AttentionSurvey",
+    "AttributionError",
+    "AttributionResult",
+    "Comparison",
+    "FaithfulnessScores",
+    "FillMaskResult",
+    "GeneratedToken",
+    "GenerationResult",
+    "LogitLensResult",
+    "ProbeError",
+    "ProbeRecorder",
+    "TokenInfo",
+    "TokenPrediction",
+    "agreement",
+    "attention",
+    "attention_flow",
+    "attention_rollout",
+    "attention_survey",
+    "attribute",
+    "attribute_many",
+    "compare",
+    "faithfulness",
+    "fill_mask",
+    "generate",
+    "head_statistics",
+    "logit_lens",
+    "next_token",
+    "token_info",
 ]

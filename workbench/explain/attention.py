@@ -21,7 +21,7 @@ from workbench.explain.probe import ProbeError, _check_text, _inference
 from workbench.explain.tokens import TokenInfo, token_info
 from workbench.models import eager_attention
 
-__all__ = ["AttentionResult", "attention", "attention_rollout", "attention_flow", "head_statistics", "STATISTICS"]
+__all__ = ["STATISTICS", "AttentionResult", "attention", "attention_flow", "attention_rollout", "head_statistics"]
 
 STATISTICS = ("entropy", "mean_distance", "special", "punctuation", "previous", "next", "self")
 
@@ -54,9 +54,17 @@ class AttentionResult:
 
     def to_dict(self, include_weights: bool = False) -> dict:
         """Tokens, shape, statistics and note; the weights too when asked (they can be large)."""
-        d = {"model": self.model, "text": self.text, "pair": self.pair, "tokens": self.tokens.to_dict(),
-             "shape": list(self.weights.shape), "stats": {k: v.tolist() for k, v in self.stats.items()},
-             "causal": self.causal, "truncated": self.truncated, "note": self.note}
+        d = {
+            "model": self.model,
+            "text": self.text,
+            "pair": self.pair,
+            "tokens": self.tokens.to_dict(),
+            "shape": list(self.weights.shape),
+            "stats": {k: v.tolist() for k, v in self.stats.items()},
+            "causal": self.causal,
+            "truncated": self.truncated,
+            "note": self.note,
+        }
         if include_weights:
             d["weights"] = self.weights.tolist()
         return d
@@ -68,8 +76,10 @@ class AttentionResult:
         return to_bertviz(self, view)
 
     def __repr__(self) -> str:
-        return (f"AttentionResult({self.model}, {self.num_tokens} tokens, {self.num_layers} layers x "
-                f"{self.num_heads} heads{', truncated' if self.truncated else ''})")
+        return (
+            f"AttentionResult({self.model}, {self.num_tokens} tokens, {self.num_layers} layers x "
+            f"{self.num_heads} heads{', truncated' if self.truncated else ''})"
+        )
 
 
 def attention(bundle: Any, text: str, pair: str | None = None, *, max_tokens: int | None = None) -> AttentionResult:
@@ -87,23 +97,36 @@ def attention(bundle: Any, text: str, pair: str | None = None, *, max_tokens: in
     tok = bundle.tokenizer
     args = (text,) if pair is None else (text, pair)
     full_length = len(tok(*args, add_special_tokens=True, verbose=False)["input_ids"])
-    enc = tok(*args, truncation=True, max_length=limit, return_offsets_mapping=True,
-              return_special_tokens_mask=True, verbose=False)
+    enc = tok(
+        *args,
+        truncation=True,
+        max_length=limit,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        verbose=False,
+    )
     truncated = full_length > limit
-    note = (f"The text is {full_length} tokens; {bundle.name} takes {limit}, so only the first {limit} are shown."
-            if truncated else "")
+    note = (
+        f"The text is {full_length} tokens; {bundle.name} takes {limit}, so only the first {limit} are shown."
+        if truncated
+        else ""
+    )
     info = token_info(tok, enc, text, pair)
     if "token_type_ids" in enc and pair is not None:
         info.segment_ids = list(enc["token_type_ids"])
-    inputs = {k: torch.tensor([enc[k]], device=bundle.device) for k in ("input_ids", "attention_mask", "token_type_ids")
-              if k in enc and _accepts(bundle.model, k)}
+    inputs = {
+        k: torch.tensor([enc[k]], device=bundle.device)
+        for k in ("input_ids", "attention_mask", "token_type_ids")
+        if k in enc and _accepts(bundle.model, k)
+    }
     with eager_attention(bundle.model), _inference(bundle.model):
         out = bundle.model(**inputs, output_attentions=True)
     if not out.attentions:
         raise ProbeError(f"{bundle.name} returned no attention weights; it may not support output_attentions.")
     weights = torch.stack([a[0].float() for a in out.attentions]).cpu().numpy()  # (layers, heads, query, key)
-    result = AttentionResult(bundle.name, text, pair, info, weights, causal=bundle.is_causal, truncated=truncated,
-                             note=note)
+    result = AttentionResult(
+        bundle.name, text, pair, info, weights, causal=bundle.is_causal, truncated=truncated, note=note
+    )
     result.stats = head_statistics(weights, info)
     return result
 
@@ -166,8 +189,10 @@ def attention_flow(result: AttentionResult, *, max_tokens: int = 48) -> np.ndarr
 
     layers, _, n, _ = result.weights.shape
     if n > max_tokens:
-        raise ProbeError(f"Attention flow is for short inputs: {n} tokens is more than {max_tokens}; "
-                         "use attention_rollout, or raise max_tokens and wait.")
+        raise ProbeError(
+            f"Attention flow is for short inputs: {n} tokens is more than {max_tokens}; "
+            "use attention_rollout, or raise max_tokens and wait."
+        )
     mean = result.weights.astype(np.float64).mean(axis=1)
     scale = 1_000_000  # scipy's max flow wants integer capacities
     rows, cols, caps = [], [], []

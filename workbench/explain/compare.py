@@ -35,8 +35,11 @@ class Comparison:
         return len(self.labels)
 
     def to_dict(self) -> dict:
-        return {"probe": self.probe, "text": self.text,
-                "runs": [{"label": label, "result": r.to_dict() if hasattr(r, "to_dict") else r} for label, r in self]}
+        return {
+            "probe": self.probe,
+            "text": self.text,
+            "runs": [{"label": label, "result": r.to_dict() if hasattr(r, "to_dict") else r} for label, r in self],
+        }
 
     def __str__(self) -> str:
         return "\n\n".join(f"== {label} ==\n{result}" for label, result in self)
@@ -53,8 +56,9 @@ def _load(model: Any) -> tuple[str, Any]:
     raise ProbeError(f"compare takes bundles, checkpoint folders or model names; got {type(model).__name__}.")
 
 
-def compare(models: Sequence[Any] | Mapping[str, Any], probe: Callable[..., Any] | str, text: str,
-            **options: Any) -> Comparison:
+def compare(
+    models: Sequence[Any] | Mapping[str, Any], probe: Callable[..., Any] | str, text: str, **options: Any
+) -> Comparison:
     """Run ``probe(bundle, text, **options)`` on each model and return the results side by side.
 
     ``models``: bundles, checkpoint folders (``runs/x/step-0000500``), asset or preset names, or a

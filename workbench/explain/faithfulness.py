@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FRACTIONS", "FaithfulnessScores", "Agreement", "faithfulness", "agreement", "score_ranking"]
+__all__ = ["FRACTIONS", "Agreement", "FaithfulnessScores", "agreement", "faithfulness", "score_ranking"]
 
 FRACTIONS = (0.01, 0.05, 0.10, 0.20, 0.50)
 DELETION_POINTS = 32  # the deletion curve is sampled at most this many times (plus the full input)
@@ -46,10 +46,14 @@ class FaithfulnessScores:
     deletion_auc: float  # area under the curve over the share removed, 0..1; lower is more faithful
 
     def to_dict(self) -> dict:
-        return {"comprehensiveness": self.comprehensiveness, "sufficiency": self.sufficiency,
-                "by_fraction": {str(k): v for k, v in self.by_fraction.items()},
-                "deletion_removed": self.deletion_removed.tolist(), "deletion_curve": self.deletion_curve.tolist(),
-                "deletion_auc": self.deletion_auc}
+        return {
+            "comprehensiveness": self.comprehensiveness,
+            "sufficiency": self.sufficiency,
+            "by_fraction": {str(k): v for k, v in self.by_fraction.items()},
+            "deletion_removed": self.deletion_removed.tolist(),
+            "deletion_curve": self.deletion_curve.tolist(),
+            "deletion_auc": self.deletion_auc,
+        }
 
 
 def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
@@ -81,12 +85,14 @@ def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
     scored = dict(zip(distinct, obj.score_ids(distinct)))
     values = np.array([scored[tuple(r)] for r in rows])
     comp = full - values[:bins]
-    suff = full - values[bins:2 * bins]
-    curve = np.concatenate([[full], values[2 * bins:]])  # removed[0] is 0: nothing removed
+    suff = full - values[bins : 2 * bins]
+    curve = np.concatenate([[full], values[2 * bins :]])  # removed[0] is 0: nothing removed
     share = removed / max(m, 1)
     auc = float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(share))) if len(share) > 1 else float(curve[0])
-    by_fraction = {f: {"tokens": int(k), "comprehensiveness": float(c), "sufficiency": float(s)}
-                   for f, k, c, s in zip(FRACTIONS, counts, comp, suff)}
+    by_fraction = {
+        f: {"tokens": int(k), "comprehensiveness": float(c), "sufficiency": float(s)}
+        for f, k, c, s in zip(FRACTIONS, counts, comp, suff)
+    }
     return FaithfulnessScores(float(comp.mean()), float(suff.mean()), by_fraction, removed, curve, auc)
 
 
@@ -131,8 +137,9 @@ def agreement(results: Sequence[Any]) -> Agreement:
     first = results[0]
     for r in results[1:]:
         if r.text != first.text or r.target != first.target or r.model != first.model:
-            raise ValueError("Agreement compares methods on one input: every result must have the same model, "
-                             "text and target.")
+            raise ValueError(
+                "Agreement compares methods on one input: every result must have the same model, text and target."
+            )
     mask = first.features
     k = len(results)
     rho, tau = np.eye(k), np.eye(k)

@@ -31,8 +31,12 @@ class GeneratedToken:
     alternatives: list[tuple[str, float]]  # the top tokens at this step, with their probabilities
 
     def to_dict(self) -> dict:
-        return {"token": self.token, "token_id": self.token_id, "probability": self.probability,
-                "alternatives": [[t, p] for t, p in self.alternatives]}
+        return {
+            "token": self.token,
+            "token_id": self.token_id,
+            "probability": self.probability,
+            "alternatives": [[t, p] for t, p in self.alternatives],
+        }
 
 
 @dataclass
@@ -59,8 +63,14 @@ class GenerationResult:
         return self.prompt + "".join(s.token for s in self.steps[:step])
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "prompt": self.prompt, "completion": self.completion,
-                "steps": [s.to_dict() for s in self.steps], "settings": self.settings, "stopped_by": self.stopped_by}
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "completion": self.completion,
+            "steps": [s.to_dict() for s in self.steps],
+            "settings": self.settings,
+            "stopped_by": self.stopped_by,
+        }
 
     def __str__(self) -> str:
         lines = [self.text, ""]
@@ -77,8 +87,17 @@ def _check(name: str, value: Any, low: float, high: float | None = None, integer
         raise ProbeError(f"{name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}.")
 
 
-def generate(bundle: Any, prompt: str, max_new_tokens: int = 20, *, temperature: float = 1.0, top_k: int = 50,
-             top_p: float = 1.0, seed: int | None = 0, alternatives: int = 5) -> GenerationResult:
+def generate(
+    bundle: Any,
+    prompt: str,
+    max_new_tokens: int = 20,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    seed: int | None = 0,
+    alternatives: int = 5,
+) -> GenerationResult:
     """Sample up to ``max_new_tokens`` after ``prompt``; each step keeps its probability and alternatives.
 
     ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 turn those filters off; one ``seed``
@@ -104,8 +123,13 @@ def generate(bundle: Any, prompt: str, max_new_tokens: int = 20, *, temperature:
     generator = torch.Generator(device="cpu")
     if seed is not None:
         generator.manual_seed(int(seed))
-    settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-                "seed": seed}
+    settings = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "seed": seed,
+    }
     result = GenerationResult(bundle.name, prompt, settings=settings)
     ids = enc["input_ids"]
     past = None
@@ -118,9 +142,14 @@ def generate(bundle: Any, prompt: str, max_new_tokens: int = 20, *, temperature:
             probs = logits.softmax(-1)
             choice = _sample(logits, probs, temperature, top_k, top_p, generator)
             top_values, top_ids = probs.topk(min(alternatives, probs.shape[-1]))
-            result.steps.append(GeneratedToken(
-                _display(tok, choice), choice, float(probs[choice]),
-                [(_display(tok, int(i)), float(v)) for v, i in zip(top_values, top_ids)]))
+            result.steps.append(
+                GeneratedToken(
+                    _display(tok, choice),
+                    choice,
+                    float(probs[choice]),
+                    [(_display(tok, int(i)), float(v)) for v, i in zip(top_values, top_ids)],
+                )
+            )
             if tok.eos_token_id is not None and choice == tok.eos_token_id:
                 result.stopped_by = "end of text"
                 break
@@ -130,8 +159,9 @@ def generate(bundle: Any, prompt: str, max_new_tokens: int = 20, *, temperature:
     return result
 
 
-def _sample(logits: torch.Tensor, probs: torch.Tensor, temperature: float, top_k: int, top_p: float,
-            generator: torch.Generator) -> int:
+def _sample(
+    logits: torch.Tensor, probs: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator
+) -> int:
     if temperature == 0:
         return int(probs.argmax())
     scores = logits / temperature

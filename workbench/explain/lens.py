@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.explain.onednn import PackedLinear, available as onednn_available
+from workbench.explain.onednn import PackedLinear
+from workbench.explain.onednn import available as onednn_available
 from workbench.explain.probe import (
     MASK_PLACEHOLDER,
     ProbeError,
@@ -72,17 +73,27 @@ class LogitLensResult:
         return int(hits[0]) if len(hits) else None
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "text": self.text, "tokens": self.tokens.to_dict(),
-                "layer_names": self.layer_names, "top_tokens": self.top_tokens,
-                "top_probs": np.round(self.top_probs, 6).tolist(), "target": self.target,
-                "target_name": self.target_name, "target_probs": np.round(self.target_probs, 6).tolist(),
-                "target_ranks": self.target_ranks.tolist(), "read_position": self.read_position}
+        return {
+            "model": self.model,
+            "text": self.text,
+            "tokens": self.tokens.to_dict(),
+            "layer_names": self.layer_names,
+            "top_tokens": self.top_tokens,
+            "top_probs": np.round(self.top_probs, 6).tolist(),
+            "target": self.target,
+            "target_name": self.target_name,
+            "target_probs": np.round(self.target_probs, 6).tolist(),
+            "target_ranks": self.target_ranks.tolist(),
+            "read_position": self.read_position,
+        }
 
     def __repr__(self) -> str:
         first = self.first_layer_where_top()
         where = f"top from row {first} ({self.layer_names[first]})" if first is not None else "never top"
-        return (f"LogitLensResult({self.model}, {len(self.tokens.text)} tokens x {self.num_rows} rows; "
-                f"target {self.target_name!r} {where})")
+        return (
+            f"LogitLensResult({self.model}, {len(self.tokens.text)} tokens x {self.num_rows} rows; "
+            f"target {self.target_name!r} {where})"
+        )
 
 
 def _lens_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -97,8 +108,10 @@ def _lens_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     norm = getattr(base, "norm", None) or getattr(base, "ln_f", None)
     head = model.get_output_embeddings()
     if norm is None or head is None:
-        raise ProbeError(f"The logit lens does not know where {type(model).__name__} keeps its final norm and "
-                         "output head; it supports BERT, ModernBERT, Llama-style and GPT-2-style language models.")
+        raise ProbeError(
+            f"The logit lens does not know where {type(model).__name__} keeps its final norm and "
+            "output head; it supports BERT, ModernBERT, Llama-style and GPT-2-style language models."
+        )
     packed = _packed_unembedding(head)
     return lambda h: packed(norm(h).float()) if packed is not None else head(norm(h))
 
@@ -166,7 +179,7 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
             if block is None:
                 log_probs = own
             else:
-                log_probs = torch.log_softmax(head(flat[block.start:block.stop]).float(), dim=-1)  # (chunk, vocab)
+                log_probs = torch.log_softmax(head(flat[block.start : block.stop]).float(), dim=-1)  # (chunk, vocab)
             chosen = log_probs[:, target_id]
             tops.append(log_probs.topk(k, dim=-1))
             targets.append(chosen)
@@ -182,9 +195,16 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
     top_tokens = [[[names[int(i)] for i in cell] for cell in row] for row in id_array]
     layers = len(hidden) - 1
     return LogitLensResult(
-        model=bundle.name, text=text, tokens=info,
+        model=bundle.name,
+        text=text,
+        tokens=info,
         layer_names=["embeddings"] + [f"layer {i}" for i in range(1, layers + 1)],
-        top_ids=id_array, top_tokens=top_tokens, top_probs=top_probs.cpu().numpy(), target=target_id,
-        target_name=_display(tok, target_id), target_probs=target_probs.cpu().numpy(),
-        target_ranks=target_ranks.cpu().numpy(), read_position=read,
+        top_ids=id_array,
+        top_tokens=top_tokens,
+        top_probs=top_probs.cpu().numpy(),
+        target=target_id,
+        target_name=_display(tok, target_id),
+        target_probs=target_probs.cpu().numpy(),
+        target_ranks=target_ranks.cpu().numpy(),
+        read_position=read,
     )

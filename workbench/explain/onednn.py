@@ -23,7 +23,7 @@ def available() -> bool:
         w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 4), 8)
         out = torch.ops.mkldnn._linear_pointwise(torch.ones(8, 4), w, torch.zeros(4), "none", [], "")
         return bool(torch.allclose(out, torch.full((8, 4), 4.0)))
-    except Exception:  # noqa: BLE001 - any failure means: use the default path
+    except Exception:
         return False
 
 
@@ -37,8 +37,9 @@ class PackedLinear:
     activation: str = "none"  # "none" or "gelu" (exact, erf), fused into the multiply when packed
 
     @classmethod
-    def of(cls, weights: list[torch.Tensor], biases: list[torch.Tensor], onednn: bool,
-           activation: str = "none") -> PackedLinear:
+    def of(
+        cls, weights: list[torch.Tensor], biases: list[torch.Tensor], onednn: bool, activation: str = "none"
+    ) -> PackedLinear:
         w = torch.cat([x.detach().float() for x in weights]).contiguous()  # (out, in)
         b = torch.cat([x.detach().float() for x in biases]).contiguous() if biases else None
         if onednn:

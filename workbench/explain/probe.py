@@ -12,7 +12,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["ProbeError", "TokenPrediction", "FillMaskResult", "fill_mask", "next_token"]
+__all__ = ["FillMaskResult", "ProbeError", "TokenPrediction", "fill_mask", "next_token"]
 
 MASK_PLACEHOLDER = "[MASK]"  # accepted for any masked LM, whatever its own mask token is
 
@@ -31,8 +31,12 @@ class TokenPrediction:
     probabilities: np.ndarray  # (top_k,)
 
     def to_dict(self) -> dict:
-        return {"position": self.position, "tokens": self.tokens, "token_ids": self.token_ids,
-                "probabilities": [round(float(p), 6) for p in self.probabilities]}
+        return {
+            "position": self.position,
+            "tokens": self.tokens,
+            "token_ids": self.token_ids,
+            "probabilities": [round(float(p), 6) for p in self.probabilities],
+        }
 
 
 @dataclass
@@ -54,8 +58,12 @@ class FillMaskResult:
         return self.words_
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "model": self.model, "predictions": [p.to_dict() for p in self.predictions],
-                "words": self.words_}
+        return {
+            "text": self.text,
+            "model": self.model,
+            "predictions": [p.to_dict() for p in self.predictions],
+            "words": self.words_,
+        }
 
     def __str__(self) -> str:
         rows = []
@@ -74,8 +82,10 @@ def _check_text(text: Any, what: str = "The probe text", error: type[Exception] 
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise error(f"{what} holds a character that is not valid Unicode (an unpaired surrogate at position "
-                    f"{e.start}); remove it, or decode the source with errors='replace'.") from None
+        raise error(
+            f"{what} holds a character that is not valid Unicode (an unpaired surrogate at position "
+            f"{e.start}); remove it, or decode the source with errors='replace'."
+        ) from None
     return text
 
 
@@ -136,8 +146,9 @@ def _token_id(tokenizer: Any, target: Any, vocab_size: int) -> int:
                 return int(pieces[0])
         pieces = tokenizer(target, add_special_tokens=False)["input_ids"]
         shown = " ".join(repr(_display(tokenizer, p)) for p in pieces)
-        raise ProbeError(f"The target {target!r} is {len(pieces)} tokens ({shown}); pass one of them "
-                         "(a string or its id).")
+        raise ProbeError(
+            f"The target {target!r} is {len(pieces)} tokens ({shown}); pass one of them (a string or its id)."
+        )
     raise ProbeError(f"A target token is a non-empty string or an id, got {type(target).__name__}.")
 
 
@@ -179,8 +190,7 @@ def _top(bundle: Any, logits: torch.Tensor, position: int, top_k: int) -> TokenP
     probs = logits.float().softmax(-1)
     values, ids = probs.topk(min(top_k, probs.shape[-1]))
     ids_list = [int(i) for i in ids]
-    return TokenPrediction(position, [_display(bundle.tokenizer, i) for i in ids_list], ids_list,
-                           values.cpu().numpy())
+    return TokenPrediction(position, [_display(bundle.tokenizer, i) for i in ids_list], ids_list, values.cpu().numpy())
 
 
 def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
@@ -201,8 +211,11 @@ def fill_mask(bundle: Any, text: str, top_k: int = 5) -> FillMaskResult:
         with _read_positions(bundle.model, torch.tensor([positions])):
             logits = bundle.model(**enc).logits[0]  # (masks, vocab): the head runs at the masks only
         result = FillMaskResult(text, bundle.name, [_top(bundle, logits[i], p, top_k) for i, p in enumerate(positions)])
-        result.words_ = [_fill_run(bundle, enc, run, result.predictions[positions.index(run[0])])
-                         for run in _adjacent_runs(positions) if len(run) > 1]
+        result.words_ = [
+            _fill_run(bundle, enc, run, result.predictions[positions.index(run[0])])
+            for run in _adjacent_runs(positions)
+            if len(run) > 1
+        ]
     return result
 
 

@@ -32,8 +32,14 @@ class ProbeRecorder(Callback):
     ``listeners`` are called with each new record (the ``ProbeTimeline`` view is one).
     """
 
-    def __init__(self, probes: Sequence[str | tuple[str, str | int | None]], *, top_k: int = 5,
-                 every: int | None = None, at_start: bool = False):
+    def __init__(
+        self,
+        probes: Sequence[str | tuple[str, str | int | None]],
+        *,
+        top_k: int = 5,
+        every: int | None = None,
+        at_start: bool = False,
+    ):
         if isinstance(probes, str) or not probes:
             raise ProbeError("ProbeRecorder takes a list of probe sentences (or (sentence, expected token) pairs).")
         self.probes: list[tuple[str, Any]] = []
@@ -65,15 +71,18 @@ class ProbeRecorder(Callback):
             raise ProbeError(f"{text!r} is not one of this recorder's probes.")
         index = texts.index(text)
         rows = [(r["step"], r["probes"][index]) for r in self.timeline]
-        return {"steps": np.array([s for s, _ in rows]),
-                "probability": np.array([np.nan if p["probability"] is None else p["probability"] for _, p in rows]),
-                "rank": np.array([p["rank"] if p["rank"] is not None else -1 for _, p in rows])}
+        return {
+            "steps": np.array([s for s, _ in rows]),
+            "probability": np.array([np.nan if p["probability"] is None else p["probability"] for _, p in rows]),
+            "rank": np.array([p["rank"] if p["rank"] is not None else -1 for _, p in rows]),
+        }
 
     def check(self, bundle: Any) -> None:
         """Check every probe against the model (a mask where needed, expected tokens of one token)."""
         vocab = output_vocabulary(bundle.model)
-        self._expected_ids = [None if expected is None else _token_id(bundle.tokenizer, expected, vocab)
-                              for _, expected in self.probes]
+        self._expected_ids = [
+            None if expected is None else _token_id(bundle.tokenizer, expected, vocab) for _, expected in self.probes
+        ]
         for text, _ in self.probes:
             _distribution(bundle, text)  # raises the probe's own sentence for a missing mask or a wrong model
 
@@ -85,9 +94,13 @@ class ProbeRecorder(Callback):
         for (text, expected), expected_id in zip(self.probes, self._expected_ids):
             probs, _ = _distribution(bundle, text)
             values, ids = probs.topk(min(self.top_k, probs.shape[-1]))
-            entry = {"text": text, "expected": None if expected is None else _display(bundle.tokenizer, expected_id),
-                     "top": [[_display(bundle.tokenizer, int(i)), round(float(v), 6)] for v, i in zip(values, ids)],
-                     "rank": None, "probability": None}
+            entry = {
+                "text": text,
+                "expected": None if expected is None else _display(bundle.tokenizer, expected_id),
+                "top": [[_display(bundle.tokenizer, int(i)), round(float(v), 6)] for v, i in zip(values, ids)],
+                "rank": None,
+                "probability": None,
+            }
             if expected_id is not None:
                 p = probs[expected_id]
                 entry["probability"] = round(float(p), 6)
@@ -99,7 +112,9 @@ class ProbeRecorder(Callback):
         """Take back this recorder's records from a run's history (a resumed run brings them back)."""
         texts = [t for t, _ in self.probes]
         with self._lock:
-            self.records = [r for r in records if r.get("kind") == "probe" and [p["text"] for p in r["probes"]] == texts]
+            self.records = [
+                r for r in records if r.get("kind") == "probe" and [p["text"] for p in r["probes"]] == texts
+            ]
 
     def add(self, record: dict) -> dict:
         """Keep a record and tell the listeners (a run in several processes hands them over this way)."""

@@ -22,7 +22,7 @@ import numpy as np
 from workbench.explain.attention import attention
 from workbench.explain.probe import ProbeError
 
-__all__ = ["AttentionSurvey", "attention_survey", "SURVEY_MEASURES"]
+__all__ = ["SURVEY_MEASURES", "AttentionSurvey", "attention_survey"]
 
 SURVEY_MEASURES = ("cls", "sep", "punctuation", "previous", "next", "self", "entropy")
 
@@ -46,8 +46,12 @@ class AttentionSurvey:
         return [(int(layer), int(head)) for layer, head in zip(layers, heads)]
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "texts": self.texts, "tokens": self.tokens,
-                "measures": {k: v.round(4).tolist() for k, v in self.measures.items()}}
+        return {
+            "model": self.model,
+            "texts": self.texts,
+            "tokens": self.tokens,
+            "measures": {k: v.round(4).tolist() for k, v in self.measures.items()},
+        }
 
 
 def attention_survey(bundle: Any, texts: Sequence[str], *, max_tokens: int = 128) -> AttentionSurvey:
@@ -71,8 +75,11 @@ def attention_survey(bundle: Any, texts: Sequence[str], *, max_tokens: int = 128
         measures = {
             "cls": w[..., cls].sum(-1).mean(-1),
             "sep": w[..., sep].sum(-1).mean(-1),
-            "punctuation": result.stats["punctuation"], "previous": result.stats["previous"],
-            "next": result.stats["next"], "self": result.stats["self"], "entropy": result.stats["entropy"],
+            "punctuation": result.stats["punctuation"],
+            "previous": result.stats["previous"],
+            "next": result.stats["next"],
+            "self": result.stats["self"],
+            "entropy": result.stats["entropy"],
         }
         for k, v in measures.items():
             sums[k] = sums.get(k, 0) + np.asarray(v, dtype=np.float64)

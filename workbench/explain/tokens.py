@@ -55,7 +55,7 @@ def token_info(tokenizer: Any, encoding: Any, source: str, pair: str | None = No
             # Byte-level pieces of one character (an emoji, a CJK sign) share its offsets: the
             # character shows once, on its first piece; the later pieces show as empty.
             original = source if seq in (0, None) else (pair or "")
-            text = original[max(start, shown_until.get(seq, 0)):end]
+            text = original[max(start, shown_until.get(seq, 0)) : end]
             shown_until[seq] = max(end, shown_until.get(seq, 0))
         else:
             text = tokenizer.decode([int(token_id)])

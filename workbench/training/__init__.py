@@ -10,13 +10,20 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "TASKS": "config", "TrainConfig": "config",
-    "Callback": "events", "Control": "events", "TrainState": "events",
-    "Checkpointer": "callbacks", "ConsolePrinter": "callbacks", "EarlyStopping": "callbacks",
+    "TASKS": "config",
+    "TrainConfig": "config",
+    "Callback": "events",
+    "Control": "events",
+    "TrainState": "events",
+    "Checkpointer": "callbacks",
+    "ConsolePrinter": "callbacks",
+    "EarlyStopping": "callbacks",
     "MetricsWriter": "callbacks",
     "TrainingJob": "job",
-    "DistributedTrainer": "launch", "DistributedJob": "launch",
-    "Trainer": "loop", "TrainingHistory": "loop",
+    "DistributedTrainer": "launch",
+    "DistributedJob": "launch",
+    "Trainer": "loop",
+    "TrainingHistory": "loop",
 }
 
 __all__ = sorted(_EXPORTS)

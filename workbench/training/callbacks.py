@@ -9,7 +9,7 @@ from typing import Any
 
 from workbench.training.events import Callback, Control, TrainState
 
-__all__ = ["ConsolePrinter", "MetricsWriter", "Checkpointer", "EarlyStopping"]
+__all__ = ["Checkpointer", "ConsolePrinter", "EarlyStopping", "MetricsWriter"]
 
 
 class ConsolePrinter(Callback):
@@ -21,15 +21,24 @@ class ConsolePrinter(Callback):
     def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=state.max_steps, initial=state.step, desc=f"{trainer.task.name} {trainer.bundle.name}",
-                        unit="step", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=state.max_steps,
+            initial=state.step,
+            desc=f"{trainer.task.name} {trainer.bundle.name}",
+            unit="step",
+            dynamic_ncols=True,
+        )
 
     def on_log(self, trainer: Any, state: TrainState, control: Control, logs: dict) -> None:
         if self.bar is None:
             return
         self.bar.n = state.step
-        self.bar.set_postfix(loss=f"{state.smoothed_loss:.4f}", lr=f"{state.learning_rate:.2e}",
-                             tok_s=f"{state.tokens_per_second:,.0f}", refresh=False)
+        self.bar.set_postfix(
+            loss=f"{state.smoothed_loss:.4f}",
+            lr=f"{state.learning_rate:.2e}",
+            tok_s=f"{state.tokens_per_second:,.0f}",
+            refresh=False,
+        )
         self.bar.refresh()
 
     def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
@@ -92,7 +101,8 @@ class EarlyStopping(Callback):
             return
         lower_is_better = self.metric.endswith(("loss", "perplexity"))
         improved = self.best is None or (
-            value < self.best - self.min_delta if lower_is_better else value > self.best + self.min_delta)
+            value < self.best - self.min_delta if lower_is_better else value > self.best + self.min_delta
+        )
         if improved:
             self.best, self.bad_evaluations = value, 0
         else:

@@ -21,11 +21,40 @@ import torch
 
 from workbench.errors import CheckpointError
 
-__all__ = ["write_checkpoint", "write_shared_checkpoint", "read_checkpoint", "list_checkpoints", "latest_checkpoint", "prune_checkpoints",
-           "model_fingerprint"]
+__all__ = [
+    "STATE_FILE",
+    "checkpoint_label",
+    "checkpoint_name",
+    "checkpoint_step",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "model_fingerprint",
+    "prune_checkpoints",
+    "read_checkpoint",
+    "write_checkpoint",
+    "write_shared_checkpoint",
+]
 
+# The one place that knows how a checkpoint folder is named: ``step-`` and the step in seven digits.
 _NAME = re.compile(r"^step-(\d{7})$")
 STATE_FILE = "trainer_state.json"
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint saved at ``step``: ``step-0000200`` for step 200."""
+    return f"step-{step:07d}"
+
+
+def checkpoint_step(path: str | os.PathLike[str]) -> int | None:
+    """The step a checkpoint folder was saved at (200 for ``.../step-0000200``), or None for any other folder."""
+    match = _NAME.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_label(path: str | os.PathLike[str]) -> str:
+    """How a checkpoint is named for people: "step 200" for a checkpoint folder, the folder's name otherwise."""
+    step = checkpoint_step(path)
+    return f"step {step}" if step is not None else Path(path).name
 
 
 def model_fingerprint(model: Any) -> dict:
@@ -54,13 +83,14 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def write_checkpoint(root: Path, step: int, *, bundle: Any, optimizer: Any, scheduler: Any,
-                     trainer_state: dict) -> Path:
+def write_checkpoint(
+    root: Path, step: int, *, bundle: Any, optimizer: Any, scheduler: Any, trainer_state: dict
+) -> Path:
     """Write a complete checkpoint for ``step`` under ``root``; return its folder."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:07d}.partial-", dir=root))
+    final = root / checkpoint_name(step)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=root))
     try:
         bundle.write_files(tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -82,8 +112,17 @@ def write_checkpoint(root: Path, step: int, *, bundle: Any, optimizer: Any, sche
     return final
 
 
-def write_shared_checkpoint(root: Path, step: int, *, bundle: Any, model: Any, accelerator: Any, scheduler: Any,
-                            trainer_state: dict, collective: Any) -> Path:
+def write_shared_checkpoint(
+    root: Path,
+    step: int,
+    *,
+    bundle: Any,
+    model: Any,
+    accelerator: Any,
+    scheduler: Any,
+    trainer_state: dict,
+    collective: Any,
+) -> Path:
     """Write a checkpoint of a run in several processes; every process calls it.
 
     The main process writes the model folder (weights gathered by Accelerate, so a sharded
@@ -93,8 +132,8 @@ def write_shared_checkpoint(root: Path, step: int, *, bundle: Any, model: Any, a
     process has written its part.
     """
     root = Path(root)
-    final = root / f"step-{step:07d}"
-    tmp = root / f".step-{step:07d}.partial-shared"
+    final = root / checkpoint_name(step)
+    tmp = root / f".{final.name}.partial-shared"
     main = collective.rank == 0
     failure = ""
     if main:
@@ -159,8 +198,15 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def read_checkpoint(path: Path, *, model: Any, optimizer: Any = None, scheduler: Any = None,
-                    restore_rng: bool = True, accelerator: Any = None) -> dict:
+def read_checkpoint(
+    path: Path,
+    *,
+    model: Any,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+    accelerator: Any = None,
+) -> dict:
     """Load weights (and optimizer, scheduler, RNG) from a checkpoint into live objects; return its state.
 
     A checkpoint of a run in several processes keeps its optimizer and random states in
@@ -174,14 +220,16 @@ def read_checkpoint(path: Path, *, model: Any, optimizer: Any = None, scheduler:
 
     path = Path(path)
     state_file = path / STATE_FILE
-    if not _NAME.match(path.name) or not state_file.exists():
+    if checkpoint_step(path) is None or not state_file.exists():
         raise CheckpointError(f"{path} is not a complete checkpoint (no {STATE_FILE}); pick a step-NNNNNNN folder.")
     saved = json.loads(state_file.read_text())
     mine, theirs = model_fingerprint(model), saved.get("fingerprint", {})
     diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
     if diff:
         detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
-        raise CheckpointError(f"{path} was saved from another model ({detail}); resume with the model it was trained on.")
+        raise CheckpointError(
+            f"{path} was saved from another model ({detail}); resume with the model it was trained on."
+        )
     weights = path / "model.safetensors"
     missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=str(_device(model)))
     if unexpected or any(not _is_tied(model, name) for name in missing):
@@ -199,8 +247,7 @@ def read_checkpoint(path: Path, *, model: Any, optimizer: Any = None, scheduler:
                 handle.remove()
     else:
         if optimizer is not None:
-            optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True,
-                                                 map_location=_device(model)))
+            optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=_device(model)))
         if restore_rng:
             _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
     if scheduler is not None:
@@ -224,7 +271,7 @@ def list_checkpoints(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if _NAME.match(p.name) and (p / STATE_FILE).exists()]
+    found = [p for p in root.iterdir() if checkpoint_step(p) is not None and (p / STATE_FILE).exists()]
     return sorted(found, key=lambda p: p.name)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from workbench.errors import ConfigError
 
-__all__ = ["TrainConfig", "TASKS"]
+__all__ = ["TASKS", "TrainConfig"]
 
 TASKS = ("masked-lm", "causal-lm", "classify")
 _PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -53,8 +53,14 @@ class TrainConfig:
     device: str | None = None  # None lets Accelerate choose
 
     def __post_init__(self) -> None:
-        positive_ints = ("batch_size", "gradient_accumulation_steps", "block_size", "max_length",
-                         "log_every", "keep_last")
+        positive_ints = (
+            "batch_size",
+            "gradient_accumulation_steps",
+            "block_size",
+            "max_length",
+            "log_every",
+            "keep_last",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -64,7 +70,9 @@ class TrainConfig:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be above zero, got {self.learning_rate!r}; try 5e-4 for pretraining or 3e-5 for fine-tuning.")
+            raise ConfigError(
+                f"learning_rate must be above zero, got {self.learning_rate!r}; try 5e-4 for pretraining or 3e-5 for fine-tuning."
+            )
         if not self.epochs > 0:
             raise ConfigError(f"epochs must be above zero, got {self.epochs!r}.")
         if not 0 <= self.warmup_ratio < 1:
@@ -88,7 +96,9 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ConfigError(f"Unknown config field(s) {', '.join(unknown)}; the fields are: {', '.join(sorted(names))}.")
+            raise ConfigError(
+                f"Unknown config field(s) {', '.join(unknown)}; the fields are: {', '.join(sorted(names))}."
+            )
         return cls(**values)
 
     def replace(self, **changes: Any) -> TrainConfig:

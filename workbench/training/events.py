@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TrainState", "Control", "Callback", "CallbackList"]
+__all__ = ["Callback", "CallbackList", "Control", "TrainState"]
 
 
 @dataclass

@@ -35,7 +35,7 @@ from workbench.training.distributed import SharedFlags
 from workbench.training.events import Callback, CallbackList, Control, TrainState
 from workbench.training.job import TrainingJob
 
-__all__ = ["DistributedTrainer", "DistributedJob"]
+__all__ = ["DistributedJob", "DistributedTrainer"]
 
 _STATE_FIELDS = {f.name for f in dataclasses.fields(TrainState)}
 
@@ -47,8 +47,12 @@ class _RemoteControl(Control):
         object.__setattr__(self, "_flags", flags)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        request = {"should_stop": "stop", "should_pause": "pause", "should_save": "save",
-                   "should_evaluate": "evaluate"}.get(name)
+        request = {
+            "should_stop": "stop",
+            "should_pause": "pause",
+            "should_save": "save",
+            "should_evaluate": "evaluate",
+        }.get(name)
         if request is None:
             return  # should_log: the processes log on their own schedule
         if request in ("save", "evaluate", "stop") and not value:
@@ -120,8 +124,9 @@ def _worker(spec: _Spec) -> dict:
     _share_cpu_threads()
     forwarder: _Forwarder | None = None
     try:
-        trainer = Trainer(spec.bundle, spec.task, spec.train, spec.eval, config=spec.config,
-                          callbacks=list(spec.callbacks))
+        trainer = Trainer(
+            spec.bundle, spec.task, spec.train, spec.eval, config=spec.config, callbacks=list(spec.callbacks)
+        )
         trainer._remote = spec.flags
         if trainer.is_main:
             # Probe recorders run here, on the live model, and send each record to the kernel's copy.
@@ -168,9 +173,19 @@ class DistributedTrainer:
     Everything is checked here before any process starts; a mistake is one sentence.
     """
 
-    def __init__(self, bundle: Any, task: str, train_data: Any, eval_data: Any = None,
-                 config: TrainConfig | None = None, callbacks: Sequence[Callback] = (), *,
-                 num_processes: int = 2, worker_callbacks: Sequence[Callback] = (), port: int | None = None):
+    def __init__(
+        self,
+        bundle: Any,
+        task: str,
+        train_data: Any,
+        eval_data: Any = None,
+        config: TrainConfig | None = None,
+        callbacks: Sequence[Callback] = (),
+        *,
+        num_processes: int = 2,
+        worker_callbacks: Sequence[Callback] = (),
+        port: int | None = None,
+    ):
         import torch
 
         from workbench.training.loop import TrainingHistory
@@ -182,12 +197,16 @@ class DistributedTrainer:
         if not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1:
             raise ConfigError(f"num_processes must be a positive integer, got {num_processes!r}.")
         if not self.config.output_dir:
-            raise ConfigError("Training in several processes needs output_dir: the trained weights come back to this "
-                              "kernel through the final checkpoint. Set TrainConfig(output_dir='runs/...').")
+            raise ConfigError(
+                "Training in several processes needs output_dir: the trained weights come back to this "
+                "kernel through the final checkpoint. Set TrainConfig(output_dir='runs/...')."
+            )
         if torch.cuda.is_available() and torch.cuda.is_initialized():
-            raise TrainingError("CUDA is already in use in this kernel, and processes forked from it cannot use it; "
-                                "restart the kernel and launch before any GPU work, or run `accelerate launch -m "
-                                "workbench pretrain ...` from a terminal.")
+            raise TrainingError(
+                "CUDA is already in use in this kernel, and processes forked from it cannot use it; "
+                "restart the kernel and launch before any GPU work, or run `accelerate launch -m "
+                "workbench pretrain ...` from a terminal."
+            )
         self.num_processes = num_processes
         self.bundle = bundle
         self.task = make_task(task, bundle, self.config)  # checks task and model here, before any fork
@@ -199,7 +218,8 @@ class DistributedTrainer:
         if self.config.batch_size * num_processes > n:
             raise ConfigError(
                 f"batch_size {self.config.batch_size} per process x {num_processes} processes is larger than the "
-                f"training data ({n} examples); use batch_size={max(1, n // num_processes)} or less, or more data.")
+                f"training data ({n} examples); use batch_size={max(1, n // num_processes)} or less, or more data."
+            )
         self.port = port
         self.worker_callbacks = list(worker_callbacks)
         self._context = multiprocessing.get_context("fork")
@@ -271,9 +291,18 @@ class DistributedTrainer:
         from accelerate import notebook_launcher
         from accelerate.state import AcceleratorState, GradientState, PartialState
 
-        spec = _Spec(self.bundle, self.task.name, self.train_dataset, self.eval_dataset,
-                     self.config.replace(progress=False), self.worker_callbacks, self._flags, queue,
-                     self._resume_from, self.recorders)
+        spec = _Spec(
+            self.bundle,
+            self.task.name,
+            self.train_dataset,
+            self.eval_dataset,
+            self.config.replace(progress=False),
+            self.worker_callbacks,
+            self._flags,
+            queue,
+            self._resume_from,
+            self.recorders,
+        )
         # Its agent warns, from our launcher thread, that it cannot install signal handlers there: we
         # need none (this kernel's interrupt becomes Stop, and the processes watch for a dead kernel).
         elastic_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
@@ -284,8 +313,7 @@ class DistributedTrainer:
                 port = self.port or _free_port()
                 try:
                     with _fresh_accelerate_state(AcceleratorState, PartialState, GradientState):
-                        notebook_launcher(_worker, args=(spec,), num_processes=self.num_processes,
-                                          use_port=str(port))
+                        notebook_launcher(_worker, args=(spec,), num_processes=self.num_processes, use_port=str(port))
                     break
                 except Exception as error:
                     # A port found free can be taken before the launcher binds it; choose another once.
@@ -338,8 +366,10 @@ class DistributedTrainer:
         if error is not None or failure:
             detail = failure or _last_line(error)
             st.status, st.message = "failed", f"failed at step {st.step}: {detail}"
-            job.error = TrainingError(f"A training process failed at step {st.step} ({detail}); "
-                                      f"the last checkpoint is {st.last_checkpoint or 'none: nothing was saved'}.")
+            job.error = TrainingError(
+                f"A training process failed at step {st.step} ({detail}); "
+                f"the last checkpoint is {st.last_checkpoint or 'none: nothing was saved'}."
+            )
             cb.fire("on_exception", self, st, control, job.error)
         self._load_final_weights()
         cb.fire("on_train_end", self, st, control)

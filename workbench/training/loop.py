@@ -76,8 +76,15 @@ class Trainer:
     Everything is checked before a step runs; a mistake raises a ``WorkbenchError`` sentence.
     """
 
-    def __init__(self, bundle: Any, task: str, train_data: Any, eval_data: Any = None,
-                 config: TrainConfig | None = None, callbacks: Sequence[Callback] = ()):
+    def __init__(
+        self,
+        bundle: Any,
+        task: str,
+        train_data: Any,
+        eval_data: Any = None,
+        config: TrainConfig | None = None,
+        callbacks: Sequence[Callback] = (),
+    ):
         self.config = config or TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}.")
@@ -187,12 +194,27 @@ class Trainer:
             if path is None:
                 raise CheckpointError(f"No complete checkpoint under {self.config.output_dir}/checkpoints.")
         path = Path(path)
-        saved = ckpt.read_checkpoint(path, model=self.bundle.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                                     accelerator=self.accelerator)
+        saved = ckpt.read_checkpoint(
+            path,
+            model=self.bundle.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            accelerator=self.accelerator,
+        )
         self._resume_state = saved
         st = saved["state"]
-        for key in ("step", "epoch", "tokens_seen", "train_loss", "smoothed_loss", "learning_rate",
-                    "best_metric", "best_checkpoint", "eval_metrics", "elapsed_seconds"):
+        for key in (
+            "step",
+            "epoch",
+            "tokens_seen",
+            "train_loss",
+            "smoothed_loss",
+            "learning_rate",
+            "best_metric",
+            "best_checkpoint",
+            "eval_metrics",
+            "elapsed_seconds",
+        ):
             if key in st:
                 setattr(self.state, key, st[key])
         self.state.last_checkpoint = str(path)
@@ -236,15 +258,33 @@ class Trainer:
         if not self.config.output_dir:
             return None
         root = Path(self.config.output_dir) / "checkpoints"
-        trainer_state = {"state": self.state.to_dict(), "history": self.history.to_dict(),
-                         "config": self.config.to_dict(), "task": self.task.name, "processes": self.world}
+        trainer_state = {
+            "state": self.state.to_dict(),
+            "history": self.history.to_dict(),
+            "config": self.config.to_dict(),
+            "task": self.task.name,
+            "processes": self.world,
+        }
         if self.world == 1:
-            path = ckpt.write_checkpoint(root, self.state.step, bundle=self.bundle, optimizer=self.optimizer,
-                                         scheduler=self.scheduler, trainer_state=trainer_state)
+            path = ckpt.write_checkpoint(
+                root,
+                self.state.step,
+                bundle=self.bundle,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                trainer_state=trainer_state,
+            )
         else:
-            path = ckpt.write_shared_checkpoint(root, self.state.step, bundle=self.bundle, model=self.model,
-                                                accelerator=self.accelerator, scheduler=self.scheduler,
-                                                trainer_state=trainer_state, collective=self.collective)
+            path = ckpt.write_shared_checkpoint(
+                root,
+                self.state.step,
+                bundle=self.bundle,
+                model=self.model,
+                accelerator=self.accelerator,
+                scheduler=self.scheduler,
+                trainer_state=trainer_state,
+                collective=self.collective,
+            )
         self.state.last_checkpoint = str(path)
         keep = {self.state.best_checkpoint} if self.state.best_checkpoint else set()
         if self.is_main:
@@ -268,9 +308,9 @@ class Trainer:
             epoch, position = divmod(index, self.micro_batches_per_epoch)
             order = self.task.order(self.train_dataset, epoch, size)
             if self.world > 1 and len(order) % size:
-                order = order + order[:size - len(order) % size]
+                order = order + order[: size - len(order) % size]
             for i in range(position, self.micro_batches_per_epoch):
-                items = [self.train_dataset[j] for j in order[i * size:(i + 1) * size][share]]
+                items = [self.train_dataset[j] for j in order[i * size : (i + 1) * size][share]]
                 yield self._to_device(self.collate(items))
             index = (epoch + 1) * self.micro_batches_per_epoch
 
@@ -288,11 +328,12 @@ class Trainer:
         torch.manual_seed(self.config.seed + 12345)
         try:
             # Every process draws the same masks in the same order and keeps its own share of the batches.
-            batches = [self.collate([self.eval_dataset[j] for j in range(i * bs, min(n, (i + 1) * bs))])
-                       for i in range(count)]
+            batches = [
+                self.collate([self.eval_dataset[j] for j in range(i * bs, min(n, (i + 1) * bs))]) for i in range(count)
+            ]
         finally:
             torch.set_rng_state(rng)
-        return [self._to_device(b) for b in batches[self.rank::self.world]]
+        return [self._to_device(b) for b in batches[self.rank :: self.world]]
 
     def _run(self) -> None:
         cfg, state, control = self.config, self.state, self.control
@@ -362,8 +403,11 @@ class Trainer:
                     self._log(pending, grad_norm, window_tokens, now - window_start, now - run_start)
                     pending, window_tokens, window_start = [], 0, now
                     control.should_log = False
-                if (cfg.eval_every and state.step % cfg.eval_every == 0) or control.should_evaluate or (
-                        last and self.eval_dataset is not None):
+                if (
+                    (cfg.eval_every and state.step % cfg.eval_every == 0)
+                    or control.should_evaluate
+                    or (last and self.eval_dataset is not None)
+                ):
                     self._evaluate_and_fire()
                 self.callbacks.fire("on_step_end", self, state, control)
                 if self._remote is not None:
@@ -371,7 +415,9 @@ class Trainer:
                 self.collective.agree(control)  # a no-op in one process
                 if control.should_save:
                     control.should_save = False
-                    if self.config.output_dir and not (state.last_checkpoint or "").endswith(f"step-{state.step:07d}"):
+                    if self.config.output_dir and not (state.last_checkpoint or "").endswith(
+                        ckpt.checkpoint_name(state.step)
+                    ):
                         self.save_checkpoint()
             else:
                 state.status, state.message = "finished", f"finished at step {state.step}"
@@ -424,11 +470,16 @@ class Trainer:
     def _out_of_memory_sentence(self) -> str:
         cfg, step = self.config, self.state.step
         smaller = max(1, cfg.batch_size // 2)
-        saved = (f"the run stopped at step {step} and saves a checkpoint there, so trainer.resume() continues"
-                 if cfg.output_dir and step else "nothing was trained yet")
-        return (f"Out of memory at step {step + 1} with batch_size={cfg.batch_size}: set batch_size={smaller} with "
-                f"gradient_accumulation_steps={cfg.gradient_accumulation_steps * 2} (the same batch per update in "
-                f"less memory) or a shorter block_size/max_length; {saved}.")
+        saved = (
+            f"the run stopped at step {step} and saves a checkpoint there, so trainer.resume() continues"
+            if cfg.output_dir and step
+            else "nothing was trained yet"
+        )
+        return (
+            f"Out of memory at step {step + 1} with batch_size={cfg.batch_size}: set batch_size={smaller} with "
+            f"gradient_accumulation_steps={cfg.gradient_accumulation_steps * 2} (the same batch per update in "
+            f"less memory) or a shorter block_size/max_length; {saved}."
+        )
 
     def _stop_on_sigint(self) -> Any:
         """Under several processes (``accelerate launch``), Ctrl-C asks every process to stop at the same step.
@@ -459,7 +510,7 @@ class Trainer:
         if not getattr(self, "_shared_save_possible", True):
             state.message += "; no final checkpoint: the processes could not meet to save (the last one is kept)"
             return
-        if state.last_checkpoint and state.last_checkpoint.endswith(f"step-{state.step:07d}"):
+        if state.last_checkpoint and state.last_checkpoint.endswith(ckpt.checkpoint_name(state.step)):
             return
         try:
             self.save_checkpoint()
@@ -468,8 +519,11 @@ class Trainer:
             raise
 
     def _on_nonfinite(self, step: int) -> None:
-        kept = (f"The last good checkpoint is {self.state.last_checkpoint}." if self.state.last_checkpoint
-                else "No checkpoint had been written yet; set save_every to keep one.")
+        kept = (
+            f"The last good checkpoint is {self.state.last_checkpoint}."
+            if self.state.last_checkpoint
+            else "No checkpoint had been written yet; set save_every to keep one."
+        )
         self.state.status = "nan"
         self.state.message = f"NaN or inf loss at step {step}; stopped. {kept}"
         self.control.should_stop = True
@@ -489,8 +543,9 @@ class Trainer:
         state = self.state
         values = torch.stack(pending).float().cpu().tolist() if pending else [state.train_loss]
         for v in values:
-            state.smoothed_loss = v if math.isnan(state.smoothed_loss) else (
-                _SMOOTHING * state.smoothed_loss + (1 - _SMOOTHING) * v)
+            state.smoothed_loss = (
+                v if math.isnan(state.smoothed_loss) else (_SMOOTHING * state.smoothed_loss + (1 - _SMOOTHING) * v)
+            )
         state.train_loss = values[-1]
         state.learning_rate = float(self.scheduler.get_last_lr()[0])
         state.grad_norm = float(grad_norm) if self.config.max_grad_norm else math.nan
@@ -500,10 +555,19 @@ class Trainer:
             self._peak = (peak_flops(self.device, self.precision) or 0.0) * self.world
         state.mfu = state.tokens_per_second * self._flops_per_token / self._peak if self._peak else math.nan
         state.message = f"running (step {state.step} of {self.max_steps})"
-        logs = {"kind": "train", "step": state.step, "epoch": round(state.epoch, 4), "loss": state.train_loss,
-                "smoothed_loss": state.smoothed_loss, "learning_rate": state.learning_rate,
-                "grad_norm": state.grad_norm, "tokens_per_second": state.tokens_per_second, "mfu": state.mfu,
-                "tokens_seen": state.tokens_seen, "elapsed_seconds": elapsed}
+        logs = {
+            "kind": "train",
+            "step": state.step,
+            "epoch": round(state.epoch, 4),
+            "loss": state.train_loss,
+            "smoothed_loss": state.smoothed_loss,
+            "learning_rate": state.learning_rate,
+            "grad_norm": state.grad_norm,
+            "tokens_per_second": state.tokens_per_second,
+            "mfu": state.mfu,
+            "tokens_seen": state.tokens_seen,
+            "elapsed_seconds": elapsed,
+        }
         self.history.records.append(logs)
         self.callbacks.fire("on_log", self, state, self.control, logs)
 
@@ -567,5 +631,5 @@ def _is_out_of_memory(error: BaseException) -> bool:
     """A CUDA (or other accelerator) out-of-memory error, whatever class this PyTorch gives it."""
     kind = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     return (kind is not None and isinstance(error, kind)) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
-
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["make_accelerator", "resolve_precision", "cpu_has_bf16"]
+__all__ = ["cpu_has_bf16", "make_accelerator", "resolve_precision"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -27,9 +27,7 @@ class Task(abc.ABC):
 
     def __init__(self, bundle: Any, config: TrainConfig):
         if bundle.kind not in self.kinds:
-            raise TrainingError(
-                f"Task {self.name!r} does not fit a {bundle.kind} model ({bundle.name}); {self.advice}"
-            )
+            raise TrainingError(f"Task {self.name!r} does not fit a {bundle.kind} model ({bundle.name}); {self.advice}")
         self.bundle, self.config = bundle, config
         length_field = self.length_field
         length = getattr(config, length_field)
@@ -89,8 +87,9 @@ class _LanguageModelTask(Task):
 
         if isinstance(data, torch.utils.data.Dataset):
             return data
-        return token_blocks(self.bundle.tokenizer, _as_corpus(data), self.config.block_size,
-                            add_special_tokens=self.add_special_tokens)
+        return token_blocks(
+            self.bundle.tokenizer, _as_corpus(data), self.config.block_size, add_special_tokens=self.add_special_tokens
+        )
 
     def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
         total, tokens = 0.0, 0
@@ -263,8 +262,11 @@ class ClassifyTask(Task):
     def combine(self, parts: list[dict]) -> dict:
         predictions = [p for part in parts for p in part["predictions"]]
         labels = [y for part in parts for y in part["labels"]]
-        metrics = classification_metrics(np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64),
-                                         self.bundle.model.config.num_labels)
+        metrics = classification_metrics(
+            np.asarray(predictions, dtype=np.int64),
+            np.asarray(labels, dtype=np.int64),
+            self.bundle.model.config.num_labels,
+        )
         loss = sum(p["loss_sum"] for p in parts) / max(sum(p["count"] for p in parts), 1)
         return {"eval_loss": loss, **{f"eval_{k}": v for k, v in metrics.items()}}
 
@@ -276,4 +278,3 @@ def make_task(name: str, bundle: Any, config: TrainConfig) -> Task:
     if name not in _TASKS:
         raise ConfigError(f"Unknown task {name!r}; use one of: {', '.join(TASKS)}.")
     return _TASKS[name](bundle, config)
-

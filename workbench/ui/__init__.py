@@ -7,7 +7,14 @@ from workbench.ui.compression_view import CompressionView
 from workbench.ui.dashboard import TrainingDashboard
 from workbench.ui.probe_views import MaskProbe, ProbeTimeline
 
-__all__ = ["AttentionView", "AttributionView", "CompressionView", "MaskProbe", "ProbeTimeline", "TrainingDashboard",
-           "enable_colab_widgets"]
+__all__ = [
+    "AttentionView",
+    "AttributionView",
+    "CompressionView",
+    "MaskProbe",
+    "ProbeTimeline",
+    "TrainingDashboard",
+    "enable_colab_widgets",
+]
 
 enable_colab_widgets()

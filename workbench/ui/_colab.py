@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
-_MESSAGE = ("The workbench's views need Colab's custom widget manager, which could not be turned on ({why}); "
-            "run `from google.colab import output; output.enable_custom_widget_manager()` and re-run the cell.")
+_MESSAGE = (
+    "The workbench's views need Colab's custom widget manager, which could not be turned on ({why}); "
+    "run `from google.colab import output; output.enable_custom_widget_manager()` and re-run the cell."
+)
 
 
 def enable_colab_widgets() -> bool | None:
@@ -21,6 +23,6 @@ def enable_colab_widgets() -> bool | None:
 
         output.enable_custom_widget_manager()
         return True
-    except Exception as e:  # noqa: BLE001 - any failure leaves blank views; say so in one line
+    except Exception as e:
         print(_MESSAGE.format(why=f"{type(e).__name__}: {e}"))
         return False

@@ -11,9 +11,17 @@ from workbench.ui._assets import widget_css, widget_file
 __all__ = ["standalone_page"]
 
 
-def standalone_page(title: str, module: str, state: dict, *, binary: dict[str, str] | None = None,
-                    extra: dict[str, object] | None = None, on_set: str = "", before_render: str = "",
-                    path: str | Path | None = None) -> str:
+def standalone_page(
+    title: str,
+    module: str,
+    state: dict,
+    *,
+    binary: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
+    on_set: str = "",
+    before_render: str = "",
+    path: str | Path | None = None,
+) -> str:
     """The page for view ``module`` (``attention`` loads ``attention.js`` and ``attention.css``).
 
     ``state`` goes in as JSON; ``binary`` values are base64 strings decoded to bytes; ``extra``
@@ -22,9 +30,14 @@ def standalone_page(title: str, module: str, state: dict, *, binary: dict[str, s
     """
     constants = "".join(f"const {name} = {_json(value)};\n" for name, value in (extra or {}).items())
     page = _PAGE.format(
-        title=html.escape(title), css=widget_css(f"{module}.css"),
-        esm=_json(widget_file(f"{module}.js").read_text()), state=_json(state), binary=_json(binary or {}),
-        constants=constants, on_set=on_set, before_render=before_render,
+        title=html.escape(title),
+        css=widget_css(f"{module}.css"),
+        esm=_json(widget_file(f"{module}.js").read_text()),
+        state=_json(state),
+        binary=_json(binary or {}),
+        constants=constants,
+        on_set=on_set,
+        before_render=before_render,
     )
     if path is not None:
         Path(path).write_text(page, encoding="utf-8")

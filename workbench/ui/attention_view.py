@@ -43,7 +43,7 @@ def pack_matrix(weights: np.ndarray) -> bytes:
 def unpack_matrix(raw: bytes, n: int) -> np.ndarray:
     """The inverse of ``pack_matrix`` (within 1/255 of each row's maximum)."""
     scale = np.frombuffer(raw[: 4 * n], dtype="<f4")
-    q = np.frombuffer(raw[4 * n: 4 * n + n * n], dtype=np.uint8).reshape(n, n)
+    q = np.frombuffer(raw[4 * n : 4 * n + n * n], dtype=np.uint8).reshape(n, n)
     return q.astype(np.float32) / 255 * scale[:, None]
 
 
@@ -79,8 +79,10 @@ class AttentionView(anywidget.AnyWidget):
 
     def __init__(self, result: AttentionResult, *, layer: int = 0, head: int = 0, mode: str = "head", **kwargs: Any):
         if not isinstance(result, AttentionResult):
-            raise TypeError(f"AttentionView takes an AttentionResult (from workbench.explain.attention), "
-                            f"got {type(result).__name__}.")
+            raise TypeError(
+                f"AttentionView takes an AttentionResult (from workbench.explain.attention), "
+                f"got {type(result).__name__}."
+            )
         super().__init__(**kwargs)
         self.result = result
         n = result.num_tokens
@@ -88,10 +90,17 @@ class AttentionView(anywidget.AnyWidget):
         thumbs, t = thumbnails(result.weights)
         with self.hold_sync():
             self.meta = {
-                "model": result.model, "n": n, "layers": result.num_layers, "heads": result.num_heads,
-                "tokens": result.tokens.to_dict(), "causal": result.causal, "note": result.note,
+                "model": result.model,
+                "n": n,
+                "layers": result.num_layers,
+                "heads": result.num_heads,
+                "tokens": result.tokens.to_dict(),
+                "causal": result.causal,
+                "note": result.note,
                 "stats": {k: np.round(v, 4).tolist() for k, v in result.stats.items()},
-                "stat_names": [s for s in STATISTICS if s in result.stats], "thumb": t, "has_flow": flow is not None,
+                "stat_names": [s for s in STATISTICS if s in result.stats],
+                "thumb": t,
+                "has_flow": flow is not None,
             }
             self.thumbs = thumbs
             self.rollout_data = pack_matrix(attention_rollout(result)[-1])
@@ -130,15 +139,37 @@ class AttentionView(anywidget.AnyWidget):
         Written to ``path`` when given.
         """
         r = self.result
-        heads = {f"{l}:{h}": base64.b64encode(pack_matrix(r.weights[l, h])).decode()
-                 for l in range(r.num_layers) for h in range(r.num_heads)}
-        state = {"meta": self.meta, "mode": self.mode, "selected": self.selected, "stat": self.stat,
-                 "hide_special": self.hide_special, "head_key": "", "head_data": ""}
-        binary = {"thumbs": base64.b64encode(self.thumbs).decode(),
-                  "rollout_data": base64.b64encode(self.rollout_data).decode(),
-                  "flow_data": base64.b64encode(self.flow_data).decode()}
+        heads = {
+            f"{l}:{h}": base64.b64encode(pack_matrix(r.weights[l, h])).decode()
+            for l in range(r.num_layers)
+            for h in range(r.num_heads)
+        }
+        state = {
+            "meta": self.meta,
+            "mode": self.mode,
+            "selected": self.selected,
+            "stat": self.stat,
+            "hide_special": self.hide_special,
+            "head_key": "",
+            "head_data": "",
+        }
+        binary = {
+            "thumbs": base64.b64encode(self.thumbs).decode(),
+            "rollout_data": base64.b64encode(self.rollout_data).decode(),
+            "flow_data": base64.b64encode(self.flow_data).decode(),
+        }
         # Every head is in the page; selecting one hands its matrix over as the kernel would.
-        on_set = ('if (k === "selected") { const key = `${v.layer}:${v.head}`; state.head_data = decode(heads[key]); '
-                  'state.head_key = key; fire("head_data"); fire("head_key"); }')
-        return standalone_page(f"Attention: {r.model}", "attention", state, binary=binary, extra={"heads": heads},
-                               on_set=on_set, before_render='model.set("selected", state.selected);', path=path)
+        on_set = (
+            'if (k === "selected") { const key = `${v.layer}:${v.head}`; state.head_data = decode(heads[key]); '
+            'state.head_key = key; fire("head_data"); fire("head_key"); }'
+        )
+        return standalone_page(
+            f"Attention: {r.model}",
+            "attention",
+            state,
+            binary=binary,
+            extra={"heads": heads},
+            on_set=on_set,
+            before_render='model.set("selected", state.selected);',
+            path=path,
+        )

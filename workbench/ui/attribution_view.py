@@ -32,15 +32,25 @@ __all__ = ["AttributionView"]
 def _row(result: AttributionResult, text_index: int) -> dict:
     f = result.faithfulness
     return {
-        "text": text_index, "method": result.method, "target": result.target, "target_name": result.target_name,
-        "score": round(float(result.score), 6), "route": result.route, "seconds": round(result.seconds, 3),
-        "tokens": list(result.tokens.text), "special": [bool(s) for s in result.tokens.special],
+        "text": text_index,
+        "method": result.method,
+        "target": result.target,
+        "target_name": result.target_name,
+        "score": round(float(result.score), 6),
+        "route": result.route,
+        "seconds": round(result.seconds, 3),
+        "tokens": list(result.tokens.text),
+        "special": [bool(s) for s in result.tokens.special],
         "features": [bool(x) for x in result.features],
-        "spaces": [seg[len(seg.rstrip()):] != "" for seg in result.segments],  # whitespace follows the token
+        "spaces": [seg[len(seg.rstrip()) :] != "" for seg in result.segments],  # whitespace follows the token
         "scores": [round(float(s), 7) for s in result.scores],
-        "faithfulness": None if f is None else {
-            "comprehensiveness": round(f.comprehensiveness, 6), "sufficiency": round(f.sufficiency, 6),
-            "deletion_auc": round(f.deletion_auc, 6)},
+        "faithfulness": None
+        if f is None
+        else {
+            "comprehensiveness": round(f.comprehensiveness, 6),
+            "sufficiency": round(f.sufficiency, 6),
+            "deletion_auc": round(f.deletion_auc, 6),
+        },
         "note": result.note,
     }
 
@@ -60,10 +70,15 @@ class AttributionView(anywidget.AnyWidget):
     def __init__(self, results: AttributionResult | Sequence[AttributionResult], *, title: str = "", **kwargs: Any):
         if isinstance(results, AttributionResult):
             results = [results]
-        if not isinstance(results, Sequence) or not results or not all(
-                isinstance(r, AttributionResult) for r in results):
-            raise TypeError("AttributionView takes an AttributionResult or a non-empty list of them "
-                            "(from workbench.explain.attribute or attribute_many).")
+        if (
+            not isinstance(results, Sequence)
+            or not results
+            or not all(isinstance(r, AttributionResult) for r in results)
+        ):
+            raise TypeError(
+                "AttributionView takes an AttributionResult or a non-empty list of them "
+                "(from workbench.explain.attribute or attribute_many)."
+            )
         super().__init__(**kwargs)
         self.results = list(results)
         texts: list[str] = []
@@ -80,6 +95,11 @@ class AttributionView(anywidget.AnyWidget):
 
     def to_html(self, path: str | Path | None = None) -> str:
         """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``)."""
-        state = {"rows": self.rows, "texts": self.texts, "text_index": self.text_index, "target": self.target,
-                 "title": self.title}
+        state = {
+            "rows": self.rows,
+            "texts": self.texts,
+            "text_index": self.text_index,
+            "target": self.target,
+            "title": self.title,
+        }
         return standalone_page(self.title, "attribution", state, path=path)

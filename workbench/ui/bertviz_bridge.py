@@ -22,8 +22,10 @@ def to_bertviz(result: AttentionResult, view: str = "head") -> Any:
         import bertviz
         import torch
     except ImportError:
-        raise WorkbenchError("bertviz is not installed; `pip install bertviz`, or use workbench.ui.AttentionView "
-                             "(which also works offline).") from None
+        raise WorkbenchError(
+            "bertviz is not installed; `pip install bertviz`, or use workbench.ui.AttentionView "
+            "(which also works offline)."
+        ) from None
     attention = tuple(torch.from_numpy(result.weights[layer][None]) for layer in range(result.num_layers))
     tokens = [t if t else "·" for t in result.tokens.text]
     segment_b = [i for i, s in enumerate(result.tokens.segment_ids) if s == 1]

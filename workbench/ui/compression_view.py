@@ -33,18 +33,46 @@ def _number(value: Any, digits: int = 6) -> Any:
 def report_state(report: CompressionReport) -> dict:
     """The report as the view draws it: numbers rounded, token text as data (set with textContent)."""
     lengths = list(report.latency_ms["original"])
-    rows = [{"label": "weights (MB)", "original": _number(report.size_bytes["original"] / 1e6),
-             "compressed": _number(report.size_bytes["compressed"] / 1e6), "lower_is_better": True}]
-    rows += [{"label": f"latency @{n} tokens (ms)", "original": _number(report.latency_ms["original"][n]),
-              "compressed": _number(report.latency_ms["compressed"][n]), "lower_is_better": True} for n in lengths]
+    rows = [
+        {
+            "label": "weights (MB)",
+            "original": _number(report.size_bytes["original"] / 1e6),
+            "compressed": _number(report.size_bytes["compressed"] / 1e6),
+            "lower_is_better": True,
+        }
+    ]
+    rows += [
+        {
+            "label": f"latency @{n} tokens (ms)",
+            "original": _number(report.latency_ms["original"][n]),
+            "compressed": _number(report.latency_ms["compressed"][n]),
+            "lower_is_better": True,
+        }
+        for n in lengths
+    ]
     if report.metric:
-        rows.append({"label": report.metric, "original": _number(report.metric_values["original"]),
-                     "compressed": _number(report.metric_values["compressed"]),
-                     "lower_is_better": report.metric == "perplexity"})
-    examples = [{"text": e["text"], "target": e["target"], "tokens": e["tokens"], "special": e["special"],
-                 "spaces": e["spaces"], "features": e["features"],
-                 "original": [_number(v) for v in e["original"]], "compressed": [_number(v) for v in e["compressed"]],
-                 "spearman": _number(e["spearman"], 4)} for e in report.examples]
+        rows.append(
+            {
+                "label": report.metric,
+                "original": _number(report.metric_values["original"]),
+                "compressed": _number(report.metric_values["compressed"]),
+                "lower_is_better": report.metric == "perplexity",
+            }
+        )
+    examples = [
+        {
+            "text": e["text"],
+            "target": e["target"],
+            "tokens": e["tokens"],
+            "special": e["special"],
+            "spaces": e["spaces"],
+            "features": e["features"],
+            "original": [_number(v) for v in e["original"]],
+            "compressed": [_number(v) for v in e["compressed"]],
+            "spearman": _number(e["spearman"], 4),
+        }
+        for e in report.examples
+    ]
     return {
         "title": f"{report.original} → {report.compressed}",
         "method": report.compression.get("method", ""),
@@ -69,13 +97,16 @@ class CompressionView(anywidget.AnyWidget):
 
     def __init__(self, report: CompressionReport, **kwargs: Any):
         if not isinstance(report, CompressionReport):
-            raise TypeError("CompressionView takes the CompressionReport of workbench.compress.compare_models, "
-                            f"got {type(report).__name__}.")
+            raise TypeError(
+                "CompressionView takes the CompressionReport of workbench.compress.compare_models, "
+                f"got {type(report).__name__}."
+            )
         super().__init__(**kwargs)
         self.source = report
         self.report = report_state(report)
 
     def to_html(self, path: str | Path | None = None) -> str:
         """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``)."""
-        return standalone_page(self.report["title"], "compression", {"report": self.report, "example": self.example},
-                               path=path)
+        return standalone_page(
+            self.report["title"], "compression", {"report": self.report, "example": self.example}, path=path
+        )

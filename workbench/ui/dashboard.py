@@ -22,7 +22,7 @@ from workbench.training.events import Callback, Control, TrainState
 from workbench.ui._assets import widget_file
 from workbench.ui.snapshot import curves_svg
 
-__all__ = ["TrainingDashboard", "DashboardCallback", "downsample"]
+__all__ = ["DashboardCallback", "TrainingDashboard", "downsample"]
 
 _PALETTE = ["#0969da", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#bf3989", "#57606a"]
 MAX_POINTS = 800  # per series sent to the browser: enough for a smooth curve, small in a saved notebook
@@ -163,9 +163,11 @@ class TrainingDashboard(anywidget.AnyWidget):
             self._install_interrupt_handler()
             self.job = trainer.start()
         else:
-            self.notice = ("Colab shows no widget updates from a background thread, so this run trains in the "
-                           "foreground: the buttons wait until it ends; interrupt the cell to stop it "
-                           "(a checkpoint is saved first).")
+            self.notice = (
+                "Colab shows no widget updates from a background thread, so this run trains in the "
+                "foreground: the buttons wait until it ends; interrupt the cell to stop it "
+                "(a checkpoint is saved first)."
+            )
             self.job = None
             trainer.fit()
 
@@ -233,10 +235,18 @@ class TrainingDashboard(anywidget.AnyWidget):
     def _run_payload(self, index: int, trainer: Any) -> dict:
         train = trainer.history.train
         keep = downsample([r["loss"] for r in train])
-        payload = {"name": self._names[index], "color": _PALETTE[index % len(_PALETTE)],
-                   "steps": [train[i]["step"] for i in keep], "points": len(train)}
-        for key, field in (("loss", "loss"), ("smoothed", "smoothed_loss"), ("lr", "learning_rate"),
-                           ("tps", "tokens_per_second")):
+        payload = {
+            "name": self._names[index],
+            "color": _PALETTE[index % len(_PALETTE)],
+            "steps": [train[i]["step"] for i in keep],
+            "points": len(train),
+        }
+        for key, field in (
+            ("loss", "loss"),
+            ("smoothed", "smoothed_loss"),
+            ("lr", "learning_rate"),
+            ("tps", "tokens_per_second"),
+        ):
             payload[key] = _round([train[i][field] for i in keep])
         evals = trainer.history.eval
         payload["eval_steps"] = [r["step"] for r in evals]
@@ -248,9 +258,25 @@ class TrainingDashboard(anywidget.AnyWidget):
         if trainer is None:
             return {"status": "created", "message": "no run yet", "title": self.title}
         st = trainer.state.to_dict()
-        keep = ("step", "max_steps", "epoch", "train_loss", "smoothed_loss", "learning_rate", "grad_norm",
-                "tokens_per_second", "mfu", "elapsed_seconds", "eta_seconds", "status", "message", "precision",
-                "device", "last_checkpoint", "tokens_seen")
+        keep = (
+            "step",
+            "max_steps",
+            "epoch",
+            "train_loss",
+            "smoothed_loss",
+            "learning_rate",
+            "grad_norm",
+            "tokens_per_second",
+            "mfu",
+            "elapsed_seconds",
+            "eta_seconds",
+            "status",
+            "message",
+            "precision",
+            "device",
+            "last_checkpoint",
+            "tokens_seen",
+        )
         payload = {k: _clean(st[k]) for k in keep}
         if st["status"] == "running" and trainer.state.step == 0:
             payload["message"] = "starting…"
@@ -291,8 +317,12 @@ class TrainingDashboard(anywidget.AnyWidget):
         except ImportError:
             return
         ip = get_ipython()
-        if ip is not None and self._parent is not None and hasattr(ip, "set_thread_parent") \
-                and threading.current_thread() is not threading.main_thread():
+        if (
+            ip is not None
+            and self._parent is not None
+            and hasattr(ip, "set_thread_parent")
+            and threading.current_thread() is not threading.main_thread()
+        ):
             self._thread_tokens = ip.set_thread_parent(self._parent)
 
     def _finished(self) -> None:
@@ -301,8 +331,10 @@ class TrainingDashboard(anywidget.AnyWidget):
             try:
                 from IPython.display import HTML
 
-                svg = curves_svg([(self._names[i], _PALETTE[i % len(_PALETTE)], t.history)
-                                  for i, t in enumerate(self._trainers)], title=self.trainer.state.message)
+                svg = curves_svg(
+                    [(self._names[i], _PALETTE[i % len(_PALETTE)], t.history) for i, t in enumerate(self._trainers)],
+                    title=self.trainer.state.message,
+                )
                 self._snapshot_handle.update(HTML(svg))
             except Exception:  # the snapshot is a courtesy; never let it mask the run's own outcome
                 pass

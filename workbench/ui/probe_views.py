@@ -43,8 +43,10 @@ def _model_list(models: Any) -> list[tuple[str, Any]]:
         return [(models.name, models)]
     if isinstance(models, Sequence) and models:
         return [(_label(m), m) for m in models]
-    raise TypeError("MaskProbe takes a model bundle, a run folder with checkpoints, a list of bundles or "
-                    "checkpoint folders, or a mapping from labels to them.")
+    raise TypeError(
+        "MaskProbe takes a model bundle, a run folder with checkpoints, a list of bundles or "
+        "checkpoint folders, or a mapping from labels to them."
+    )
 
 
 def _label(model: Any) -> str:
@@ -69,8 +71,9 @@ class MaskProbe(anywidget.AnyWidget):
     result = traitlets.Dict({}).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, models: Any, text: str = "", *, top_k: int = 5, lens: bool = True, checkpoint: int = -1,
-                 **kwargs: Any):
+    def __init__(
+        self, models: Any, text: str = "", *, top_k: int = 5, lens: bool = True, checkpoint: int = -1, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self._models = _model_list(models)
         self._loaded: OrderedDict[int, Any] = OrderedDict()
@@ -121,8 +124,14 @@ class MaskProbe(anywidget.AnyWidget):
             with self.hold_sync():
                 self.error, self.result = str(e), {}
             return
-        result = {"kind": bundle.kind, "model": self.checkpoints[self.checkpoint], "text": self.text,
-                  "predictions": predictions, "lens": lens, "ms": round(1000 * (time.perf_counter() - started), 1)}
+        result = {
+            "kind": bundle.kind,
+            "model": self.checkpoints[self.checkpoint],
+            "text": self.text,
+            "predictions": predictions,
+            "lens": lens,
+            "ms": round(1000 * (time.perf_counter() - started), 1),
+        }
         with self.hold_sync():
             self.error, self.result = "", result
 
@@ -133,13 +142,18 @@ class MaskProbe(anywidget.AnyWidget):
 
 def _lens_payload(lens: Any) -> dict:
     """The lens as the view draws it: each cell's top token and probability, and the target's probability."""
-    return {"layers": lens.layer_names, "tokens": lens.tokens.text, "special": lens.tokens.special,
-            "top": [[cell[0] for cell in row] for row in lens.top_tokens],  # (rows, positions)
-            "top_prob": np.round(lens.top_probs[..., 0], 4).tolist(),
-            "runners_up": [[cell[1:] for cell in row] for row in lens.top_tokens],  # (rows, positions, k - 1)
-            "runner_up_probs": np.round(lens.top_probs[..., 1:], 4).tolist(),
-            "target": lens.target_name, "target_prob": np.round(lens.target_probs, 4).tolist(),
-            "read": lens.read_position}
+    return {
+        "layers": lens.layer_names,
+        "tokens": lens.tokens.text,
+        "special": lens.tokens.special,
+        "top": [[cell[0] for cell in row] for row in lens.top_tokens],  # (rows, positions)
+        "top_prob": np.round(lens.top_probs[..., 0], 4).tolist(),
+        "runners_up": [[cell[1:] for cell in row] for row in lens.top_tokens],  # (rows, positions, k - 1)
+        "runner_up_probs": np.round(lens.top_probs[..., 1:], 4).tolist(),
+        "target": lens.target_name,
+        "target_prob": np.round(lens.target_probs, 4).tolist(),
+        "read": lens.read_position,
+    }
 
 
 class ProbeTimeline(anywidget.AnyWidget):
@@ -168,8 +182,10 @@ class ProbeTimeline(anywidget.AnyWidget):
         elif isinstance(source, Sequence):
             records = [r for r in source if isinstance(r, dict) and r.get("kind") == "probe"]
         else:
-            raise TypeError("ProbeTimeline takes a ProbeRecorder (live), a TrainingHistory, a checkpoint or run "
-                            "folder, or a list of probe records.")
+            raise TypeError(
+                "ProbeTimeline takes a ProbeRecorder (live), a TrainingHistory, a checkpoint or run "
+                "folder, or a list of probe records."
+            )
         self.records = list(records)
 
     def _on_record(self, record: dict) -> None:

@@ -31,10 +31,12 @@ def curves_svg(runs: list[tuple[str, str, Any]], title: str = "", width: int = 5
         series.append((name, color, _thin(train), evals))
     xs = [x for s in series for x, _ in s[2] + s[3]]
     ys = [y for s in series for _, y in s[2] + s[3]]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" class="wb-snapshot" role="img" '
-             'style="font: 10px sans-serif; background: white">',
-             f'<text x="{pad_l}" y="14" style="font-weight: 600">{html.escape(title or "final curves")}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" class="wb-snapshot" role="img" '
+        'style="font: 10px sans-serif; background: white">',
+        f'<text x="{pad_l}" y="14" style="font-weight: 600">{html.escape(title or "final curves")}</text>',
+    ]
     if xs:
         x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
         y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
@@ -47,8 +49,10 @@ def curves_svg(runs: list[tuple[str, str, Any]], title: str = "", width: int = 5
 
         decimals = max(0, min(8, 1 - math.floor(math.log10(max(y1 - y0, 1e-12)))))  # ticks tell apart
         for value in (y0, (y0 + y1) / 2, y1):
-            parts.append(f'<text x="{pad_l - 4}" y="{py(value) + 3:.1f}" text-anchor="end" '
-                         f'fill="#656d76">{value:.{decimals}f}</text>')
+            parts.append(
+                f'<text x="{pad_l - 4}" y="{py(value) + 3:.1f}" text-anchor="end" '
+                f'fill="#656d76">{value:.{decimals}f}</text>'
+            )
         parts.append(f'<text x="{pad_l}" y="{height - 6}" fill="#656d76">step {x0:g}</text>')
         parts.append(f'<text x="{width - pad_r}" y="{height - 6}" text-anchor="end" fill="#656d76">step {x1:g}</text>')
         for i, (name, color, train, evals) in enumerate(series):
@@ -57,8 +61,10 @@ def curves_svg(runs: list[tuple[str, str, Any]], title: str = "", width: int = 5
                 parts.append(f'<path d="{d}" fill="none" stroke="{html.escape(color)}" stroke-width="1.6"/>')
             for x, y in evals:
                 parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{html.escape(color)}"/>')
-            parts.append(f'<text x="{width - pad_r}" y="{14 + 12 * i}" text-anchor="end" '
-                         f'fill="{html.escape(color)}">{html.escape(name)}</text>')
+            parts.append(
+                f'<text x="{width - pad_r}" y="{14 + 12 * i}" text-anchor="end" '
+                f'fill="{html.escape(color)}">{html.escape(name)}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 

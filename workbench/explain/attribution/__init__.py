@@ -45,8 +45,16 @@ METHODS: dict[str, tuple[Callable[..., tuple], tuple[str, ...]]] = {
 }
 
 
-def attribute(bundle: Any, text: str, target: Any = None, method: str = "shap", *, faithfulness: bool = True,
-              memory_mb: int = DEFAULT_MEMORY_MB, **options: Any) -> AttributionResult:
+def attribute(
+    bundle: Any,
+    text: str,
+    target: Any = None,
+    method: str = "shap",
+    *,
+    faithfulness: bool = True,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    **options: Any,
+) -> AttributionResult:
     """Score each token of ``text`` for how much it raises the probability of ``target``.
 
     ``target``: a label name or index (classifier), a token string or id (language models), or
@@ -78,8 +86,17 @@ def attribute(bundle: Any, text: str, target: Any = None, method: str = "shap", 
     return result
 
 
-def _result(obj: Objective, method: str, scores: Any, extra: dict, route: str, score: float, baseline: float,
-            seconds: float, evaluations: int) -> AttributionResult:
+def _result(
+    obj: Objective,
+    method: str,
+    scores: Any,
+    extra: dict,
+    route: str,
+    score: float,
+    baseline: float,
+    seconds: float,
+    evaluations: int,
+) -> AttributionResult:
     import numpy as np
 
     dtype = str(next(obj.bundle.model.parameters()).dtype).replace("torch.", "")
@@ -89,18 +106,40 @@ def _result(obj: Objective, method: str, scores: Any, extra: dict, route: str, s
     else:
         route = f"{route}; the model's own forward, {precision}"
     return AttributionResult(
-        model=obj.bundle.name, text=obj.text, method=method, task=obj.task, target=obj.target,
-        target_name=obj.target_name, tokens=obj.tokens, segments=obj.segments,
-        scores=np.asarray(scores, dtype=np.float32), features=obj.features.copy(), score=score,
-        baseline_score=baseline, removal=obj.removal, route=route, precision=precision, seconds=seconds,
+        model=obj.bundle.name,
+        text=obj.text,
+        method=method,
+        task=obj.task,
+        target=obj.target,
+        target_name=obj.target_name,
+        tokens=obj.tokens,
+        segments=obj.segments,
+        scores=np.asarray(scores, dtype=np.float32),
+        features=obj.features.copy(),
+        score=score,
+        baseline_score=baseline,
+        removal=obj.removal,
+        route=route,
+        precision=precision,
+        seconds=seconds,
         evaluations=evaluations,
-        position=obj.position, extra=extra, note=obj.note,
+        position=obj.position,
+        extra=extra,
+        note=obj.note,
     )
 
 
-def attribute_many(bundle: Any, texts: Sequence[str], target: Any = None, method: str | Sequence[str] = "shap", *,
-                   progress: bool = True, faithfulness: bool = True, memory_mb: int = DEFAULT_MEMORY_MB,
-                   **options: Any) -> list[AttributionResult]:
+def attribute_many(
+    bundle: Any,
+    texts: Sequence[str],
+    target: Any = None,
+    method: str | Sequence[str] = "shap",
+    *,
+    progress: bool = True,
+    faithfulness: bool = True,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    **options: Any,
+) -> list[AttributionResult]:
     """``attribute`` for each text, and for each method when ``method`` is a list, with a progress bar.
 
     Returns the results text by text, methods in the order given. Options a method does not take
@@ -123,7 +162,8 @@ def attribute_many(bundle: Any, texts: Sequence[str], target: Any = None, method
         for text in texts:
             for m in methods:
                 taken = {k: v for k, v in options.items() if k in METHODS[m][1]}
-                results.append(attribute(bundle, text, target, m, faithfulness=faithfulness, memory_mb=memory_mb,
-                                         **taken))
+                results.append(
+                    attribute(bundle, text, target, m, faithfulness=faithfulness, memory_mb=memory_mb, **taken)
+                )
                 bar.update(1)
     return results

@@ -63,18 +63,26 @@ class FastEncoder:
         for i, layer in enumerate(bert.encoder.layer):
             s, o = layer.attention.self, layer.attention.output
             packed = self.onednn
-            self.layers.append(_Layer(
-                qkv=PackedLinear.of([s.query.weight, s.key.weight, s.value.weight],
-                                    [s.query.bias, s.key.bias, s.value.bias], packed) if i < last else None,
-                q=PackedLinear.of([s.query.weight], [s.query.bias], packed) if i == last else None,
-                kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed)
-                if i == last else None,
-                out=PackedLinear.of([o.dense.weight], [o.dense.bias], packed),
-                norm1=o.LayerNorm,
-                up=PackedLinear.of([layer.intermediate.dense.weight], [layer.intermediate.dense.bias], packed, "gelu"),
-                down=PackedLinear.of([layer.output.dense.weight], [layer.output.dense.bias], packed),
-                norm2=layer.output.LayerNorm,
-            ))
+            self.layers.append(
+                _Layer(
+                    qkv=PackedLinear.of(
+                        [s.query.weight, s.key.weight, s.value.weight], [s.query.bias, s.key.bias, s.value.bias], packed
+                    )
+                    if i < last
+                    else None,
+                    q=PackedLinear.of([s.query.weight], [s.query.bias], packed) if i == last else None,
+                    kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed)
+                    if i == last
+                    else None,
+                    out=PackedLinear.of([o.dense.weight], [o.dense.bias], packed),
+                    norm1=o.LayerNorm,
+                    up=PackedLinear.of(
+                        [layer.intermediate.dense.weight], [layer.intermediate.dense.bias], packed, "gelu"
+                    ),
+                    down=PackedLinear.of([layer.output.dense.weight], [layer.output.dense.bias], packed),
+                    norm2=layer.output.LayerNorm,
+                )
+            )
         pooler = bert.pooler
         self.pooler = PackedLinear.of([pooler.dense.weight], [pooler.dense.bias], False) if pooler else None
         self.classifier = PackedLinear.of([model.classifier.weight], [model.classifier.bias], False)
@@ -83,14 +91,16 @@ class FastEncoder:
     def supports(model: Any) -> bool:
         """True for a BERT sequence classifier in fp32 with exact GELU, absolute positions and softmax labels."""
         cfg = getattr(model, "config", None)
-        return (type(model).__name__ == "BertForSequenceClassification"
-                and getattr(cfg, "hidden_act", None) == "gelu"
-                and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
-                and getattr(cfg, "problem_type", None) in (None, "single_label_classification")
-                and getattr(cfg, "num_labels", 0) > 1
-                and next(model.parameters()).dtype == torch.float32
-                # plain Linear layers only: a quantized (int8) model keeps its weights where this cannot read them
-                and all(type(m) is torch.nn.Linear for m in model.modules() if "Linear" in type(m).__name__))
+        return (
+            type(model).__name__ == "BertForSequenceClassification"
+            and getattr(cfg, "hidden_act", None) == "gelu"
+            and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
+            and getattr(cfg, "problem_type", None) in (None, "single_label_classification")
+            and getattr(cfg, "num_labels", 0) > 1
+            and next(model.parameters()).dtype == torch.float32
+            # plain Linear layers only: a quantized (int8) model keeps its weights where this cannot read them
+            and all(type(m) is torch.nn.Linear for m in model.modules() if "Linear" in type(m).__name__)
+        )
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, nq, _ = q.shape

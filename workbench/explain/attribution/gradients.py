@@ -7,7 +7,7 @@ import torch
 
 from workbench.explain.attribution.objective import AttributionError, Objective
 
-__all__ = ["integrated_gradients", "gradient_x_input"]
+__all__ = ["gradient_x_input", "integrated_gradients"]
 
 MAX_STEPS = 1024
 TOLERANCE = 0.01  # completeness: |sum of attributions − (f(x) − f(baseline))| within 1% of the difference
@@ -18,7 +18,7 @@ def _gradients(obj: Objective, points: torch.Tensor) -> tuple[torch.Tensor, torc
     values, grads = [], []
     size = obj.rows_per_batch(points.shape[1], gradients=True)
     for start in range(0, points.shape[0], size):
-        x = points[start:start + size].detach().requires_grad_(True)
+        x = points[start : start + size].detach().requires_grad_(True)
         with torch.enable_grad():
             y = obj.score_embeddings(x)  # (batch,)
             (g,) = torch.autograd.grad(y.sum(), x)
@@ -60,8 +60,14 @@ def integrated_gradients(objective: Objective, *, steps: int = 32) -> tuple[np.n
             break
         steps = min(2 * steps, MAX_STEPS)
     scores = np.where(obj.features, attributions.cpu().numpy(), 0.0)
-    extra = {"steps": steps, "completeness_error": error, "f_x": float(ends[0]), "f_baseline": float(ends[1]),
-             "relative_completeness_error": error / max(abs(difference), 1e-12), "base_value": float(ends[1])}
+    extra = {
+        "steps": steps,
+        "completeness_error": error,
+        "f_x": float(ends[0]),
+        "f_baseline": float(ends[1]),
+        "relative_completeness_error": error / max(abs(difference), 1e-12),
+        "base_value": float(ends[1]),
+    }
     baseline_name = "the mask token" if obj.reference_id is not None else "zero vectors"
     return scores, extra, f"integrated gradients on word embeddings from {baseline_name}"
 

@@ -98,7 +98,7 @@ class Objective:
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # longest first: it sizes its batch
         start = 0
         while start < len(order):
-            chunk = order[start:start + self.rows_per_batch(len(rows[order[start]]))]
+            chunk = order[start : start + self.rows_per_batch(len(rows[order[start]]))]
             out[chunk] = self._forward_ids([rows[i] for i in chunk])
             start += len(chunk)
         self.evaluations += len(rows)
@@ -126,8 +126,8 @@ class Objective:
         ids = torch.full((len(rows), n), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-            mask[i, :len(r)] = 1
+            ids[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+            mask[i, : len(r)] = 1
         return ids.to(self.bundle.device), mask.to(self.bundle.device)
 
     def _forward_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
@@ -176,7 +176,7 @@ class Objective:
             read = mask.sum(-1) - 1  # the last real token of each row
         with _read_positions(model, read[:, None]):  # the head at one position per row
             logits = model(attention_mask=mask, **inputs).logits[:, 0]  # (batch, vocab)
-        return logits.float().softmax(-1)[:, self.target:self.target + 1]
+        return logits.float().softmax(-1)[:, self.target : self.target + 1]
 
 
 @contextlib.contextmanager
@@ -195,8 +195,9 @@ def evaluation(model: Any) -> Iterator[None]:
 _TASKS = {"classifier": "classify", "masked-lm": "masked-lm", "causal-lm": "causal-lm"}
 
 
-def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int = DEFAULT_MEMORY_MB,
-                   fast: bool = True) -> Objective:
+def make_objective(
+    bundle: Any, text: Any, target: Any = None, *, memory_mb: int = DEFAULT_MEMORY_MB, fast: bool = True
+) -> Objective:
     """Check ``text`` and ``target`` against ``bundle`` and fix what an attribution will explain.
 
     ``target`` is a label name or index (classifier), a token string or id (language models),
@@ -208,7 +209,8 @@ def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int
         raise AttributionError(
             f"Attributions need a classifier, a masked LM or a causal LM; {getattr(bundle, 'name', bundle)!r} "
             f"is a {getattr(bundle, 'kind', type(bundle).__name__)} model. Load it with kind='classifier' "
-            "(and fine-tune it) or as a language model.")
+            "(and fine-tune it) or as a language model."
+        )
     if not isinstance(memory_mb, int) or memory_mb < 1:
         raise AttributionError(f"memory_mb must be a positive number of megabytes, got {memory_mb!r}.")
     tok = bundle.tokenizer
@@ -218,17 +220,20 @@ def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int
             raise AttributionError(f"{bundle.name} has no mask token, so it cannot fill a masked position.")
         text = _with_model_mask(tok, text)
         if tok.mask_token not in text:
-            raise AttributionError(f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess "
-                                   "a word, and the attribution explains that guess.")
+            raise AttributionError(
+                f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess "
+                "a word, and the attribution explains that guess."
+            )
     enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
     ids = [int(i) for i in enc["input_ids"]]
     if len(ids) > bundle.max_positions:
-        raise AttributionError(f"The text is {len(ids)} tokens long but {bundle.name} takes at most "
-                               f"{bundle.max_positions}; shorten it.")
+        raise AttributionError(
+            f"The text is {len(ids)} tokens long but {bundle.name} takes at most {bundle.max_positions}; shorten it."
+        )
     info = token_info(tok, enc, text)
     offsets = [tuple(o) for o in enc["offset_mapping"]]
-    segments = [text[offsets[i][0]:max(offsets[i][1], offsets[i + 1][0])] for i in range(len(ids) - 1)]
-    segments.append(text[offsets[-1][0]:offsets[-1][1]])
+    segments = [text[offsets[i][0] : max(offsets[i][1], offsets[i + 1][0])] for i in range(len(ids) - 1)]
+    segments.append(text[offsets[-1][0] : offsets[-1][1]])
     features = ~np.asarray(info.special, dtype=bool)
     position = None
     if task == "masked-lm":
@@ -241,8 +246,9 @@ def make_objective(bundle: Any, text: Any, target: Any = None, *, memory_mb: int
         raise AttributionError("The text has no tokens to attribute (only special tokens); write some words.")
     removal = "mask" if tok.mask_token_id is not None else "delete"
     reference = tok.mask_token_id if removal == "mask" else None
-    objective = Objective(bundle, text, task, ids, info, segments, features, 0, "", position, removal, reference,
-                          memory_mb, note)
+    objective = Objective(
+        bundle, text, task, ids, info, segments, features, 0, "", position, removal, reference, memory_mb, note
+    )
     objective.target, objective.target_name = _resolve_target(objective, target)
     if fast and task == "classify":
         from workbench.explain.attribution.fast_encoder import FastEncoder
@@ -282,8 +288,10 @@ def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
             return index, names[index] if index < len(names) else str(index)
         if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
             if not 0 <= int(target) < len(names):
-                raise AttributionError(f"Label {int(target)} is out of range: {bundle.name} has {len(names)} labels "
-                                       f"({', '.join(names)}); use 0 to {len(names) - 1} or a name.")
+                raise AttributionError(
+                    f"Label {int(target)} is out of range: {bundle.name} has {len(names)} labels "
+                    f"({', '.join(names)}); use 0 to {len(names) - 1} or a name."
+                )
             return int(target), names[int(target)]
         if isinstance(target, str):
             if target not in names:
@@ -295,8 +303,9 @@ def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
             mask = torch.ones((1, len(obj.input_ids)), dtype=torch.long, device=bundle.device)
             read = torch.tensor([obj.position if obj.task == "masked-lm" else len(obj.input_ids) - 1])
             with _read_positions(bundle.model, read[:, None]):
-                logits = bundle.model(input_ids=torch.tensor([obj.input_ids], device=bundle.device),
-                                      attention_mask=mask).logits[0, 0]
+                logits = bundle.model(
+                    input_ids=torch.tensor([obj.input_ids], device=bundle.device), attention_mask=mask
+                ).logits[0, 0]
         index = int(logits.argmax())
         return index, _display(tok, index)
     try:

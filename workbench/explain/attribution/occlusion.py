@@ -16,8 +16,8 @@ def occlusion(objective: Objective, *, window: int = 1) -> tuple[np.ndarray, dic
     obj = objective
     positions = np.flatnonzero(obj.features)
     rows, spans = [], []
-    for start in range(0, len(positions) - window + 1) if len(positions) >= window else [0]:
-        span = positions[start:start + window]
+    for start in range(len(positions) - window + 1) if len(positions) >= window else [0]:
+        span = positions[start : start + window]
         drop = np.zeros(len(obj.input_ids), dtype=bool)
         drop[span] = True
         rows.append(obj.remove(drop))

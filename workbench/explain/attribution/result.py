@@ -56,13 +56,24 @@ class AttributionResult:
     def to_dict(self) -> dict:
         """Everything as plain JSON-ready values."""
         return {
-            "model": self.model, "text": self.text, "method": self.method, "task": self.task,
-            "target": self.target, "target_name": self.target_name, "tokens": self.tokens.to_dict(),
-            "segments": self.segments, "scores": [float(s) for s in self.scores],
-            "features": [bool(f) for f in self.features], "score": self.score,
-            "baseline_score": self.baseline_score, "removal": self.removal, "route": self.route,
+            "model": self.model,
+            "text": self.text,
+            "method": self.method,
+            "task": self.task,
+            "target": self.target,
+            "target_name": self.target_name,
+            "tokens": self.tokens.to_dict(),
+            "segments": self.segments,
+            "scores": [float(s) for s in self.scores],
+            "features": [bool(f) for f in self.features],
+            "score": self.score,
+            "baseline_score": self.baseline_score,
+            "removal": self.removal,
+            "route": self.route,
             "precision": self.precision,
-            "seconds": self.seconds, "evaluations": self.evaluations, "position": self.position,
+            "seconds": self.seconds,
+            "evaluations": self.evaluations,
+            "position": self.position,
             "faithfulness": self.faithfulness.to_dict() if self.faithfulness is not None else None,
             "extra": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.extra.items()},
             "note": self.note,
@@ -81,5 +92,7 @@ class AttributionResult:
 
     def __repr__(self) -> str:
         top = ", ".join(f"{t!r} {s:+.3f}" for t, s in self.top(3))
-        return (f"AttributionResult({self.method} on {self.model}, target {self.target_name!r} "
-                f"p={self.score:.3f}, {self.num_tokens} tokens; top: {top})")
+        return (
+            f"AttributionResult({self.method} on {self.model}, target {self.target_name!r} "
+            f"p={self.score:.3f}, {self.num_tokens} tokens; top: {top})"
+        )

@@ -38,8 +38,9 @@ class _MaskedTextModel:
                 rows = obj.bundle.tokenizer(missing, verbose=False)["input_ids"]
                 too_long = max(len(r) for r in rows) > obj.bundle.max_positions
                 if too_long:
-                    raise AttributionError("A masked copy of the text is longer than the model takes; "
-                                           "shorten the text.")
+                    raise AttributionError(
+                        "A masked copy of the text is longer than the model takes; shorten the text."
+                    )
             else:
                 rows = [list(k) for k in missing]
             for key, values in zip(missing, obj.outputs_ids(rows)):
@@ -63,7 +64,7 @@ def shap_values(objective: Objective, *, max_evals: int = 500, seed: int = 0) ->
     strings = obj.task != "masked-lm"
     masker = shap.maskers.Text(obj.bundle.tokenizer, output_type="string" if strings else "token_ids")
     model = _MaskedTextModel(obj, strings)
-    names = (obj.bundle.label_names if obj.task == "classify" else None)
+    names = obj.bundle.label_names if obj.task == "classify" else None
     explainer = shap.Explainer(model, masker, algorithm="partition", output_names=names, seed=seed)
     # The Partition explainer breaks ties between equally promising masks with numpy's global random
     # numbers (its own ``seed`` is unused): seed them, so one seed gives one answer, and give the
@@ -79,9 +80,17 @@ def shap_values(objective: Objective, *, max_evals: int = 500, seed: int = 0) ->
     if values.ndim == 2:
         values, base = values[:, obj.target], base[obj.target]
     if len(values) != len(obj.input_ids):
-        raise AttributionError("shap's Text masker split the text into different tokens than the model's tokenizer; "
-                               "this tokenizer is not supported by the shap method, use another method.")
+        raise AttributionError(
+            "shap's Text masker split the text into different tokens than the model's tokenizer; "
+            "this tokenizer is not supported by the shap method, use another method."
+        )
     scores = np.where(obj.features, values, 0.0)
-    extra = {"max_evals": max_evals, "seed": seed, "base_value": float(base), "masked_inputs": model.calls,
-             "cache_hits": model.hits, "masker": "Text, " + ("strings" if strings else "token ids")}
+    extra = {
+        "max_evals": max_evals,
+        "seed": seed,
+        "base_value": float(base),
+        "masked_inputs": model.calls,
+        "cache_hits": model.hits,
+        "masker": "Text, " + ("strings" if strings else "token ids"),
+    }
     return scores, extra, "shap Partition explainer"
