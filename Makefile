@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup lab demo test test-fast test-browser test-notebooks assets browser-deps clean
+.PHONY: setup lab demo test lint test-fast test-gpu test-browser test-notebooks assets browser-deps clean
 
 setup: $(STAMP)
 
@@ -33,8 +33,14 @@ SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 browser-deps:
 	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
 
+# ruff (lint and format) and mypy (strict on workbench/) fail the build on a new violation.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 # The tutorials run too, short (WORKBENCH_QUICK=1): nbval executes every cell and fails on an error.
-test: setup browser-deps
+test: setup browser-deps lint
 	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-browser: setup browser-deps
@@ -42,6 +48,13 @@ test-browser: setup browser-deps
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not assets and not browser"
+
+# Where a CUDA device is present: the Trainer in bf16 and fp16, resume, Stop, NCCL with two devices,
+# explain calls equal to the CPU's, and the MFU benchmark (GPT-2-small size). Elsewhere: one line saying so.
+test-gpu: setup
+	@if $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+		$(BIN)/python -m pytest tests/gpu -q -rs && $(BIN)/python tests/benchmarks/gpu_mfu.py; \
+	else echo "test-gpu: no CUDA device on this machine; nothing to run (the GPU checks run where one is lent)"; fi
 
 test-notebooks: setup
 	WORKBENCH_QUICK=1 $(BIN)/python -m pytest notebooks --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
