@@ -16,6 +16,13 @@ PAYLOADS = [
     "javascript:alert(6)",
     "${alert(7)} {{7*7}}",
     "<!-- --><iframe src=javascript:alert(8)>",
+    # The HTML parser's script states: after "<!--", a "<script" makes "</script>" no longer end the
+    # element (the "double-escaped" state) until a "-->"; a page inlined unescaped renders nothing at
+    # all. So "-->" comes first and "<!--<script>" last: no later payload closes what it opens.
+    "-->",
+    "</script><!--",
+    "<script>",
+    "<!--<script>",
 ]
 SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 256}
 

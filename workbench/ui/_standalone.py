@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.ui._assets import widget_css, widget_file
 
-__all__ = ["standalone_page"]
+__all__ = ["script_json", "standalone_page"]
 
 
 def standalone_page(
@@ -28,13 +28,13 @@ def standalone_page(
     values are inlined as JS constants of those names; ``on_set`` is JS run inside ``model.set(k, v)``
     after the change; ``before_render`` runs once before the view renders. Written to ``path`` when given.
     """
-    constants = "".join(f"const {name} = {_json(value)};\n" for name, value in (extra or {}).items())
+    constants = "".join(f"const {name} = {script_json(value)};\n" for name, value in (extra or {}).items())
     page = _PAGE.format(
         title=html.escape(title),
         css=widget_css(f"{module}.css"),
-        esm=_json(widget_file(f"{module}.js").read_text()),
-        state=_json(state),
-        binary=_json(binary or {}),
+        esm=script_json(widget_file(f"{module}.js").read_text()),
+        state=script_json(state),
+        binary=script_json(binary or {}),
         constants=constants,
         on_set=on_set,
         before_render=before_render,
@@ -44,9 +44,16 @@ def standalone_page(
     return page
 
 
-def _json(value: object) -> str:
-    # "</" would end the script element early, whatever a token string contains
-    return json.dumps(value).replace("</", "<\\/")
+# Inside a <script> element the HTML parser still looks for "</script" and, after "<!--", for "<script":
+# a text holding "<!--<script>" would switch it to the double-escaped state and the page would render
+# nothing. With <, > and & written as JSON escapes (as Django's json_script does) no markup is left.
+# U+2028/2029 are escaped too, for the JS parsers that predate JSON superset (ES2019).
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(value: object) -> str:
+    """``value`` as JSON that can stand inside a ``<script>`` element: no ``<``, ``>`` or ``&`` left in it."""
+    return json.dumps(value).translate(_SCRIPT_SAFE)
 
 
 _PAGE = """<!doctype html>
