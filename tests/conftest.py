@@ -1,14 +1,29 @@
-"""Shared test set-up: no model hub, quiet tokenizers, and tiny corpora."""
+"""Shared test set-up: no model hub, quiet tokenizers, tiny corpora and tiny models.
+
+Tiny models come from two kinds of fixture:
+
+- ``tiny_bert``, ``tiny_gpt`` and ``tiny_classifier`` are built once per session and shared: use them
+  only to read (explain calls, saving); a test that trains or changes a model must not take them.
+- ``make_tiny(name, **options)`` builds a fresh model each call, for tests that train, compare two
+  models, or need another seed, kind or corpus.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 # Set before transformers is imported anywhere: a failed hub call burns ~50 s in retries.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from workbench.models import ModelBundle
 
 TINY_TEXTS = [
     "The cat sat on the mat and looked at the dog.",
@@ -19,6 +34,9 @@ TINY_TEXTS = [
     "The quick brown fox jumps over the lazy dog near the river bank.",
 ] * 4
 
+# The size of every tiny model: small enough that building one takes ~50 ms after the first import.
+TINY_SIZES = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+
 
 @pytest.fixture
 def tiny_texts() -> list[str]:
@@ -26,8 +44,42 @@ def tiny_texts() -> list[str]:
 
 
 @pytest.fixture
-def empty_cache(tmp_path, monkeypatch):
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty asset cache for tests that must not touch the real one."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("WORKBENCH_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def make_tiny() -> Callable[..., ModelBundle]:
+    """A factory of fresh tiny models trained on ``TINY_TEXTS``'s tokenizer, at ``TINY_SIZES``.
+
+    ``make_tiny("tiny-gpt", seed=3)`` is ``load_model("tiny-gpt", corpus=TINY_TEXTS, seed=3, **TINY_SIZES)``;
+    any keyword (``kind``, ``label_names``, ``seed``, ``corpus``, a size) overrides the default.
+    """
+
+    def make(name: str = "tiny-bert", **options: Any) -> ModelBundle:
+        from workbench.models import load_model
+
+        return load_model(name, **{"corpus": TINY_TEXTS, **TINY_SIZES, **options})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(make_tiny: Callable[..., ModelBundle]) -> ModelBundle:
+    """A tiny masked LM shared by the whole session: read it, never train or change it."""
+    return make_tiny("tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt(make_tiny: Callable[..., ModelBundle]) -> ModelBundle:
+    """A tiny causal LM shared by the whole session: read it, never train or change it."""
+    return make_tiny("tiny-gpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(make_tiny: Callable[..., ModelBundle]) -> ModelBundle:
+    """A tiny two-label classifier ("negative", "positive") shared by the whole session: read it only."""
+    return make_tiny("tiny-bert", kind="classifier", label_names=["negative", "positive"])

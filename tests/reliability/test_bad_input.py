@@ -1,18 +1,34 @@
 """A catalogue of bad and strange input against every public entry point.
 
-Every call either works (strange but valid text: emoji, right-to-left, zero-width, markup) or
-fails with the workbench's own error and one sentence — never a traceback from deep inside torch
-or the tokenizers. The catalogue prints how many cases it tried.
+Every call either works (strange but valid text: emoji, right-to-left, zero-width, markup) and
+returns what it would for plain text, or fails with the workbench's own error and one sentence —
+never a traceback from deep inside torch or the tokenizers. The session's summary says how many
+cases the catalogue tried (tests/reliability/conftest.py counts them).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import pytest
+import traitlets
 
+from workbench import assets, compress, ui
+from workbench.data import load_corpus, load_labelled, train_tokenizer
 from workbench.errors import WorkbenchError
+from workbench.explain import ProbeRecorder, attention, attribute, compare, fill_mask, generate, logit_lens, next_token
 from workbench.models import load_model
+from workbench.training import DistributedTrainer, TrainConfig, Trainer
+from workbench.training.checkpoint import read_checkpoint
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
+
+pytestmark = pytest.mark.catalogue("bad-input catalogue")
 
 STRANGE_TEXT = {  # valid text: must work
     "emoji": "the cat 🐈‍⬛ sat 😀",
@@ -30,72 +46,124 @@ BAD_TEXT = {  # must fail with a sentence
     "10,000 tokens": "the cat sat on the mat " * 1700,
     "unpaired surrogate": "the cat \ud800 sat",
 }
-
-TRIED = {"cases": 0}
+BAD_STRINGS = {case: text for case, text in BAD_TEXT.items() if isinstance(text, str)}
 
 
 @pytest.fixture(scope="module")
-def models():
-    from tests.conftest import TINY_TEXTS
-
-    return {
-        "masked-lm": load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL),
-        "causal-lm": load_model("tiny-gpt", corpus=TINY_TEXTS, **SMALL),
-        "classifier": load_model("tiny-bert", kind="classifier", label_names=["no", "yes"], corpus=TINY_TEXTS, **SMALL),
-    }
+def models(tiny_bert: ModelBundle, tiny_gpt: ModelBundle, tiny_classifier: ModelBundle) -> dict[str, ModelBundle]:
+    return {"masked-lm": tiny_bert, "causal-lm": tiny_gpt, "classifier": tiny_classifier}
 
 
-def _masked(text):
+def _masked(text: Any) -> Any:
     """A masked LM's probe needs a mask: add one to real text, leave bad input as it is."""
     return text + " [MASK]" if isinstance(text, str) and text.strip() else text
 
 
-def _calls():
-    from workbench.explain import attention, attribute, fill_mask, generate, logit_lens, next_token
-
-    return {
-        "fill_mask": ("masked-lm", lambda b, t: fill_mask(b, _masked(t))),
-        "next_token": ("causal-lm", next_token),
-        "logit_lens": ("causal-lm", logit_lens),
-        "generate": ("causal-lm", lambda b, t: generate(b, t, max_new_tokens=2)),
-        "attention": ("masked-lm", attention),
-        "attribute occlusion": ("classifier", lambda b, t: attribute(b, t, method="occlusion")),
-        "attribute integrated_gradients": (
-            "classifier",
-            lambda b, t: attribute(b, t, method="integrated_gradients", steps=4),
-        ),
-        "attribute shap (masked LM)": ("masked-lm", lambda b, t: attribute(b, _masked(t), method="shap", max_evals=20)),
-        "attribute gradient_x_input (causal LM)": (
-            "causal-lm",
-            lambda b, t: attribute(b, t, method="gradient_x_input"),
-        ),
-        "compare_models": (
-            "classifier",
-            lambda b, t: __import__("workbench.compress", fromlist=["x"]).compare_models(
-                b, b, texts=[t], lengths=(8,), repeats=1
-            ),
-        ),
-    }
+def _is_distribution(probabilities: Any, k: int) -> bool:
+    """The top ``k`` probabilities of one distribution: each in (0, 1], largest first, together at most 1."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return p.shape == (k,) and bool(
+        (p > 0).all() and (p <= 1).all() and (np.diff(p) <= 0).all() and p.sum() <= 1 + 1e-5
+    )
 
 
-def _is_one_sentence(error: BaseException) -> bool:
+def _check_fill_mask(result: Any, text: str) -> None:
+    assert result.text == _masked(text) and len(result.predictions) == 1
+    assert _is_distribution(result.predictions[0].probabilities, 5)
+
+
+def _check_next_token(result: Any, text: str) -> None:
+    assert _is_distribution(result.probabilities, 5) and len(result.tokens) == len(result.token_ids) == 5
+
+
+def _check_logit_lens(result: Any, text: str) -> None:
+    assert "".join(result.tokens.text) == text  # byte-level pieces decoded back to the text, no mojibake
+    assert result.top_probs.shape == (3, len(result.tokens.text), 5)  # (embeddings + 2 layers, positions, k)
+    assert (result.top_probs >= 0).all() and (result.top_probs.sum(-1) <= 1 + 1e-5).all()
+
+
+def _check_generate(result: Any, text: str) -> None:
+    assert result.prompt == text
+    assert len(result.steps) == 2 or result.stopped_by == "end of text"
+    assert all(0 < step.probability <= 1 for step in result.steps)
+
+
+def _check_attention(result: Any, text: str) -> None:
+    n = len(result.tokens.text)
+    assert result.text == text and result.weights.shape == (2, 2, n, n)  # (layers, heads, query, key)
+    assert np.allclose(result.weights.sum(-1), 1, atol=1e-4)
+
+
+def _check_attribution(covers: str) -> Callable[[Any, str], None]:
+    """Scores for every token, zero where it is not a feature; the pieces (``covers``) joined give back the text."""
+
+    def check(result: Any, text: str) -> None:
+        text = _masked(text) if result.task == "masked-lm" else text
+        pieces = result.segments if covers == "segments" else result.tokens.text
+        assert result.text == text and "".join(pieces) == text
+        scores = np.asarray(result.scores)
+        assert scores.shape == (len(result.tokens.text),) and np.isfinite(scores).all()
+        assert not scores[~np.asarray(result.features)].any()
+
+    return check
+
+
+def _check_compare_models(report: Any, text: str) -> None:
+    # A model compared with itself: no attention moves, the attributions rank tokens the same.
+    assert report.texts == [text] and report.attention_drift == 0 and report.mean_spearman == 1
+
+
+# Each public call: the model it takes, how it is called on a text, and what its result must satisfy.
+CALLS: dict[str, tuple[str, Callable[[Any, Any], Any], Callable[[Any, str], None]]] = {
+    "fill_mask": ("masked-lm", lambda b, t: fill_mask(b, _masked(t)), _check_fill_mask),
+    "next_token": ("causal-lm", next_token, _check_next_token),
+    "logit_lens": ("causal-lm", logit_lens, _check_logit_lens),
+    "generate": ("causal-lm", lambda b, t: generate(b, t, max_new_tokens=2), _check_generate),
+    "attention": ("masked-lm", attention, _check_attention),
+    "attribute occlusion": (
+        "classifier",
+        lambda b, t: attribute(b, t, method="occlusion"),
+        _check_attribution("segments"),
+    ),
+    "attribute integrated_gradients": (
+        "classifier",
+        lambda b, t: attribute(b, t, method="integrated_gradients", steps=4),
+        _check_attribution("segments"),
+    ),
+    "attribute shap (masked LM)": (
+        "masked-lm",
+        lambda b, t: attribute(b, _masked(t), method="shap", max_evals=20),
+        _check_attribution("segments"),
+    ),
+    "attribute gradient_x_input (causal LM)": (
+        "causal-lm",
+        lambda b, t: attribute(b, t, method="gradient_x_input"),
+        _check_attribution("tokens"),
+    ),
+    "compare_models": (
+        "classifier",
+        lambda b, t: compress.compare_models(b, b, texts=[t], lengths=(8,), repeats=1),
+        _check_compare_models,
+    ),
+}
+
+
+def _is_one_sentence(error: BaseException | str) -> bool:
     text = str(error).strip()
     return bool(text) and "\n" not in text and text.endswith((".", "?", ")")) and "Traceback" not in text
 
 
-@pytest.mark.parametrize("call", list(_calls()))
+@pytest.mark.parametrize("call", list(CALLS))
 @pytest.mark.parametrize("case", list(STRANGE_TEXT))
-def test_strange_but_valid_text_works(models, call, case):
-    kind, fn = _calls()[call]
-    TRIED["cases"] += 1
-    fn(models[kind], STRANGE_TEXT[case])
+def test_strange_but_valid_text_works(models: dict[str, ModelBundle], call: str, case: str):
+    kind, fn, check = CALLS[call]
+    check(fn(models[kind], STRANGE_TEXT[case]), STRANGE_TEXT[case])
 
 
-@pytest.mark.parametrize("call", list(_calls()))
+@pytest.mark.parametrize("call", list(CALLS))
 @pytest.mark.parametrize("case", list(BAD_TEXT))
-def test_bad_text_gets_the_workbenchs_error_and_one_sentence(models, call, case):
-    kind, fn = _calls()[call]
-    TRIED["cases"] += 1
+def test_bad_text_gets_the_workbenchs_error_and_one_sentence(models: dict[str, ModelBundle], call: str, case: str):
+    kind, fn, _ = CALLS[call]
     if call == "attention" and case == "10,000 tokens":
         result = fn(models[kind], BAD_TEXT[case])  # the explorer truncates, and says so
         assert result.truncated and "only the first" in result.note
@@ -105,162 +173,110 @@ def test_bad_text_gets_the_workbenchs_error_and_one_sentence(models, call, case)
     assert _is_one_sentence(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "name, call",
-    [
-        ("unknown model", lambda m: load_model("no-such-model")),
-        ("model name None", lambda m: load_model(None)),
-        ("model path that escapes", lambda m: load_model("../../../etc")),
-        ("unknown asset", lambda m: __import__("workbench.assets", fromlist=["fetch"]).fetch("no-such-asset")),
-        ("asset name that escapes", lambda m: __import__("workbench.assets", fromlist=["fetch"]).fetch("../minilm")),
-        (
-            "unknown corpus",
-            lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus("no-such-corpus"),
+NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
+    ("unknown model", lambda m: load_model("no-such-model")),
+    ("model name None", lambda m: load_model(None)),
+    ("model path that escapes", lambda m: load_model("../../../etc")),
+    ("unknown asset", lambda m: assets.fetch("no-such-asset")),
+    ("asset name that escapes", lambda m: assets.fetch("../minilm")),
+    ("unknown corpus", lambda m: load_corpus("no-such-corpus")),
+    ("label out of range", lambda m: attribute(m["classifier"], "the cat", 5, method="occlusion")),
+    ("probe without a mask", lambda m: fill_mask(m["masked-lm"], "the cat sat")),
+    ("top_k of zero", lambda m: fill_mask(m["masked-lm"], "the [MASK]", top_k=0)),
+    ("unknown task", lambda m: Trainer(m["masked-lm"], "translate", ["the cat"])),
+    ("unknown config field", lambda m: TrainConfig.from_dict({"learning_rat": 1e-3})),
+    ("a checkpoint folder that is not one", lambda m: read_checkpoint(Path("/tmp"), model=m["masked-lm"].model)),
+    ("training data None", lambda m: Trainer(m["masked-lm"], "masked-lm", None)),
+    ("training data empty", lambda m: Trainer(m["masked-lm"], "masked-lm", [])),
+    ("classifier trained on plain text", lambda m: Trainer(m["classifier"], "classify", ["the cat"])),
+    ("batch size zero", lambda m: TrainConfig(batch_size=0)),
+    ("negative learning rate", lambda m: TrainConfig(learning_rate=-1.0)),
+    ("corpus None", lambda m: load_corpus(None)),
+    ("unknown labelled data", lambda m: load_labelled("nope")),
+    ("tokenizer from no text", lambda m: train_tokenizer([])),
+    ("compare with no model", lambda m: compare([], "fill_mask", "the [MASK]")),
+    ("a recorder with one sentence, not a list", lambda m: ProbeRecorder("the [MASK]")),
+    ("prune more than everything", lambda m: compress.prune(m["classifier"], 2)),
+    ("prune by a word", lambda m: compress.prune(m["classifier"], "half")),
+    ("quantize a name, not a model", lambda m: compress.quantize("minilm")),
+    ("quantize twice", lambda m: compress.quantize(compress.quantize(m["classifier"]))),
+    ("compare two different models", lambda m: compress.compare_models(m["classifier"], m["causal-lm"])),
+    (
+        "several processes with nowhere to save",
+        lambda m: DistributedTrainer(m["causal-lm"], "causal-lm", ["the cat sat on the mat"] * 8),
+    ),
+    (
+        "zero processes",
+        lambda m: DistributedTrainer(
+            m["causal-lm"], "causal-lm", ["the cat"] * 8, config=TrainConfig(output_dir="/tmp/x"), num_processes=0
         ),
-        (
-            "label out of range",
-            lambda m: __import__("workbench.explain", fromlist=["attribute"]).attribute(
-                m["classifier"], "the cat", 5, method="occlusion"
-            ),
-        ),
-        (
-            "probe without a mask",
-            lambda m: __import__("workbench.explain", fromlist=["fill_mask"]).fill_mask(m["masked-lm"], "the cat sat"),
-        ),
-        (
-            "top_k of zero",
-            lambda m: __import__("workbench.explain", fromlist=["fill_mask"]).fill_mask(
-                m["masked-lm"], "the [MASK]", top_k=0
-            ),
-        ),
-        (
-            "unknown task",
-            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
-                m["masked-lm"], "translate", ["the cat"]
-            ),
-        ),
-        (
-            "unknown config field",
-            lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig.from_dict(
-                {"learning_rat": 1e-3}
-            ),
-        ),
-        (
-            "a checkpoint folder that is not one",
-            lambda m: __import__("workbench.training.checkpoint", fromlist=["x"]).read_checkpoint(
-                __import__("pathlib").Path("/tmp"), model=m["masked-lm"].model
-            ),
-        ),
-        (
-            "training data None",
-            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(m["masked-lm"], "masked-lm", None),
-        ),
-        (
-            "training data empty",
-            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(m["masked-lm"], "masked-lm", []),
-        ),
-        (
-            "classifier trained on plain text",
-            lambda m: __import__("workbench.training", fromlist=["Trainer"]).Trainer(
-                m["classifier"], "classify", ["the cat"]
-            ),
-        ),
-        (
-            "batch size zero",
-            lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(batch_size=0),
-        ),
-        (
-            "negative learning rate",
-            lambda m: __import__("workbench.training", fromlist=["TrainConfig"]).TrainConfig(learning_rate=-1.0),
-        ),
-        ("corpus None", lambda m: __import__("workbench.data", fromlist=["load_corpus"]).load_corpus(None)),
-        (
-            "unknown labelled data",
-            lambda m: __import__("workbench.data", fromlist=["load_labelled"]).load_labelled("nope"),
-        ),
-        (
-            "tokenizer from no text",
-            lambda m: __import__("workbench.data", fromlist=["train_tokenizer"]).train_tokenizer([]),
-        ),
-        (
-            "compare with no model",
-            lambda m: __import__("workbench.explain", fromlist=["compare"]).compare([], "fill_mask", "the [MASK]"),
-        ),
-        (
-            "a recorder with one sentence, not a list",
-            lambda m: __import__("workbench.explain", fromlist=["x"]).ProbeRecorder("the [MASK]"),
-        ),
-        (
-            "prune more than everything",
-            lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], 2),
-        ),
-        ("prune by a word", lambda m: __import__("workbench.compress", fromlist=["x"]).prune(m["classifier"], "half")),
-        ("quantize a name, not a model", lambda m: __import__("workbench.compress", fromlist=["x"]).quantize("minilm")),
-        (
-            "quantize twice",
-            lambda m: (lambda c: c.quantize(c.quantize(m["classifier"])))(
-                __import__("workbench.compress", fromlist=["x"])
-            ),
-        ),
-        (
-            "compare two different models",
-            lambda m: __import__("workbench.compress", fromlist=["x"]).compare_models(m["classifier"], m["causal-lm"]),
-        ),
-        (
-            "several processes with nowhere to save",
-            lambda m: __import__("workbench.training", fromlist=["x"]).DistributedTrainer(
-                m["causal-lm"], "causal-lm", ["the cat sat on the mat"] * 8
-            ),
-        ),
-        (
-            "zero processes",
-            lambda m: __import__("workbench.training", fromlist=["x"]).DistributedTrainer(
-                m["causal-lm"],
-                "causal-lm",
-                ["the cat"] * 8,
-                config=__import__("workbench.training", fromlist=["x"]).TrainConfig(output_dir="/tmp/x"),
-                num_processes=0,
-            ),
-        ),
-    ],
-)
-def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(models, name, call):
-    TRIED["cases"] += 1
+    ),
+]
+VIEWS = [  # (view, a call that gives it the wrong thing)
+    ("AttentionView", lambda: ui.AttentionView("not a result")),
+    ("AttributionView", lambda: ui.AttributionView(None)),
+    ("ProbeTimeline", lambda: ui.ProbeTimeline(3.5)),
+    ("MaskProbe", lambda: ui.MaskProbe(None)),
+    ("CompressionView", lambda: ui.CompressionView({"size": 1})),
+]
+
+
+@pytest.mark.parametrize("name, call", NAMES_AND_VALUES)
+def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
+    models: dict[str, ModelBundle], name: str, call: Callable[[dict[str, ModelBundle]], Any]
+):
     with pytest.raises(WorkbenchError) as caught:
         call(models)
     assert _is_one_sentence(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "view, call",
-    [
-        ("AttentionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttentionView("not a result")),
-        ("AttributionView", lambda: __import__("workbench.ui", fromlist=["x"]).AttributionView(None)),
-        ("ProbeTimeline", lambda: __import__("workbench.ui", fromlist=["x"]).ProbeTimeline(3.5)),
-        ("MaskProbe", lambda: __import__("workbench.ui", fromlist=["x"]).MaskProbe(None)),
-        ("CompressionView", lambda: __import__("workbench.ui", fromlist=["x"]).CompressionView({"size": 1})),
-    ],
-)
-def test_views_given_the_wrong_thing_say_what_they_take(view, call):
-    TRIED["cases"] += 1
+@pytest.mark.parametrize("view, call", VIEWS)
+def test_views_given_the_wrong_thing_say_what_they_take(view: str, call: Callable[[], Any]):
     with pytest.raises(TypeError) as caught:
         call()
     assert "takes" in str(caught.value) and _is_one_sentence(caught.value)
 
 
-@pytest.mark.parametrize("case", list(BAD_TEXT) + list(STRANGE_TEXT))
-def test_the_mask_probe_shows_a_sentence_for_any_text_typed(models, case):
-    from workbench.ui import MaskProbe
-
-    TRIED["cases"] += 1
-    view = MaskProbe(models["masked-lm"], "the [MASK]")
-    text = {**BAD_TEXT, **STRANGE_TEXT}[case]
-    if not isinstance(text, str):
-        return  # the text box only ever sends strings
-    view.text = text
-    assert (view.error and _is_one_sentence(view.error)) or view.result
+@pytest.fixture
+def probe(models: dict[str, ModelBundle]) -> ui.MaskProbe:
+    view = ui.MaskProbe(models["masked-lm"], "the [MASK]")
+    assert view.result["predictions"] and not view.error
+    return view
 
 
-def test_zz_report_how_many_cases_were_tried():
-    print(f"\nbad-input catalogue: {TRIED['cases']} cases tried")
-    assert TRIED["cases"] >= 130
+@pytest.mark.parametrize("case", list(BAD_STRINGS))
+def test_the_mask_probe_shows_one_sentence_and_no_guesses_for_bad_text(probe: ui.MaskProbe, case: str):
+    probe.text = BAD_STRINGS[case]
+    assert _is_one_sentence(probe.error) and probe.result == {}
+
+
+@pytest.mark.parametrize("case", [case for case in BAD_TEXT if case not in BAD_STRINGS])
+def test_the_mask_probe_refuses_what_is_not_text_and_keeps_its_guesses(probe: ui.MaskProbe, case: str):
+    shown = probe.result
+    with pytest.raises(traitlets.TraitError):
+        probe.text = BAD_TEXT[case]  # the text box only ever sends strings; Python code could send anything
+    assert probe.text == "the [MASK]" and probe.result == shown and not probe.error
+
+
+@pytest.mark.parametrize("case", list(STRANGE_TEXT))
+def test_the_mask_probe_asks_for_a_mask_in_strange_text_without_one(probe: ui.MaskProbe, case: str):
+    probe.text = STRANGE_TEXT[case]
+    assert _is_one_sentence(probe.error) and "[MASK]" in probe.error and probe.result == {}
+
+
+@pytest.mark.parametrize("case", list(STRANGE_TEXT))
+def test_the_mask_probe_guesses_the_mask_in_strange_text(probe: ui.MaskProbe, case: str):
+    probe.text = _masked(STRANGE_TEXT[case])
+    assert not probe.error and probe.result["text"] == probe.text
+    (prediction,) = probe.result["predictions"]
+    assert _is_distribution(prediction["probabilities"], 5)
+
+
+def test_the_catalogue_tries_at_least_130_cases():
+    # Counted from this file's parametrize tables, so it holds alone, under -k and in any order.
+    cases = 0
+    for name, test in list(globals().items()):
+        if name.startswith("test_"):
+            marks = [mark for mark in getattr(test, "pytestmark", []) if mark.name == "parametrize"]
+            cases += math.prod(len(mark.args[1]) for mark in marks)
+    assert cases >= 130, cases

@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
-from workbench.models import load_model
 from workbench.training import TrainConfig, Trainer
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 
 @pytest.mark.timeout(600)
-def test_ten_runs_and_a_hundred_explain_calls_leak_nothing(tmp_path):
+def test_ten_runs_and_a_hundred_explain_calls_leak_nothing(tmp_path: Path, make_tiny: Callable[..., ModelBundle]):
     from tests.conftest import TINY_TEXTS
     from workbench.explain import attention, attribute, fill_mask, logit_lens
 
     me = psutil.Process()
-    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+    bundle = make_tiny("tiny-bert")
     threads, files = threading.active_count(), me.num_fds()
     memory = []
     explained = 0

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from workbench.cli import main
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 
 def test_assets_list_prints_every_asset(capsys):
@@ -67,18 +72,13 @@ def test_an_unknown_flag_is_refused(capsys):
     assert exit_info.value.code == 2
 
 
-def _saved_gpt(tmp_path, tiny_texts):
-    from workbench.models import load_model
-
-    bundle = load_model("tiny-gpt", corpus=tiny_texts, layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64)
-    return bundle.save(tmp_path / "gpt")
-
-
 @pytest.mark.parametrize("method", ["quantize", "prune", "onnx"])
-def test_compress_saves_the_model_and_prints_the_report(method, tmp_path, tiny_texts, capsys):
+def test_compress_saves_the_model_and_prints_the_report(
+    method: str, tmp_path: Path, tiny_texts: list[str], tiny_gpt: ModelBundle, capsys: pytest.CaptureFixture[str]
+):
     from workbench.models import load_model
 
-    folder = _saved_gpt(tmp_path, tiny_texts)
+    folder = tiny_gpt.save(tmp_path / "gpt")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(tiny_texts * 3))
     out = tmp_path / method
@@ -108,8 +108,10 @@ def test_compress_saves_the_model_and_prints_the_report(method, tmp_path, tiny_t
     assert again.extra["compression"]["method"] == {"quantize": "int8", "prune": "prune", "onnx": "onnx"}[method]
 
 
-def test_compress_with_a_bad_amount_is_one_sentence(tmp_path, tiny_texts, capsys):
-    folder = _saved_gpt(tmp_path, tiny_texts)
+def test_compress_with_a_bad_amount_is_one_sentence(
+    tmp_path: Path, tiny_gpt: ModelBundle, capsys: pytest.CaptureFixture[str]
+):
+    folder = tiny_gpt.save(tmp_path / "gpt")
     assert main(["compress", "prune", str(folder), "--out", str(tmp_path / "p"), "--amount", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: amount must be a fraction in [0, 1)") and "Traceback" not in err
