@@ -55,5 +55,5 @@ def test_every_picture_the_readme_shows_exists_and_is_a_png():
     assert len(pictures) >= 5, "the README tour shows a picture of each view"
     for picture in pictures:
         path = ROOT / picture
-        assert path.is_file(), f"{picture} is referenced by the README but missing; run make test-browser"
+        assert path.is_file(), f"{picture} is referenced by the README but missing; run make pictures"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
