@@ -2,13 +2,6 @@
 // Python sends tokens and statistics as JSON, all heads as low-resolution 8-bit thumbnails, and a
 // head in full (8-bit, scaled per row) only when it is opened. Token text is set with textContent only.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function bytesOf(value) {
   // anywidget hands binary traits over as DataView (or ArrayBuffer / typed array in other hosts)
   if (!value) return new Uint8Array(0);
@@ -32,12 +25,6 @@ function decodeMatrix(raw, n) {
   return out;
 }
 
-function colour(value, max) {
-  const t = Math.max(0, Math.min(1, max > 0 ? value / max : 0));
-  const r = Math.round(255 - t * (255 - 8)), g = Math.round(255 - t * (255 - 81)), b = Math.round(255 - t * (255 - 156));
-  return `rgb(${r},${g},${b})`;
-}
-
 function drawHeatmap(canvas, values, rows, cols, size) {
   canvas.width = cols;
   canvas.height = rows;
@@ -49,9 +36,9 @@ function drawHeatmap(canvas, values, rows, cols, size) {
   for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
   for (let i = 0; i < rows * cols; i++) {
     const t = max > 0 ? values[i] / max : 0;
-    img.data[i * 4] = 255 - t * 247;
-    img.data[i * 4 + 1] = 255 - t * 174;
-    img.data[i * 4 + 2] = 255 - t * 99;
+    img.data[i * 4] = 255 - t * (255 - BLUE[0]);
+    img.data[i * 4 + 1] = 255 - t * (255 - BLUE[1]);
+    img.data[i * 4 + 2] = 255 - t * (255 - BLUE[2]);
     img.data[i * 4 + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
@@ -152,7 +139,7 @@ function render({ model, el: host }) {
       rightTokens.forEach((t) => {
         const k = Number(t.dataset.index);
         const w = focus === null ? 0 : weights[focus * n + k];
-        t.style.background = focus === null ? "" : colour(w, rowMax);
+        t.style.background = focus === null ? "" : sequential(rowMax > 0 ? w / rowMax : 0);
         t.title = focus === null ? "" : `${(w * 100).toFixed(1)}% of ${tokenLabel(meta, focus)}'s attention`;
       });
     };
@@ -249,7 +236,7 @@ function render({ model, el: host }) {
       grid.appendChild(el("div", "wb-att-axis", `L${l}`));
       row.forEach((v, h) => {
         const cell = el("div", "wb-att-cell", v.toFixed(2));
-        cell.style.background = colour(v, max);
+        cell.style.background = sequential(v / max);
         cell.style.color = v / max > 0.6 ? "white" : "";
         cell.title = `layer ${l}, head ${h}: ${name} = ${v.toFixed(4)}`;
         cell.addEventListener("click", () => { select(l, h); model.set("mode", "head"); model.save_changes(); });

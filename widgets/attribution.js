@@ -2,25 +2,6 @@
 // colour-blind-safe scale (ColorBrewer PuOr), faithfulness beside each row. Plain ES module.
 // Token text is set with textContent only, never as HTML.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-const POSITIVE = [179, 88, 6]; // #b35806, raises the target's probability
-const NEGATIVE = [84, 39, 136]; // #542788, lowers it
-const MIDDLE = [247, 247, 247];
-
-function colour(t) {
-  // t in [-1, 1]
-  const end = t >= 0 ? POSITIVE : NEGATIVE;
-  const a = Math.min(1, Math.abs(t));
-  const c = MIDDLE.map((m, i) => Math.round(m + (end[i] - m) * a));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
-}
-
 const METRICS = [
   { key: "comprehensiveness", label: "compr. ↑", better: "high",
     help: "comprehensiveness: drop in probability when the top-ranked tokens are removed (higher is more faithful)" },
@@ -48,12 +29,12 @@ function render({ model, el: host }) {
   targetLabel.appendChild(targetSelect);
   const legend = el("span", "wb-attr-legend");
   const lo = el("span", "wb-attr-swatch", "lowers");
-  lo.style.background = colour(-1);
+  lo.style.background = diverging(-1);
   lo.style.color = "white";
   const mid = el("span", "wb-attr-swatch", "0");
-  mid.style.background = colour(0);
+  mid.style.background = diverging(0);
   const hi = el("span", "wb-attr-swatch", "raises");
-  hi.style.background = colour(1);
+  hi.style.background = diverging(1);
   hi.style.color = "white";
   legend.append(lo, mid, hi);
   toolbar.append(title, textLabel, targetLabel, legend);
@@ -85,7 +66,7 @@ function render({ model, el: host }) {
       else if (!row.features[i]) span.classList.add("wb-explained");
       else {
         const t = max > 0 ? row.scores[i] / max : 0;
-        span.style.background = colour(t);
+        span.style.background = diverging(t);
         if (Math.abs(t) > 0.6) span.style.color = "white";
       }
       const value = row.features[i] ? signed(row.scores[i]) : (row.special[i] ? "special token" : "the position explained");

@@ -2,26 +2,7 @@
 // (Jensen-Shannon, bits), and both models' token attributions on one text, row over row.
 // Plain ES module; every piece of text is set with textContent, never as HTML.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
-
-const POSITIVE = [179, 88, 6]; // ColorBrewer PuOr: orange raises the target's probability
-const NEGATIVE = [84, 39, 136]; // purple lowers it
-const MIDDLE = [247, 247, 247];
 const DRIFT = [165, 15, 21]; // ColorBrewer Reds, darkest
-
-function mix(from, to, a) {
-  const c = from.map((m, i) => Math.round(m + (to[i] - m) * Math.max(0, Math.min(1, a))));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
-}
-
-function diverging(t) {
-  return mix(MIDDLE, t >= 0 ? POSITIVE : NEGATIVE, Math.abs(t));
-}
 
 function fmt(v) {
   if (v === null || v === undefined) return "–";
@@ -87,7 +68,7 @@ function driftMap(drift, status) {
     for (let h = 0; h < heads; h++) {
       const v = drift[l][h] || 0;
       const cell = el("div", "wb-comp-cell");
-      cell.style.background = mix([255, 255, 255], DRIFT, v / scale);
+      cell.style.background = mix(WHITE, DRIFT, v / scale);
       cell.dataset.layer = l;
       cell.dataset.head = h;
       const words = `layer ${l}, head ${h}: ${v.toPrecision(3)} bits`;

@@ -1,21 +1,6 @@
 // Training dashboard: live curves, run status and controls. Plain ES module, no CDN, no build step.
 // Python holds the state in traitlets (runs, status, log_scale, notice); buttons send commands back.
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function svgEl(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
-}
-
-function htmlEl(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text; // never innerHTML: names and messages are data
-  return node;
-}
-
 function fmt(value, digits = 4) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (!Number.isFinite(value)) return value > 0 ? "∞" : "-∞";
@@ -132,35 +117,35 @@ function drawChart(container, { title, series, logY = false, height = 180 }) {
   container.appendChild(svg);
 }
 
-function render({ model, el }) {
-  const root = htmlEl("div", "wb-dashboard");
-  const header = htmlEl("div", "wb-header");
-  const title = htmlEl("span", "wb-title", "Training");
-  const badge = htmlEl("span", "wb-badge", "created");
-  const message = htmlEl("span", "wb-message", "");
+function render({ model, el: host }) {
+  const root = el("div", "wb-dashboard");
+  const header = el("div", "wb-header");
+  const title = el("span", "wb-title", "Training");
+  const badge = el("span", "wb-badge", "created");
+  const message = el("span", "wb-message", "");
   header.append(title, badge, message);
 
-  const notice = htmlEl("div", "wb-notice", "");
-  const progressOuter = htmlEl("div", "wb-progress");
-  const progressInner = htmlEl("div", "wb-progress-bar");
+  const notice = el("div", "wb-notice", "");
+  const progressOuter = el("div", "wb-progress");
+  const progressInner = el("div", "wb-progress-bar");
   progressOuter.appendChild(progressInner);
 
-  const stats = htmlEl("div", "wb-stats");
+  const stats = el("div", "wb-stats");
   const statCells = {};
   for (const [key, label] of [["step", "step"], ["epoch", "epoch"], ["loss", "loss"], ["smoothed", "smoothed"],
     ["eval", "eval loss"], ["lr", "learning rate"], ["tps", "tokens/s"], ["mfu", "MFU"], ["elapsed", "elapsed"],
     ["eta", "ETA"], ["precision", "precision"]]) {
-    const cell = htmlEl("div", "wb-stat");
+    const cell = el("div", "wb-stat");
     cell.dataset.stat = key;
-    const value = htmlEl("div", "wb-stat-value", "–");
-    cell.append(value, htmlEl("div", "wb-stat-label", label));
+    const value = el("div", "wb-stat-value", "–");
+    cell.append(value, el("div", "wb-stat-label", label));
     stats.appendChild(cell);
     statCells[key] = value;
   }
 
-  const controls = htmlEl("div", "wb-controls");
+  const controls = el("div", "wb-controls");
   const mkButton = (label, command, cls) => {
-    const b = htmlEl("button", `wb-button ${cls || ""}`, label);
+    const b = el("button", `wb-button ${cls || ""}`, label);
     b.type = "button";
     b.dataset.command = command;
     b.addEventListener("click", () => model.send({ command: b.dataset.command }));
@@ -171,22 +156,22 @@ function render({ model, el }) {
   const pauseButton = mkButton("Pause", "pause", "wb-pause");
   const stopButton = mkButton("Stop", "stop", "wb-stop");
   const saveButton = mkButton("Save checkpoint", "save", "wb-save");
-  const logLabel = htmlEl("label", "wb-log-toggle");
+  const logLabel = el("label", "wb-log-toggle");
   const logBox = document.createElement("input");
   logBox.type = "checkbox";
   logBox.addEventListener("change", () => { model.set("log_scale", logBox.checked); model.save_changes(); });
   logLabel.append(logBox, document.createTextNode(" log scale"));
   controls.appendChild(logLabel);
 
-  const charts = htmlEl("div", "wb-charts");
-  const lossChart = htmlEl("div", "wb-chart-box wb-loss");
-  const lrChart = htmlEl("div", "wb-chart-box wb-lr");
-  const tpsChart = htmlEl("div", "wb-chart-box wb-tps");
+  const charts = el("div", "wb-charts");
+  const lossChart = el("div", "wb-chart-box wb-loss");
+  const lrChart = el("div", "wb-chart-box wb-lr");
+  const tpsChart = el("div", "wb-chart-box wb-tps");
   charts.append(lossChart, lrChart, tpsChart);
-  const legend = htmlEl("div", "wb-legend");
+  const legend = el("div", "wb-legend");
 
   root.append(header, notice, progressOuter, stats, controls, charts, legend);
-  el.appendChild(root);
+  host.appendChild(root);
 
   function update() {
     const st = model.get("status") || {};
@@ -213,6 +198,8 @@ function render({ model, el }) {
     statCells.lr.textContent = fmt(st.learning_rate, 3);
     statCells.tps.textContent = st.tokens_per_second ? Math.round(st.tokens_per_second).toLocaleString() : "–";
     statCells.mfu.textContent = Number.isFinite(st.mfu) ? `${(st.mfu * 100).toFixed(1)}%` : "–";
+    // What the MFU is a share of: a GPU's data-sheet peak, or on a CPU a matmul measured on the spot.
+    statCells.mfu.nextSibling.textContent = st.mfu_basis ? `MFU (of ${st.mfu_basis})` : "MFU";
     statCells.elapsed.textContent = fmtDuration(st.elapsed_seconds);
     statCells.eta.textContent = status === "running" ? fmtDuration(st.eta_seconds) : "–";
     statCells.precision.textContent = st.precision ? `${st.precision} · ${st.device || ""}` : "–";
@@ -247,8 +234,8 @@ function render({ model, el }) {
 
     legend.replaceChildren();
     runs.forEach((run) => {
-      const item = htmlEl("span", "wb-legend-item");
-      const swatch = htmlEl("span", "wb-swatch");
+      const item = el("span", "wb-legend-item");
+      const swatch = el("span", "wb-swatch");
       swatch.style.background = run.color;
       item.append(swatch, document.createTextNode(run.name));
       legend.appendChild(item);

@@ -2,19 +2,6 @@
 // (layers x positions, each cell's top token and probability) and a checkpoint slider. Plain ES module.
 // Token text is set with textContent only.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function heat(p) {
-  // white to blue (#08519c) as the probability rises
-  const t = Math.max(0, Math.min(1, p));
-  return `rgb(${Math.round(255 - t * 247)},${Math.round(255 - t * 174)},${Math.round(255 - t * 99)})`;
-}
-
 function render({ model, el: host }) {
   const root = el("div", "wb-probe");
   const input = el("input", "wb-probe-input");
@@ -85,7 +72,7 @@ function render({ model, el: host }) {
         const top = lens.top[r][j];
         const p = lens.top_prob[r][j];
         const cell = el("div", "wb-probe-cell", top);
-        cell.style.background = heat(p);
+        cell.style.background = sequential(p);
         if (p > 0.55) cell.style.color = "white";
         if (top === lens.target) cell.classList.add("wb-target");
         const alts = [`${top} ${p.toFixed(3)}`].concat(

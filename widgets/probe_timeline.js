@@ -2,25 +2,10 @@
 // line) and its rank, with the latest top guesses; redrawn as records arrive. Plain ES module.
 // Token text is set with textContent only.
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function svg(tag, attrs) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-  return node;
-}
-
 function chart(points, width, height) {
   // points: [[step, probability]]; y from 0 to a little above the largest probability, so that
   // an expected word climbing from 0.001 to 0.02 is still visible as a climb
-  const box = svg("svg", { width, height, class: "wb-timeline-chart" });
+  const box = svgEl("svg", { width, height, class: "wb-timeline-chart" });
   box.dataset.points = String(points.length);
   const pad = 4;
   const steps = points.map((p) => p[0]);
@@ -29,16 +14,16 @@ function chart(points, width, height) {
   const top = Math.min(1, Math.max(0.01, ...points.map((p) => p[1])) * 1.15);
   const x = (s) => pad + ((s - lo) / (hi - lo)) * (width - 2 * pad);
   const y = (p) => height - pad - (p / top) * (height - 2 * pad);
-  box.appendChild(svg("line", { x1: pad, x2: width - pad, y1: y(0), y2: y(0), class: "wb-timeline-axis" }));
-  box.appendChild(svg("line", { x1: pad, x2: width - pad, y1: y(top), y2: y(top), class: "wb-timeline-axis" }));
-  const label = svg("text", { x: pad + 2, y: pad + 9, class: "wb-timeline-scale" });
+  box.appendChild(svgEl("line", { x1: pad, x2: width - pad, y1: y(0), y2: y(0), class: "wb-timeline-axis" }));
+  box.appendChild(svgEl("line", { x1: pad, x2: width - pad, y1: y(top), y2: y(top), class: "wb-timeline-axis" }));
+  const label = svgEl("text", { x: pad + 2, y: pad + 9, class: "wb-timeline-scale" });
   label.textContent = `p = ${top.toPrecision(2)} at the top line`;
   box.appendChild(label);
   if (points.length) {
     const d = points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
-    box.appendChild(svg("path", { d, class: "wb-timeline-line" }));
+    box.appendChild(svgEl("path", { d, class: "wb-timeline-line" }));
     const last = points[points.length - 1];
-    box.appendChild(svg("circle", { cx: x(last[0]), cy: y(last[1]), r: 3, class: "wb-timeline-dot" }));
+    box.appendChild(svgEl("circle", { cx: x(last[0]), cy: y(last[1]), r: 3, class: "wb-timeline-dot" }));
   }
   return box;
 }

@@ -1,11 +1,14 @@
-"""The standalone export's page, with no browser: whatever a text holds, the inlined JSON holds no markup."""
+"""The views' module text and the standalone export's page, with no browser: one prelude, no markup in the JSON."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from workbench.ui import AttentionView, AttributionView, CompressionView, MaskProbe, ProbeTimeline, TrainingDashboard
+from workbench.ui._assets import PRELUDE, widget_file, widget_module
 from workbench.ui._standalone import script_json, standalone_page
 
 # Texts that would end the script element early or switch the HTML parser into the script's
@@ -44,3 +47,34 @@ def test_script_json_escapes_markup_and_reads_back_the_same(text: str) -> None:
     inlined = script_json({"text": text})
     assert not {"<", ">", "&", "\u2028"} & set(inlined)
     assert json.loads(inlined) == {"text": text}
+
+
+def _top_level_names(source: str) -> set[str]:
+    """The names a module declares at its top level (``function x``, ``const x``, ``let x``, ``class x``)."""
+    return set(re.findall(r"^(?:function|const|let|var|class)\s+(\w+)", source, flags=re.MULTILINE))
+
+
+MODULES = sorted(p.name for p in widget_file(PRELUDE).parent.glob("*.js") if p.name != PRELUDE)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_view_module_declares_none_of_the_prelude_names(module: str) -> None:
+    # The prelude and the module become one ES module: a name declared twice is a SyntaxError.
+    prelude = _top_level_names(widget_file(PRELUDE).read_text())
+    assert {"el", "svgEl", "diverging", "sequential"} <= prelude
+    assert not prelude & _top_level_names(widget_file(module).read_text())
+
+
+@pytest.mark.parametrize(
+    "view", [AttentionView, AttributionView, CompressionView, TrainingDashboard, MaskProbe, ProbeTimeline]
+)
+def test_every_live_view_runs_the_prelude_before_its_module(view: type) -> None:
+    esm = view._esm
+    assert isinstance(esm, str) and esm.startswith(widget_file(PRELUDE).read_text())
+    assert esm.rstrip().endswith("export default { render };")
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_the_export_inlines_the_same_module_text_as_the_live_view(view: str) -> None:
+    body = _script_body(standalone_page(view, view, {}))
+    assert _constant(body, "esm") == widget_module(f"{view}.js")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from workbench.ui._assets import widget_css, widget_file
+from workbench.ui._assets import widget_css, widget_module
 
 __all__ = ["script_json", "standalone_page"]
 
@@ -14,15 +16,15 @@ __all__ = ["script_json", "standalone_page"]
 def standalone_page(
     title: str,
     module: str,
-    state: dict,
+    state: Mapping[str, Any],
     *,
-    binary: dict[str, str] | None = None,
-    extra: dict[str, object] | None = None,
+    binary: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
     on_set: str = "",
     before_render: str = "",
     path: str | Path | None = None,
 ) -> str:
-    """The page for view ``module`` (``attention`` loads ``attention.js`` and ``attention.css``).
+    """The page for view ``module`` (``attention`` loads ``attention.js``, after the prelude, and ``attention.css``).
 
     ``state`` goes in as JSON; ``binary`` values are base64 strings decoded to bytes; ``extra``
     values are inlined as JS constants of those names; ``on_set`` is JS run inside ``model.set(k, v)``
@@ -32,7 +34,7 @@ def standalone_page(
     page = _PAGE.format(
         title=html.escape(title),
         css=widget_css(f"{module}.css"),
-        esm=script_json(widget_file(f"{module}.js").read_text()),
+        esm=script_json(widget_module(f"{module}.js")),
         state=script_json(state),
         binary=script_json(binary or {}),
         constants=constants,

@@ -22,7 +22,7 @@ import numpy as np
 import traitlets
 
 from workbench.explain.attention import STATISTICS, AttentionResult, attention_flow, attention_rollout
-from workbench.ui._assets import widget_css, widget_file
+from workbench.ui._assets import widget_css, widget_module
 from workbench.ui._standalone import standalone_page
 
 __all__ = ["AttentionView", "pack_matrix", "thumbnails"]
@@ -63,7 +63,7 @@ def thumbnails(weights: np.ndarray, size: int = THUMB) -> tuple[bytes, int]:
 class AttentionView(anywidget.AnyWidget):
     """Head view, model view (layers x heads thumbnails), matrix, head-statistics map and rollout."""
 
-    _esm = widget_file("attention.js")
+    _esm = widget_module("attention.js")
     _css = widget_css("attention.css")
 
     meta = traitlets.Dict({}).tag(sync=True)

@@ -23,7 +23,7 @@ import anywidget
 import traitlets
 
 from workbench.explain.attribution import AttributionResult
-from workbench.ui._assets import widget_css, widget_file
+from workbench.ui._assets import widget_css, widget_module
 from workbench.ui._standalone import standalone_page
 
 __all__ = ["AttributionView"]
@@ -58,7 +58,7 @@ def _row(result: AttributionResult, text_index: int) -> dict:
 class AttributionView(anywidget.AnyWidget):
     """A row per method for one text and target; switches for the others; hover a token for its value."""
 
-    _esm = widget_file("attribution.js")
+    _esm = widget_module("attribution.js")
     _css = widget_css("attribution.css")
 
     rows = traitlets.List([]).tag(sync=True)

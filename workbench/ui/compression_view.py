@@ -18,7 +18,7 @@ import anywidget
 import traitlets
 
 from workbench.compress.report import CompressionReport
-from workbench.ui._assets import widget_css, widget_file
+from workbench.ui._assets import widget_css, widget_module
 from workbench.ui._standalone import standalone_page
 
 __all__ = ["CompressionView"]
@@ -89,7 +89,7 @@ def report_state(report: CompressionReport) -> dict:
 class CompressionView(anywidget.AnyWidget):
     """The report of ``compare_models``: deltas, a layers x heads map of attention drift, attributions side by side."""
 
-    _esm = widget_file("compression.js")
+    _esm = widget_module("compression.js")
     _css = widget_css("compression.css")
 
     report = traitlets.Dict({}).tag(sync=True)

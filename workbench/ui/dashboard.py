@@ -19,7 +19,7 @@ import anywidget
 import traitlets
 
 from workbench.training.events import Callback, Control, TrainState
-from workbench.ui._assets import widget_file
+from workbench.ui._assets import widget_file, widget_module
 from workbench.ui.snapshot import curves_svg
 
 __all__ = ["DashboardCallback", "TrainingDashboard", "downsample"]
@@ -94,7 +94,7 @@ class TrainingDashboard(anywidget.AnyWidget):
     renders no widget updates from threads) and overlays each new run on the earlier ones.
     """
 
-    _esm = widget_file("dashboard.js")
+    _esm = widget_module("dashboard.js")
     _css = widget_file("dashboard.css")
 
     runs = traitlets.List([]).tag(sync=True)

@@ -23,7 +23,7 @@ import numpy as np
 import traitlets
 
 from workbench.errors import WorkbenchError
-from workbench.ui._assets import widget_css, widget_file
+from workbench.ui._assets import widget_css, widget_module
 
 __all__ = ["MaskProbe", "ProbeTimeline"]
 
@@ -60,7 +60,7 @@ def _label(model: Any) -> str:
 class MaskProbe(anywidget.AnyWidget):
     """A text box whose guesses update as you type; top-k bars, the logit lens, and a checkpoint slider."""
 
-    _esm = widget_file("mask_probe.js")
+    _esm = widget_module("mask_probe.js")
     _css = widget_css("probe.css")
 
     text = traitlets.Unicode("").tag(sync=True)
@@ -159,7 +159,7 @@ def _lens_payload(lens: Any) -> dict:
 class ProbeTimeline(anywidget.AnyWidget):
     """Per probe sentence, the expected token's probability and rank over training steps, live."""
 
-    _esm = widget_file("probe_timeline.js")
+    _esm = widget_module("probe_timeline.js")
     _css = widget_css("probe.css")
 
     records = traitlets.List([]).tag(sync=True)
