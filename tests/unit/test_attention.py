@@ -9,9 +9,6 @@ import torch
 from workbench.explain.attention import AttentionResult, attention, attention_flow, attention_rollout, head_statistics
 from workbench.explain.probe import ProbeError
 from workbench.explain.tokens import TokenInfo
-from workbench.models import load_model
-
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
 
 
 def _tokens(n, special=(), punctuation=()):
@@ -26,10 +23,8 @@ def _tokens(n, special=(), punctuation=()):
 
 
 @pytest.fixture(scope="module", params=["tiny-bert", "tiny-gpt"])
-def bundle(request):
-    from tests.conftest import TINY_TEXTS
-
-    return load_model(request.param, corpus=TINY_TEXTS, **SMALL)
+def bundle(request, make_tiny):
+    return make_tiny(request.param)
 
 
 def test_weights_equal_the_models_own_eager_attentions(bundle):

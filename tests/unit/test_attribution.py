@@ -11,9 +11,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from workbench.explain import METHODS, AttributionError, AttributionResult, attribute, attribute_many
 from workbench.explain.attribution.fast_encoder import FastEncoder
-from workbench.models import ModelBundle, load_model
+from workbench.models import ModelBundle
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
 CASES = {  # model -> (text, target)
     "classifier": ("the cat sat on the mat", "positive"),
     "masked-lm": ("the cat sat on the [MASK]", None),
@@ -22,16 +21,12 @@ CASES = {  # model -> (text, target)
 
 
 @pytest.fixture(scope="module")
-def bundles():
-    from tests.conftest import TINY_TEXTS
-
+def bundles(make_tiny):
     torch.manual_seed(0)
     return {
-        "classifier": load_model(
-            "tiny-bert", kind="classifier", label_names=["negative", "positive"], corpus=TINY_TEXTS, **SMALL
-        ),
-        "masked-lm": load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL),
-        "causal-lm": load_model("tiny-gpt", corpus=TINY_TEXTS, **SMALL),
+        "classifier": make_tiny("tiny-bert", kind="classifier", label_names=["negative", "positive"]),
+        "masked-lm": make_tiny("tiny-bert"),
+        "causal-lm": make_tiny("tiny-gpt"),
     }
 
 
@@ -141,10 +136,8 @@ def test_bad_input_gets_one_sentence(bundles, call, words):
         call(bundles)
 
 
-def test_an_encoder_without_a_head_is_refused_with_what_to_do():
-    from tests.conftest import TINY_TEXTS
-
-    encoder = load_model("tiny-bert", kind="encoder", corpus=TINY_TEXTS, **SMALL)
+def test_an_encoder_without_a_head_is_refused_with_what_to_do(make_tiny):
+    encoder = make_tiny("tiny-bert", kind="encoder")
     with pytest.raises(AttributionError, match="kind='classifier'"):
         attribute(encoder, "the cat", method="occlusion")
 

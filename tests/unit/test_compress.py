@@ -14,23 +14,15 @@ from workbench.compress.report import jensen_shannon
 from workbench.errors import CompressionError
 from workbench.models import load_model
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+
+@pytest.fixture(scope="module")
+def classifier(make_tiny):
+    return make_tiny("tiny-bert", kind="classifier", label_names=["animal", "other"], seed=2)
 
 
 @pytest.fixture(scope="module")
-def classifier():
-    from tests.conftest import TINY_TEXTS
-
-    return load_model(
-        "tiny-bert", kind="classifier", label_names=["animal", "other"], corpus=TINY_TEXTS, seed=2, **SMALL
-    )
-
-
-@pytest.fixture(scope="module")
-def gpt():
-    from tests.conftest import TINY_TEXTS
-
-    return load_model("tiny-gpt", corpus=TINY_TEXTS, seed=2, **SMALL)
+def gpt(make_tiny):
+    return make_tiny("tiny-gpt", seed=2)
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,16 @@ import json
 import pytest
 
 from workbench.explain import attribute_many
-from workbench.models import load_model
 from workbench.ui import AttributionView
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
 PAYLOAD = "<img src=x onerror=alert(1)></script>"
 
 
 @pytest.fixture(scope="module")
-def results():
-    from tests.conftest import TINY_TEXTS
-
-    bundle = load_model(
-        "tiny-bert", kind="classifier", label_names=["negative", "positive"], corpus=TINY_TEXTS, **SMALL
-    )
+def results(tiny_classifier):
     texts = [f"the cat {PAYLOAD} sat", "the dog ran"]
     by_label = [
-        attribute_many(bundle, texts, target, method=["occlusion", "gradient_x_input"], progress=False)
+        attribute_many(tiny_classifier, texts, target, method=["occlusion", "gradient_x_input"], progress=False)
         for target in ("negative", "positive")
     ]
     return by_label[0] + by_label[1]

@@ -7,19 +7,17 @@ import json
 import pytest
 
 from workbench.compress import compare_models, prune
-from workbench.models import load_model
 from workbench.ui import CompressionView
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
 PAYLOAD = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
-def report():
+def report(make_tiny):
     from tests.conftest import TINY_TEXTS
     from workbench.data import load_labelled
 
-    clf = load_model("tiny-bert", kind="classifier", label_names=["animal", "other"], corpus=TINY_TEXTS, **SMALL)
+    clf = make_tiny("tiny-bert", kind="classifier", label_names=["animal", "other"])
     data = load_labelled([(t, "animal" if "cat" in t else "other") for t in TINY_TEXTS])
     texts = [f"The cat {PAYLOAD} sat on the mat.", "To be, or not to be."]
     return compare_models(clf, prune(clf, 0.5), eval_data=data, texts=texts, lengths=(8, 16), repeats=2)
