@@ -33,3 +33,19 @@ class CheckpointError(WorkbenchError):
 
 class CompressionError(WorkbenchError, ValueError):
     """A model could not be quantized, pruned, exported or compared."""
+
+
+class ProbeError(WorkbenchError, ValueError):
+    """An explain call (a probe, the logit lens, attention, generation, a comparison) got a text, a target,
+    an option or a model that does not fit it."""
+
+
+class ModelListError(ProbeError, TypeError):
+    """The models given to compare or a probe view are not bundles, checkpoint folders, names or a mapping of them.
+
+    Both a ``ProbeError`` (the explain family) and a ``TypeError`` (what a view says when handed the wrong thing).
+    """
+
+
+class AttributionError(WorkbenchError, ValueError):
+    """An attribution's text, target, method or model does not fit."""

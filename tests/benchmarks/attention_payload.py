@@ -21,7 +21,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from workbench.explain import attention
 from workbench.models import load_model
-from workbench.ui import AttentionView
+from workbench.ui import AttentionView, to_bertviz
 
 TEXT = (
     "The movie opens on a quiet street where nothing much happens, and then, slowly, everything does. "
@@ -52,7 +52,7 @@ def measure(bundle, n: int, bertviz: bool) -> dict:
     }
     if bertviz:
         start = time.perf_counter()
-        html = result.to_bertviz("head").data
+        html = to_bertviz(result, "head").data
         row["bertviz_bytes"] = len(html.encode("utf-8"))
         row["bertviz_seconds"] = round(time.perf_counter() - start, 2)
         del html

@@ -67,3 +67,15 @@ def test_token_text_is_data_and_the_standalone_page_has_no_raw_markup(result, tm
 def test_a_view_takes_only_an_attention_result():
     with pytest.raises(TypeError, match="AttentionResult"):
         AttentionView({"weights": []})
+
+
+def test_bertviz_is_a_view_function_and_the_result_stays_plain_data(result):
+    from workbench.explain.attention import AttentionResult
+    from workbench.ui import to_bertviz
+
+    assert not hasattr(AttentionResult, "to_bertviz")  # the engine's result never reaches into workbench.ui
+    page = to_bertviz(result, "head").data
+    assert "head_view" in page or "bertviz" in page
+    assert '"mat"' in page and '"sat"' in page  # the result's own tokens are what bertviz draws
+    with pytest.raises(ValueError, match="'head' or 'model'"):
+        to_bertviz(result, "neuron")

@@ -1,5 +1,10 @@
-"""Explain: attention, token attributions with their faithfulness, and probes."""
+"""Explain: attention, token attributions with their faithfulness, and probes.
 
+The explain errors live in ``workbench.errors``; ``ProbeError`` and ``AttributionError`` are also here.
+Views of these results (``AttentionView``, ``to_bertviz``, ...) are in ``workbench.ui``: nothing here imports it.
+"""
+
+from workbench.errors import AttributionError, ProbeError
 from workbench.explain.attention import (
     STATISTICS,
     AttentionResult,
@@ -8,12 +13,12 @@ from workbench.explain.attention import (
     attention_rollout,
     head_statistics,
 )
-from workbench.explain.attribution import METHODS, AttributionError, AttributionResult, attribute, attribute_many
+from workbench.explain.attribution import METHODS, AttributionResult, attribute, attribute_many
 from workbench.explain.compare import Comparison, compare
 from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.generate import GeneratedToken, GenerationResult, generate
 from workbench.explain.lens import LogitLensResult, logit_lens
-from workbench.explain.probe import FillMaskResult, ProbeError, TokenPrediction, fill_mask, next_token
+from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, next_token
 from workbench.explain.recorder import ProbeRecorder
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.tokens import TokenInfo, token_info

@@ -12,14 +12,18 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from workbench.explain.probe import ProbeError, _check_text, _inference
+from workbench.errors import ProbeError
+from workbench.explain.inputs import accepts_argument, check_text, inference
 from workbench.explain.tokens import TokenInfo, token_info
 from workbench.models import eager_attention
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["STATISTICS", "AttentionResult", "attention", "attention_flow", "attention_rollout", "head_statistics"]
 
@@ -52,7 +56,7 @@ class AttentionResult:
     def num_tokens(self) -> int:
         return int(self.weights.shape[2])
 
-    def to_dict(self, include_weights: bool = False) -> dict:
+    def to_dict(self, include_weights: bool = False) -> dict[str, Any]:
         """Tokens, shape, statistics and note; the weights too when asked (they can be large)."""
         d = {
             "model": self.model,
@@ -69,12 +73,6 @@ class AttentionResult:
             d["weights"] = self.weights.tolist()
         return d
 
-    def to_bertviz(self, view: str = "head") -> Any:
-        """bertviz's own "head" or "model" view of this result (needs a CDN in reach; offline use AttentionView)."""
-        from workbench.ui.bertviz_bridge import to_bertviz
-
-        return to_bertviz(self, view)
-
     def __repr__(self) -> str:
         return (
             f"AttentionResult({self.model}, {self.num_tokens} tokens, {self.num_layers} layers x "
@@ -82,17 +80,20 @@ class AttentionResult:
         )
 
 
-def attention(bundle: Any, text: str, pair: str | None = None, *, max_tokens: int | None = None) -> AttentionResult:
+def attention(
+    bundle: ModelBundle, text: str, pair: str | None = None, *, max_tokens: int | None = None
+) -> AttentionResult:
     """Run the model once with eager attention and return every head's weights and statistics.
 
     Works however the model was loaded (SDPA and flash kernels return no weights, so the call
     switches to eager attention and back). Text longer than the model's positions (or
     ``max_tokens``) is truncated, and the result's ``note`` says so.
-    Raises ``ProbeError`` for empty or non-string text.
+    Raises ``ProbeError`` for empty or non-string text. bertviz's own views of the result:
+    ``workbench.ui.to_bertviz(result)``.
     """
-    text = _check_text(text)
+    text = check_text(text)
     if pair is not None:
-        pair = _check_text(pair)
+        pair = check_text(pair)
     limit = min(bundle.max_positions, max_tokens) if max_tokens else bundle.max_positions
     tok = bundle.tokenizer
     args = (text,) if pair is None else (text, pair)
@@ -117,9 +118,9 @@ def attention(bundle: Any, text: str, pair: str | None = None, *, max_tokens: in
     inputs = {
         k: torch.tensor([enc[k]], device=bundle.device)
         for k in ("input_ids", "attention_mask", "token_type_ids")
-        if k in enc and _accepts(bundle.model, k)
+        if k in enc and accepts_argument(bundle.model, k)
     }
-    with eager_attention(bundle.model), _inference(bundle.model):
+    with eager_attention(bundle.model), inference(bundle.model):
         out = bundle.model(**inputs, output_attentions=True)
     if not out.attentions:
         raise ProbeError(f"{bundle.name} returned no attention weights; it may not support output_attentions.")
@@ -129,12 +130,6 @@ def attention(bundle: Any, text: str, pair: str | None = None, *, max_tokens: in
     )
     result.stats = head_statistics(weights, info)
     return result
-
-
-def _accepts(model: Any, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(model.forward).parameters
 
 
 def head_statistics(weights: np.ndarray, tokens: TokenInfo) -> dict[str, np.ndarray]:
@@ -165,7 +160,7 @@ def head_statistics(weights: np.ndarray, tokens: TokenInfo) -> dict[str, np.ndar
 def attention_rollout(result: AttentionResult, *, add_residual: bool = True) -> np.ndarray:
     """Attention rollout (Abnar & Zuidema 2020): heads averaged, the residual added as 0.5·A + 0.5·I,
     rows renormalised, and the layers multiplied; returns ``(layers, query, key)``, the rollout up to each layer."""
-    mean = result.weights.astype(np.float64).mean(axis=1)  # (layers, query, key)
+    mean: np.ndarray = result.weights.astype(np.float64).mean(axis=1)  # (layers, query, key)
     n = mean.shape[-1]
     rollout = np.eye(n)
     out = np.empty_like(mean)
@@ -201,7 +196,7 @@ def attention_flow(result: AttentionResult, *, max_tokens: int = 48) -> np.ndarr
         a = a / a.sum(-1, keepdims=True)
         for q in range(n):
             for k in range(n):
-                c = int(round(a[q, k] * scale))
+                c = round(a[q, k] * scale)
                 if c > 0:
                     rows.append(layer * n + k)  # from key at layer l
                     cols.append((layer + 1) * n + q)  # to query at layer l+1

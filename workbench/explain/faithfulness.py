@@ -24,9 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from workbench.explain.attribution.objective import Objective
+    from workbench.explain.attribution.result import AttributionResult
+    from workbench.models import ModelBundle
 
 __all__ = ["FRACTIONS", "Agreement", "FaithfulnessScores", "agreement", "faithfulness", "score_ranking"]
 
@@ -45,7 +50,7 @@ class FaithfulnessScores:
     deletion_curve: np.ndarray  # (points,) f after removing them
     deletion_auc: float  # area under the curve over the share removed, 0..1; lower is more faithful
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "comprehensiveness": self.comprehensiveness,
             "sufficiency": self.sufficiency,
@@ -56,7 +61,7 @@ class FaithfulnessScores:
         }
 
 
-def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
+def score_ranking(objective: Objective, scores: np.ndarray) -> FaithfulnessScores:
     """Faithfulness of a ranking of the objective's features by ``scores`` (highest first)."""
     obj = objective
     features = np.flatnonzero(obj.features)
@@ -82,7 +87,7 @@ def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
     # The same input comes up more than once (removing the top 1% is often the deletion curve's first
     # point): score each distinct one once.
     distinct = list(dict.fromkeys(tuple(r) for r in rows))
-    scored = dict(zip(distinct, obj.score_ids(distinct)))
+    scored = dict(zip(distinct, obj.score_ids(distinct), strict=True))
     values = np.array([scored[tuple(r)] for r in rows])
     comp = full - values[:bins]
     suff = full - values[bins : 2 * bins]
@@ -91,12 +96,12 @@ def score_ranking(objective: Any, scores: np.ndarray) -> FaithfulnessScores:
     auc = float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(share))) if len(share) > 1 else float(curve[0])
     by_fraction = {
         f: {"tokens": int(k), "comprehensiveness": float(c), "sufficiency": float(s)}
-        for f, k, c, s in zip(FRACTIONS, counts, comp, suff)
+        for f, k, c, s in zip(FRACTIONS, counts, comp, suff, strict=True)
     }
     return FaithfulnessScores(float(comp.mean()), float(suff.mean()), by_fraction, removed, curve, auc)
 
 
-def faithfulness(bundle: Any, result: Any) -> FaithfulnessScores:
+def faithfulness(bundle: ModelBundle, result: AttributionResult) -> FaithfulnessScores:
     """Faithfulness of an ``AttributionResult`` (recomputed on ``bundle``, the model it explains)."""
     from workbench.explain.attribution.objective import evaluation, make_objective
 
@@ -113,13 +118,13 @@ class Agreement:
     spearman: np.ndarray
     kendall: np.ndarray
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"methods": self.methods, "spearman": self.spearman.tolist(), "kendall": self.kendall.tolist()}
 
     def __str__(self) -> str:
         width = max(len(m) for m in self.methods)
         lines = [" " * (width + 2) + "  ".join(f"{m[:8]:>8}" for m in self.methods)]
-        for m, row in zip(self.methods, self.spearman):
+        for m, row in zip(self.methods, self.spearman, strict=True):
             lines.append(f"{m:>{width}}  " + "  ".join(f"{v:8.2f}" for v in row))
         return "Spearman's rho between methods\n" + "\n".join(lines)
 

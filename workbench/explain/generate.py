@@ -11,12 +11,15 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from workbench.explain.attention import _accepts
-from workbench.explain.probe import ProbeError, _check_text, _display, _encode, _inference
+from workbench.errors import ProbeError
+from workbench.explain.inputs import accepts_argument, check_text, display_token, encode, inference
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["GeneratedToken", "GenerationResult", "generate"]
 
@@ -30,7 +33,7 @@ class GeneratedToken:
     probability: float  # under the model's own distribution (temperature 1, no filtering)
     alternatives: list[tuple[str, float]]  # the top tokens at this step, with their probabilities
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "token": self.token,
             "token_id": self.token_id,
@@ -46,7 +49,7 @@ class GenerationResult:
     model: str
     prompt: str
     steps: list[GeneratedToken] = field(default_factory=list)
-    settings: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
     stopped_by: str = "max_new_tokens"  # or "end of text"
 
     @property
@@ -62,7 +65,7 @@ class GenerationResult:
         """The text the model saw when it chose token ``step``: hand it to ``attribute`` with that token's id."""
         return self.prompt + "".join(s.token for s in self.steps[:step])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "prompt": self.prompt,
@@ -88,7 +91,7 @@ def _check(name: str, value: Any, low: float, high: float | None = None, integer
 
 
 def generate(
-    bundle: Any,
+    bundle: ModelBundle,
     prompt: str,
     max_new_tokens: int = 20,
     *,
@@ -104,7 +107,7 @@ def generate(
     gives one text. Stops at the end-of-text token. Raises ``ProbeError`` for a model that is not a
     causal LM, empty prompts, out-of-range settings, or a prompt that fills the model's positions.
     """
-    prompt = _check_text(prompt)
+    prompt = check_text(prompt)
     if bundle.kind != "causal-lm":
         raise ProbeError(f"generate needs a causal language model; {bundle.name} is a {bundle.kind} model.")
     _check("max_new_tokens", max_new_tokens, 1, integer=True)
@@ -115,7 +118,7 @@ def generate(
     if top_p == 0:
         raise ProbeError("top_p must be above 0 (1 keeps every token).")
     tok = bundle.tokenizer
-    enc = _encode(bundle, prompt)
+    enc = encode(bundle, prompt)
     room = bundle.max_positions - enc["input_ids"].shape[1]
     if room < 1:
         raise ProbeError(f"The prompt fills all {bundle.max_positions} positions of {bundle.name}; shorten it.")
@@ -133,21 +136,22 @@ def generate(
     result = GenerationResult(bundle.name, prompt, settings=settings)
     ids = enc["input_ids"]
     past = None
-    keep = {"logits_to_keep": 1} if _accepts(bundle.model, "logits_to_keep") else {}  # only the last position's logits
-    with _inference(bundle.model):
+    # only the last position's logits, where the model can skip the others
+    keep = {"logits_to_keep": 1} if accepts_argument(bundle.model, "logits_to_keep") else {}
+    with inference(bundle.model):
         for _ in range(steps):
             out = bundle.model(input_ids=ids, past_key_values=past, use_cache=True, **keep)
             past = out.past_key_values
             logits = out.logits[0, -1].float()  # (vocab,)
             probs = logits.softmax(-1)
-            choice = _sample(logits, probs, temperature, top_k, top_p, generator)
+            choice = _sample(logits, probs, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
             top_values, top_ids = probs.topk(min(alternatives, probs.shape[-1]))
             result.steps.append(
                 GeneratedToken(
-                    _display(tok, choice),
+                    display_token(tok, choice),
                     choice,
                     float(probs[choice]),
-                    [(_display(tok, int(i)), float(v)) for v, i in zip(top_values, top_ids)],
+                    [(display_token(tok, int(i)), float(v)) for v, i in zip(top_values, top_ids, strict=True)],
                 )
             )
             if tok.eos_token_id is not None and choice == tok.eos_token_id:
@@ -160,7 +164,13 @@ def generate(
 
 
 def _sample(
-    logits: torch.Tensor, probs: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator
+    logits: torch.Tensor,
+    probs: torch.Tensor,
+    *,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator,
 ) -> int:
     if temperature == 0:
         return int(probs.argmax())

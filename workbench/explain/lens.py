@@ -16,25 +16,28 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from workbench.errors import ProbeError
+from workbench.explain.inputs import (
+    MASK_PLACEHOLDER,
+    check_text,
+    check_top_k,
+    display_token,
+    encode,
+    inference,
+    token_id,
+    with_model_mask,
+)
 from workbench.explain.onednn import PackedLinear
 from workbench.explain.onednn import available as onednn_available
-from workbench.explain.probe import (
-    MASK_PLACEHOLDER,
-    ProbeError,
-    _check_text,
-    _check_top_k,
-    _display,
-    _encode,
-    _inference,
-    _token_id,
-    _with_model_mask,
-)
 from workbench.explain.tokens import TokenInfo, token_info
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["LogitLensResult", "logit_lens"]
 
@@ -72,7 +75,7 @@ class LogitLensResult:
         hits = np.flatnonzero(self.target_ranks[:, pos] == 0)
         return int(hits[0]) if len(hits) else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "text": self.text,
@@ -100,7 +103,8 @@ def _lens_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """The model's own way from a hidden state to logits: its final norm (where it has one) and output head."""
     children = dict(model.named_children())
     if "cls" in children:  # BERT: every layer ends in a LayerNorm; the MLM head does the rest
-        return lambda h: model.cls(h)
+        cls: Callable[[torch.Tensor], torch.Tensor] = model.cls
+        return cls
     if "head" in children and "decoder" in children:  # ModernBERT
         norm = getattr(model.model, "final_norm", torch.nn.Identity())
         return lambda h: model.decoder(model.head(norm(h)))
@@ -116,7 +120,9 @@ def _lens_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda h: packed(norm(h).float()) if packed is not None else head(norm(h))
 
 
-_PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # head module -> (weights key, PackedLinear)
+_PACKED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[Any, ...], PackedLinear]] = (
+    weakref.WeakKeyDictionary()
+)  # head module -> (weights key, PackedLinear)
 
 
 def _packed_unembedding(head: Any) -> PackedLinear | None:
@@ -139,19 +145,19 @@ def _packed_unembedding(head: Any) -> PackedLinear | None:
     return packed
 
 
-def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) -> LogitLensResult:
+def logit_lens(bundle: ModelBundle, text: str, target: int | str | None = None, *, top_k: int = 5) -> LogitLensResult:
     """Top-k tokens at every layer and position, and the probability and rank of ``target`` there.
 
     ``target`` is a token string or id; by default the model's own top prediction where it is
     read (the first mask of a masked LM, the last position of a causal LM). Raises ``ProbeError``
     for empty text, a model without a language-model head, or a masked LM's text with no mask.
     """
-    text, top_k = _check_text(text), _check_top_k(top_k)
+    text, top_k = check_text(text), check_top_k(top_k)
     if bundle.kind not in ("masked-lm", "causal-lm"):
         raise ProbeError(f"The logit lens needs a language model; {bundle.name} is a {bundle.kind} model.")
     tok = bundle.tokenizer
-    model_text = _with_model_mask(tok, text) if bundle.kind == "masked-lm" else text
-    enc = _encode(bundle, model_text)
+    model_text = with_model_mask(tok, text) if bundle.kind == "masked-lm" else text
+    enc = encode(bundle, model_text)
     ids = enc["input_ids"][0].tolist()
     if bundle.kind == "masked-lm":
         if tok.mask_token_id not in ids:
@@ -160,7 +166,7 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
     else:
         read = len(ids) - 1
     head = _lens_head(bundle.model)
-    with _inference(bundle.model):
+    with inference(bundle.model):
         out = bundle.model(**enc, output_hidden_states=True)
         hidden = out.hidden_states  # (layers + 1) x (1, n, hidden)
         inner = torch.stack(hidden[:-1])[:, 0]  # (layers, n, hidden): before the final norm
@@ -168,7 +174,7 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
         own = torch.log_softmax(out.logits[0].float(), dim=-1)  # (n, vocab): the model's own output
         k = min(top_k, own.shape[-1])
         default = int(own[read].argmax())
-        target_id = default if target is None else _token_id(tok, target, own.shape[-1])
+        target_id = default if target is None else token_id(tok, target, own.shape[-1])
         # Every layer and position through the head, CHUNK positions at a time: one multiply per
         # chunk keeps the CPU busy, and each chunk's logits are still in cache while they are
         # normalised, ranked and searched (208 ms against 288 ms in one piece, SmolLM2 at 19 tokens).
@@ -176,10 +182,10 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
         blocks = [range(start, min(start + CHUNK, rows * n)) for start in range(0, rows * n, CHUNK)] + [None]
         tops, targets, ranks = [], [], []
         for block in blocks:
-            if block is None:
-                log_probs = own
-            else:
-                log_probs = torch.log_softmax(head(flat[block.start : block.stop]).float(), dim=-1)  # (chunk, vocab)
+            # (chunk, vocab) for a block of layers and positions; the model's own output comes last
+            log_probs = (
+                own if block is None else torch.log_softmax(head(flat[block.start : block.stop]).float(), dim=-1)
+            )
             chosen = log_probs[:, target_id]
             tops.append(log_probs.topk(k, dim=-1))
             targets.append(chosen)
@@ -191,7 +197,7 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
     enc_full = tok(model_text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
     info = token_info(tok, enc_full, model_text)
     id_array = top_ids.cpu().numpy()
-    names = {int(i): _display(tok, int(i)) for i in np.unique(id_array)}
+    names = {int(i): display_token(tok, int(i)) for i in np.unique(id_array)}
     top_tokens = [[[names[int(i)] for i in cell] for cell in row] for row in id_array]
     layers = len(hidden) - 1
     return LogitLensResult(
@@ -203,7 +209,7 @@ def logit_lens(bundle: Any, text: str, target: Any = None, *, top_k: int = 5) ->
         top_tokens=top_tokens,
         top_probs=top_probs.cpu().numpy(),
         target=target_id,
-        target_name=_display(tok, target_id),
+        target_name=display_token(tok, target_id),
         target_probs=target_probs.cpu().numpy(),
         target_ranks=target_ranks.cpu().numpy(),
         read_position=read,

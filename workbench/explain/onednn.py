@@ -49,6 +49,9 @@ class PackedLinear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed:
             algorithm = "none" if self.activation == "gelu" else ""
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.activation, [], algorithm)
+            packed: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+                x, self.weight, self.bias, self.activation, [], algorithm
+            )
+            return packed
         y = F.linear(x, self.weight, self.bias)
         return F.gelu(y) if self.activation == "gelu" else y

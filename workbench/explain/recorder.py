@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.explain.probe import ProbeError, _display, _distribution, _token_id, output_vocabulary
+from workbench.errors import ProbeError
+from workbench.explain.inputs import display_token, token_id
+from workbench.explain.output_head import output_vocabulary
+from workbench.explain.probe import predicted_distribution
 from workbench.training.events import Callback, Control, TrainState
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["ProbeRecorder"]
 
@@ -31,6 +37,9 @@ class ProbeRecorder(Callback):
     holds the top-k tokens and, where a token is expected, its rank (0 is top) and probability.
     ``listeners`` are called with each new record (the ``ProbeTimeline`` view is one).
     """
+
+    # It reads the live model: a run of several processes runs it in its main process and sends its records here.
+    runs_in_main_process = True
 
     def __init__(
         self,
@@ -53,13 +62,13 @@ class ProbeRecorder(Callback):
         if every is not None and (not isinstance(every, int) or every < 1):
             raise ProbeError(f"every must be a positive number of steps or None, got {every!r}.")
         self.top_k, self.every, self.at_start = top_k, every, at_start
-        self.listeners: list[Callable[[dict], None]] = []
-        self.records: list[dict] = []
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.records: list[dict[str, Any]] = []
         self._expected_ids: list[int | None] = []
         self._lock = threading.Lock()
 
     @property
-    def timeline(self) -> list[dict]:
+    def timeline(self) -> list[dict[str, Any]]:
         """The records so far, oldest first (a copy)."""
         with self._lock:
             return list(self.records)
@@ -77,27 +86,30 @@ class ProbeRecorder(Callback):
             "rank": np.array([p["rank"] if p["rank"] is not None else -1 for _, p in rows]),
         }
 
-    def check(self, bundle: Any) -> None:
+    def check(self, bundle: ModelBundle) -> None:
         """Check every probe against the model (a mask where needed, expected tokens of one token)."""
         vocab = output_vocabulary(bundle.model)
         self._expected_ids = [
-            None if expected is None else _token_id(bundle.tokenizer, expected, vocab) for _, expected in self.probes
+            None if expected is None else token_id(bundle.tokenizer, expected, vocab) for _, expected in self.probes
         ]
         for text, _ in self.probes:
-            _distribution(bundle, text)  # raises the probe's own sentence for a missing mask or a wrong model
+            predicted_distribution(bundle, text)  # raises the probe's own sentence for a missing mask or a wrong model
 
-    def record(self, bundle: Any, step: int) -> dict:
+    def record(self, bundle: ModelBundle, step: int) -> dict[str, Any]:
         """Evaluate every probe now and add a record for ``step``."""
         if len(self._expected_ids) != len(self.probes):
             self.check(bundle)
         out = []
-        for (text, expected), expected_id in zip(self.probes, self._expected_ids):
-            probs, _ = _distribution(bundle, text)
+        for (text, _), expected_id in zip(self.probes, self._expected_ids, strict=True):
+            probs, _ = predicted_distribution(bundle, text)
             values, ids = probs.topk(min(self.top_k, probs.shape[-1]))
-            entry = {
+            entry: dict[str, Any] = {
                 "text": text,
-                "expected": None if expected is None else _display(bundle.tokenizer, expected_id),
-                "top": [[_display(bundle.tokenizer, int(i)), round(float(v), 6)] for v, i in zip(values, ids)],
+                "expected": None if expected_id is None else display_token(bundle.tokenizer, expected_id),
+                "top": [
+                    [display_token(bundle.tokenizer, int(i)), round(float(v), 6)]
+                    for v, i in zip(values, ids, strict=True)
+                ],
                 "rank": None,
                 "probability": None,
             }
@@ -108,7 +120,7 @@ class ProbeRecorder(Callback):
             out.append(entry)
         return self.add(record={"kind": "probe", "step": int(step), "probes": out})
 
-    def restore(self, records: Sequence[dict]) -> None:
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
         """Take back this recorder's records from a run's history (a resumed run brings them back)."""
         texts = [t for t, _ in self.probes]
         with self._lock:
@@ -116,7 +128,7 @@ class ProbeRecorder(Callback):
                 r for r in records if r.get("kind") == "probe" and [p["text"] for p in r["probes"]] == texts
             ]
 
-    def add(self, record: dict) -> dict:
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
         """Keep a record and tell the listeners (a run in several processes hands them over this way)."""
         with self._lock:
             self.records.append(record)
@@ -139,7 +151,7 @@ class ProbeRecorder(Callback):
         if self.at_start and state.step == 0:
             self._record_into(trainer, state)
 
-    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
+    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
         self._record_into(trainer, state)
 
     def on_step_end(self, trainer: Any, state: TrainState, control: Control) -> None:

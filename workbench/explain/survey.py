@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench.errors import ProbeError
 from workbench.explain.attention import attention
-from workbench.explain.probe import ProbeError
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["SURVEY_MEASURES", "AttentionSurvey", "attention_survey"]
 
@@ -38,14 +41,15 @@ class AttentionSurvey:
 
     def by_layer(self, measure: str) -> np.ndarray:
         """The measure averaged over the heads of each layer: ``(layers,)``."""
-        return self.measures[measure].mean(axis=1)
+        averaged: np.ndarray = self.measures[measure].mean(axis=1)
+        return averaged
 
     def heads_where(self, measure: str, threshold: float) -> list[tuple[int, int]]:
         """(layer, head) of every head whose average ``measure`` is above ``threshold``."""
         layers, heads = np.nonzero(self.measures[measure] > threshold)
-        return [(int(layer), int(head)) for layer, head in zip(layers, heads)]
+        return [(int(layer), int(head)) for layer, head in zip(layers, heads, strict=True)]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "texts": self.texts,
@@ -54,7 +58,7 @@ class AttentionSurvey:
         }
 
 
-def attention_survey(bundle: Any, texts: Sequence[str], *, max_tokens: int = 128) -> AttentionSurvey:
+def attention_survey(bundle: ModelBundle, texts: Sequence[str], *, max_tokens: int = 128) -> AttentionSurvey:
     """Average Clark et al.'s per-head measures over ``texts`` (each cut to ``max_tokens``).
 
     Raises ``ProbeError`` when ``texts`` is empty or holds something other than non-empty strings.

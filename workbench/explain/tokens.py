@@ -21,7 +21,7 @@ class TokenInfo:
     segment_ids: list[int]
     ids: list[int] = field(default_factory=list)  # the token ids themselves
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 

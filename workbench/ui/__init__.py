@@ -3,6 +3,7 @@
 from workbench.ui._colab import enable_colab_widgets
 from workbench.ui.attention_view import AttentionView
 from workbench.ui.attribution_view import AttributionView
+from workbench.ui.bertviz_bridge import to_bertviz
 from workbench.ui.compression_view import CompressionView
 from workbench.ui.dashboard import TrainingDashboard
 from workbench.ui.probe_views import MaskProbe, ProbeTimeline
@@ -15,6 +16,7 @@ __all__ = [
     "ProbeTimeline",
     "TrainingDashboard",
     "enable_colab_widgets",
+    "to_bertviz",
 ]
 
 enable_colab_widgets()

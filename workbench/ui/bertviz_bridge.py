@@ -1,4 +1,6 @@
-"""bertviz's own head and model views, fed from an ``AttentionResult``.
+"""bertviz's own head and model views, fed from an ``AttentionResult``: ``workbench.ui.to_bertviz(result)``.
+
+It lives with the views because it returns an IPython HTML object; the result itself stays plain data.
 
 bertviz loads require.js, d3 and jQuery from a CDN: its views work where a CDN is in reach
 (Binder, Colab) and show "require is not defined" offline. Offline, use ``AttentionView``.
@@ -6,7 +8,7 @@ bertviz loads require.js, d3 and jQuery from a CDN: its views work where a CDN i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.explain.attention import AttentionResult
@@ -14,8 +16,12 @@ from workbench.explain.attention import AttentionResult
 __all__ = ["to_bertviz"]
 
 
-def to_bertviz(result: AttentionResult, view: str = "head") -> Any:
-    """bertviz's ``head_view`` or ``model_view`` of the result, as an IPython HTML object to display."""
+def to_bertviz(result: AttentionResult, view: Literal["head", "model"] = "head") -> Any:
+    """bertviz's ``head_view`` or ``model_view`` of the result, as an IPython HTML object to display.
+
+    Raises ``ValueError`` for another view and ``WorkbenchError`` when bertviz is not installed.
+    Example: ``to_bertviz(attention(bundle, "The cat sat."), "model")``.
+    """
     if view not in ("head", "model"):
         raise ValueError(f"view must be 'head' or 'model', got {view!r}.")
     try:

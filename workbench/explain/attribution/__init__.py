@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from workbench.errors import AttributionError
 from workbench.explain.attribution.gradients import gradient_x_input, integrated_gradients
 from workbench.explain.attribution.objective import (
     DEFAULT_MEMORY_MB,
-    AttributionError,
+    MethodOutput,
     Objective,
     evaluation,
     make_objective,
@@ -33,10 +34,13 @@ from workbench.explain.attribution.rollout import rollout_scores
 from workbench.explain.attribution.shap_method import shap_values
 from workbench.explain.faithfulness import score_ranking
 
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
+
 __all__ = ["METHODS", "AttributionError", "AttributionResult", "attribute", "attribute_many"]
 
 # name -> (function, the options it takes)
-METHODS: dict[str, tuple[Callable[..., tuple], tuple[str, ...]]] = {
+METHODS: dict[str, tuple[Callable[..., MethodOutput], tuple[str, ...]]] = {
     "shap": (shap_values, ("max_evals", "seed")),
     "integrated_gradients": (integrated_gradients, ("steps",)),
     "gradient_x_input": (gradient_x_input, ()),
@@ -46,7 +50,7 @@ METHODS: dict[str, tuple[Callable[..., tuple], tuple[str, ...]]] = {
 
 
 def attribute(
-    bundle: Any,
+    bundle: ModelBundle,
     text: str,
     target: Any = None,
     method: str = "shap",
@@ -80,7 +84,17 @@ def attribute(
         scores, extra, route = function(objective, **options)
         evaluations = objective.evaluations
         seconds = time.perf_counter() - started
-        result = _result(objective, method, scores, extra, route, score, baseline, seconds, evaluations)
+        result = _result(
+            objective,
+            method,
+            scores,
+            extra=extra,
+            route=route,
+            score=score,
+            baseline=baseline,
+            seconds=seconds,
+            evaluations=evaluations,
+        )
         if faithfulness:
             result.faithfulness = score_ranking(objective, result.scores)
     return result
@@ -90,7 +104,8 @@ def _result(
     obj: Objective,
     method: str,
     scores: Any,
-    extra: dict,
+    *,
+    extra: dict[str, Any],
     route: str,
     score: float,
     baseline: float,
@@ -130,7 +145,7 @@ def _result(
 
 
 def attribute_many(
-    bundle: Any,
+    bundle: ModelBundle,
     texts: Sequence[str],
     target: Any = None,
     method: str | Sequence[str] = "shap",

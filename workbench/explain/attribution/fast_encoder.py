@@ -31,10 +31,17 @@ __all__ = ["FastEncoder"]
 
 
 @dataclass
+class _ReadAttention:
+    """The last layer's projections: only the first position feeds the classifier."""
+
+    q: PackedLinear  # queries at the read position only
+    kv: PackedLinear  # keys and values of every position
+
+
+@dataclass
 class _Layer:
-    qkv: PackedLinear | None  # layers before the last: queries, keys and values of every position in one multiply
-    q: PackedLinear | None  # the last layer: queries at the read position only
-    kv: PackedLinear | None  # the last layer: keys and values of every position
+    # layers before the last: queries, keys and values of every position in one multiply; the last: _ReadAttention
+    projections: PackedLinear | _ReadAttention
     out: PackedLinear
     norm1: torch.nn.LayerNorm
     up: PackedLinear
@@ -65,15 +72,14 @@ class FastEncoder:
             packed = self.onednn
             self.layers.append(
                 _Layer(
-                    qkv=PackedLinear.of(
+                    projections=PackedLinear.of(
                         [s.query.weight, s.key.weight, s.value.weight], [s.query.bias, s.key.bias, s.value.bias], packed
                     )
                     if i < last
-                    else None,
-                    q=PackedLinear.of([s.query.weight], [s.query.bias], packed) if i == last else None,
-                    kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed)
-                    if i == last
-                    else None,
+                    else _ReadAttention(
+                        q=PackedLinear.of([s.query.weight], [s.query.bias], packed),
+                        kv=PackedLinear.of([s.key.weight, s.value.weight], [s.key.bias, s.value.bias], packed),
+                    ),
                     out=PackedLinear.of([o.dense.weight], [o.dense.bias], packed),
                     norm1=o.LayerNorm,
                     up=PackedLinear.of(
@@ -120,15 +126,15 @@ class FastEncoder:
         mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, key)
         x = self.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))  # (batch, n, hidden)
         d = x.shape[-1]
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if i < last:
-                q, k, v = layer.qkv(x.reshape(b * n, d)).view(b, n, 3 * d).split(d, dim=-1)
+        for layer in self.layers:
+            projections = layer.projections
+            if isinstance(projections, PackedLinear):
+                q, k, v = projections(x.reshape(b * n, d)).view(b, n, 3 * d).chunk(3, dim=-1)
                 residual = x
-            else:  # only the first position feeds the classifier
-                k, v = layer.kv(x.reshape(b * n, d)).view(b, n, 2 * d).split(d, dim=-1)
+            else:  # the last layer: only the first position feeds the classifier
+                k, v = projections.kv(x.reshape(b * n, d)).view(b, n, 2 * d).chunk(2, dim=-1)
                 residual = x[:, :1]
-                q = layer.q(residual.reshape(b, d)).view(b, 1, d)
+                q = projections.q(residual.reshape(b, d)).view(b, 1, d)
             rows = residual.shape[1]
             ctx = self._attend(q, k, v, mask)  # (batch, rows, hidden)
             h = layer.norm1(layer.out(ctx.reshape(b * rows, d)) + residual.reshape(b * rows, d))

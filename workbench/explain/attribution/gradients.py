@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from workbench.explain.attribution.objective import AttributionError, Objective
+from workbench.errors import AttributionError
+from workbench.explain.attribution.objective import MethodOutput, Objective
 
 __all__ = ["gradient_x_input", "integrated_gradients"]
 
@@ -39,7 +40,7 @@ def _integrate(obj: Objective, x: torch.Tensor, baseline: torch.Tensor, steps: i
     return ((x - baseline) * mean_grad).sum(-1)
 
 
-def integrated_gradients(objective: Objective, *, steps: int = 32) -> tuple[np.ndarray, dict, str]:
+def integrated_gradients(objective: Objective, *, steps: int = 32) -> MethodOutput:
     """Integrated gradients (Sundararajan et al. 2017) from the baseline where every feature is removed.
 
     The attributions sum to f(x) − f(baseline); when ``steps`` does not reach that within 1%, the
@@ -72,7 +73,7 @@ def integrated_gradients(objective: Objective, *, steps: int = 32) -> tuple[np.n
     return scores, extra, f"integrated gradients on word embeddings from {baseline_name}"
 
 
-def gradient_x_input(objective: Objective) -> tuple[np.ndarray, dict, str]:
+def gradient_x_input(objective: Objective) -> MethodOutput:
     """The gradient of the target's probability with respect to each word embedding, dotted with that embedding."""
     obj = objective
     x = obj.word_embeddings()

@@ -12,38 +12,33 @@ import contextlib
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
 
-from workbench.errors import WorkbenchError
-from workbench.explain.probe import (
-    MASK_PLACEHOLDER,
-    ProbeError,
-    _check_text,
-    _display,
-    _read_positions,
-    _token_id,
-    _with_model_mask,
-    output_vocabulary,
-)
+from workbench.errors import AttributionError, ProbeError
+from workbench.explain.inputs import MASK_PLACEHOLDER, check_text, display_token, token_id, with_model_mask
+from workbench.explain.output_head import head_only_at, output_vocabulary
 from workbench.explain.tokens import TokenInfo, token_info
 
-__all__ = ["AttributionError", "Objective", "make_objective"]
+if TYPE_CHECKING:
+    from workbench.explain.attribution.fast_encoder import FastEncoder
+    from workbench.models import ModelBundle
+
+__all__ = ["AttributionError", "MethodOutput", "Objective", "make_objective"]
+
+# What every attribution method returns: a score per token (n,), its details (steps, max_evals, ...), and its route.
+MethodOutput: TypeAlias = tuple[np.ndarray, dict[str, Any], str]
 
 DEFAULT_MEMORY_MB = 256  # activations of one inference batch; gradient batches take a third of it
-
-
-class AttributionError(WorkbenchError, ValueError):
-    """An attribution's text, target, method or model does not fit."""
 
 
 @dataclass
 class Objective:
     """The probability of ``target`` for ``text`` under ``bundle``, and the ways to change the input."""
 
-    bundle: Any
+    bundle: ModelBundle
     text: str
     task: str  # "classify", "masked-lm" or "causal-lm"
     input_ids: list[int]
@@ -57,7 +52,7 @@ class Objective:
     reference_id: int | None  # the id a removed token becomes in "mask" removal
     memory_mb: int = DEFAULT_MEMORY_MB
     note: str = ""
-    _fast: Any = field(default=None, repr=False)
+    _fast: FastEncoder | None = field(default=None, repr=False)
     _score: float | None = field(default=None, repr=False)
     evaluations: int = 0  # rows the model has scored through this objective
 
@@ -66,9 +61,10 @@ class Objective:
     def remove(self, drop: np.ndarray) -> list[int]:
         """The input ids with the positions where ``drop`` is True removed (features only)."""
         drop = np.asarray(drop, dtype=bool) & self.features
-        if self.removal == "mask":
-            return [self.reference_id if d else t for t, d in zip(self.input_ids, drop)]
-        kept = [t for t, d in zip(self.input_ids, drop) if not d]
+        reference = self.reference_id
+        if self.removal == "mask" and reference is not None:  # "mask" removal always has the mask token's id
+            return [reference if d else t for t, d in zip(self.input_ids, drop, strict=True)]
+        kept = [t for t, d in zip(self.input_ids, drop, strict=True) if not d]
         if not kept:  # a causal LM still needs one token to predict from: the start of a text
             tok = self.bundle.tokenizer
             start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
@@ -106,7 +102,7 @@ class Objective:
 
     @property
     def num_outputs(self) -> int:
-        return int(self.bundle.model.config.num_labels) if self.task == "classify" else 1
+        return len(self.bundle.label_names or ()) if self.task == "classify" else 1
 
     def rows_per_batch(self, length: int, gradients: bool = False) -> int:
         cfg = self.bundle.model.config
@@ -143,7 +139,8 @@ class Objective:
     def word_embeddings(self) -> torch.Tensor:
         """The input's word embeddings ``(n, hidden)``, detached."""
         emb = self.bundle.model.get_input_embeddings()
-        return emb(torch.tensor(self.input_ids, device=self.bundle.device)).detach().float()
+        embedded: torch.Tensor = emb(torch.tensor(self.input_ids, device=self.bundle.device))  # (n, hidden)
+        return embedded.detach().float()
 
     def reference_embeddings(self) -> torch.Tensor:
         """The baseline input ``(n, hidden)``: each feature's embedding replaced by the mask token's
@@ -169,13 +166,14 @@ class Objective:
     def _probabilities(self, mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         model = self.bundle.model
         if self.task == "classify":
-            return model(attention_mask=mask, **inputs).logits.float().softmax(-1)  # (batch, labels)
-        if self.task == "masked-lm":
+            label_logits: torch.Tensor = model(attention_mask=mask, **inputs).logits  # (batch, labels)
+            return label_logits.float().softmax(-1)
+        if self.task == "masked-lm" and self.position is not None:  # a masked LM's target is read at its mask
             read = torch.full((mask.shape[0],), self.position, device=mask.device)
         else:
             read = mask.sum(-1) - 1  # the last real token of each row
-        with _read_positions(model, read[:, None]):  # the head at one position per row
-            logits = model(attention_mask=mask, **inputs).logits[:, 0]  # (batch, vocab)
+        with head_only_at(model, read[:, None]):  # the head at one position per row
+            logits: torch.Tensor = model(attention_mask=mask, **inputs).logits[:, 0]  # (batch, vocab)
         return logits.float().softmax(-1)[:, self.target : self.target + 1]
 
 
@@ -196,15 +194,15 @@ _TASKS = {"classifier": "classify", "masked-lm": "masked-lm", "causal-lm": "caus
 
 
 def make_objective(
-    bundle: Any, text: Any, target: Any = None, *, memory_mb: int = DEFAULT_MEMORY_MB, fast: bool = True
+    bundle: ModelBundle, text: object, target: Any = None, *, memory_mb: int = DEFAULT_MEMORY_MB, fast: bool = True
 ) -> Objective:
     """Check ``text`` and ``target`` against ``bundle`` and fix what an attribution will explain.
 
     ``target`` is a label name or index (classifier), a token string or id (language models),
     or None for the model's own top prediction. Raises ``AttributionError`` with a sentence.
     """
-    text = _check_text(text, "The text to explain", AttributionError)
-    task = _TASKS.get(getattr(bundle, "kind", None))
+    text = check_text(text, "The text to explain", AttributionError)
+    task = _TASKS.get(str(getattr(bundle, "kind", "")))
     if task is None:
         raise AttributionError(
             f"Attributions need a classifier, a masked LM or a causal LM; {getattr(bundle, 'name', bundle)!r} "
@@ -218,7 +216,7 @@ def make_objective(
     if task == "masked-lm":
         if tok.mask_token is None:
             raise AttributionError(f"{bundle.name} has no mask token, so it cannot fill a masked position.")
-        text = _with_model_mask(tok, text)
+        text = with_model_mask(tok, text)
         if tok.mask_token not in text:
             raise AttributionError(
                 f"The text has no mask; put {MASK_PLACEHOLDER} where the model should guess "
@@ -258,10 +256,11 @@ def make_objective(
     return objective
 
 
-_FAST_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, FastEncoder)
+# model -> (weights version, FastEncoder)
+_FAST_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, tuple[int, FastEncoder]] = weakref.WeakKeyDictionary()
 
 
-def _cached_fast_encoder(model: Any) -> Any:
+def _cached_fast_encoder(model: torch.nn.Module) -> FastEncoder:
     """One packed copy per model, rebuilt when its weights change (a fine-tuning step moves them).
 
     Held weakly: when the model goes, its packed copy goes with it.
@@ -302,14 +301,14 @@ def _resolve_target(obj: Objective, target: Any) -> tuple[int, str]:
         with torch.no_grad(), evaluation(bundle.model):
             mask = torch.ones((1, len(obj.input_ids)), dtype=torch.long, device=bundle.device)
             read = torch.tensor([obj.position if obj.task == "masked-lm" else len(obj.input_ids) - 1])
-            with _read_positions(bundle.model, read[:, None]):
+            with head_only_at(bundle.model, read[:, None]):
                 logits = bundle.model(
                     input_ids=torch.tensor([obj.input_ids], device=bundle.device), attention_mask=mask
                 ).logits[0, 0]
         index = int(logits.argmax())
-        return index, _display(tok, index)
+        return index, display_token(tok, index)
     try:
-        index = _token_id(tok, target, output_vocabulary(bundle.model))
+        index = token_id(tok, target, output_vocabulary(bundle.model))
     except ProbeError as e:
         raise AttributionError(str(e)) from None
-    return index, _display(tok, index)
+    return index, display_token(tok, index)

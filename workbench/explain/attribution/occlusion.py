@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.explain.attribution.objective import AttributionError, Objective
+from workbench.errors import AttributionError
+from workbench.explain.attribution.objective import MethodOutput, Objective
 
 __all__ = ["occlusion"]
 
 
-def occlusion(objective: Objective, *, window: int = 1) -> tuple[np.ndarray, dict, str]:
+def occlusion(objective: Objective, *, window: int = 1) -> MethodOutput:
     """f(x) − f(x without the window starting at each feature), spread evenly over the window's features."""
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise AttributionError(f"window must be a positive number of tokens, got {window!r}.")
@@ -26,7 +27,7 @@ def occlusion(objective: Objective, *, window: int = 1) -> tuple[np.ndarray, dic
     drops = full - obj.score_ids(rows)
     scores = np.zeros(len(obj.input_ids))
     counts = np.zeros(len(obj.input_ids))
-    for span, d in zip(spans, drops):
+    for span, d in zip(spans, drops, strict=True):
         scores[span] += d / len(span)
         counts[span] += 1
     scores = np.where(counts > 0, scores / np.maximum(counts, 1), 0.0)

@@ -41,7 +41,7 @@ class AttributionResult:
     evaluations: int = 0  # model evaluations (rows) the method used
     position: int | None = None  # where a masked-LM target is read
     faithfulness: Any = None  # FaithfulnessScores
-    extra: dict = field(default_factory=dict)  # method details: steps, completeness error, max_evals, ...
+    extra: dict[str, Any] = field(default_factory=dict)  # method details: steps, completeness error, max_evals, ...
     note: str = ""
 
     @property
@@ -53,7 +53,7 @@ class AttributionResult:
         idx = [int(i) for i in np.argsort(-self.scores, kind="stable") if self.features[i]][:k]
         return [(self.tokens.text[i], float(self.scores[i])) for i in idx]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON-ready values."""
         return {
             "model": self.model,

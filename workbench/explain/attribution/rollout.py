@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.explain.attention import attention, attention_rollout
-from workbench.explain.attribution.objective import Objective
+from workbench.explain.attribution.objective import MethodOutput, Objective
 
 __all__ = ["rollout_scores"]
 
 
-def rollout_scores(objective: Objective) -> tuple[np.ndarray, dict, str]:
+def rollout_scores(objective: Objective) -> MethodOutput:
     """The last layer's rollout row (Abnar & Zuidema 2020) at the position the target is read from.
 
     That is the first token for a BERT-style classifier (the mean of all rows for mean pooling),

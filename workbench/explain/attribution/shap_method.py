@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.explain.attribution.objective import AttributionError, Objective
+from workbench.errors import AttributionError
+from workbench.explain.attribution.objective import MethodOutput, Objective
 
 __all__ = ["shap_values"]
 
@@ -43,7 +44,7 @@ class _MaskedTextModel:
                     )
             else:
                 rows = [list(k) for k in missing]
-            for key, values in zip(missing, obj.outputs_ids(rows)):
+            for key, values in zip(missing, obj.outputs_ids(rows), strict=True):
                 self.cache[key] = values
         self.calls += len(keys)
         self.hits += len(keys) - len(missing)
@@ -51,7 +52,7 @@ class _MaskedTextModel:
         return out if obj.task == "classify" else out[:, 0]
 
 
-def shap_values(objective: Objective, *, max_evals: int = 500, seed: int = 0) -> tuple[np.ndarray, dict, str]:
+def shap_values(objective: Objective, *, max_evals: int = 500, seed: int = 0) -> MethodOutput:
     """Partition SHAP values of every token toward the objective's target; ``(scores, extra, route)``."""
     import shap
 
