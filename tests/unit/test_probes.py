@@ -50,7 +50,7 @@ def test_fill_mask_equals_the_transformers_pipeline(bert, text):
     theirs = [theirs] if isinstance(theirs[0], dict) else theirs
     ours = fill_mask(bert, text, top_k=5).predictions
     assert len(ours) == len(theirs) == text.count("[MASK]")
-    for mine, reference in zip(ours, theirs):
+    for mine, reference in zip(ours, theirs, strict=True):
         assert mine.token_ids == [r["token"] for r in reference]
         np.testing.assert_allclose(mine.probabilities, [r["score"] for r in reference], atol=1e-5)
 
@@ -150,10 +150,70 @@ def test_compare_runs_one_probe_on_each_checkpoint_side_by_side(tmp_path):
     folders = list_checkpoints(tmp_path / "checkpoints")
     assert len(folders) == 2
     result = compare(folders, fill_mask, "the cat sat on the [MASK]", top_k=3)
-    assert result.labels == [f.name for f in folders] and len(result.results) == 2
+    assert result.labels == ["step 2", "step 4"] and len(result.results) == 2  # named as checkpoint_label names them
     first, last = (r.predictions[0].probabilities.tolist() for r in result.results)
     assert first != last
     json.dumps(result.to_dict())
+
+
+def _checkpoint(root, step):
+    from workbench.training.checkpoint import checkpoint_name
+
+    folder = root / checkpoint_name(step)
+    folder.mkdir(parents=True)
+    (folder / STATE_FILE).write_text("{}")
+    return folder
+
+
+def test_a_run_folder_resolves_to_its_complete_checkpoints_labelled_by_step(tmp_path):
+    from workbench.explain.compare import resolve_models
+
+    later, earlier = _checkpoint(tmp_path / "checkpoints", 200), _checkpoint(tmp_path / "checkpoints", 10)
+    (tmp_path / "checkpoints" / "step-0000300").mkdir()  # partial: no state file, never offered
+    assert resolve_models(tmp_path) == [("step 10", earlier), ("step 200", later)]
+    assert resolve_models(tmp_path / "checkpoints") == [("step 10", earlier), ("step 200", later)]
+    assert resolve_models([str(later)]) == [("step 200", str(later))]
+
+
+def test_bundles_names_and_mappings_resolve_to_their_own_labels_and_load_once(bert, tmp_path):
+    from workbench.explain.compare import load_resolved, resolve_models
+
+    plain = tmp_path / "my-model"
+    plain.mkdir()
+    assert resolve_models(bert) == [(bert.name, bert)]
+    assert resolve_models([bert, "tiny-gpt", str(plain)]) == [
+        (bert.name, bert),
+        ("tiny-gpt", "tiny-gpt"),
+        ("my-model", str(plain)),
+    ]
+    assert resolve_models({"before": bert, 2: "tiny-gpt"}) == [("before", bert), ("2", "tiny-gpt")]
+    assert load_resolved(bert) is bert
+
+
+@pytest.mark.parametrize(
+    "models, words",
+    [([], "needs at least one model"), (42, "got int"), ([None], "got NoneType"), ({"a": 1.5}, "got float")],
+)
+def test_what_is_not_a_model_is_refused_as_a_probe_error_and_a_type_error(models, words):
+    from workbench.errors import ModelListError
+    from workbench.explain.compare import resolve_models
+
+    with pytest.raises(ModelListError, match=words) as caught:
+        resolve_models(models, "compare")
+    assert isinstance(caught.value, ProbeError) and isinstance(caught.value, TypeError)
+    assert str(caught.value).startswith("compare ") and str(caught.value).count(". ") == 0
+
+
+def test_the_explain_errors_live_in_workbench_errors_and_keep_their_old_import_paths():
+    from workbench import errors
+    from workbench.explain import AttributionError as FromExplain
+    from workbench.explain.attribution import AttributionError as FromAttribution
+    from workbench.explain.probe import ProbeError as FromProbe
+
+    assert FromProbe is ProbeError is errors.ProbeError
+    assert FromExplain is FromAttribution is errors.AttributionError
+    for error in (errors.ProbeError, errors.AttributionError):
+        assert issubclass(error, errors.WorkbenchError) and issubclass(error, ValueError)
 
 
 # --- the recorder -------------------------------------------------------------------------------
@@ -183,7 +243,7 @@ def test_the_recorders_timeline_has_one_row_per_evaluation_and_is_saved_with_che
     recorder = ProbeRecorder([("the cat sat on the [MASK]", "mat"), "to be or not to [MASK]"], top_k=3)
     seen = []
     recorder.listeners.append(seen.append)
-    trainer, history = _recorded_run(tmp_path, recorder)
+    _, history = _recorded_run(tmp_path, recorder)
     evals = [r["step"] for r in history.eval]
     assert [r["step"] for r in recorder.timeline] == evals == [4, 8, 12]
     assert seen == recorder.timeline == history.probes

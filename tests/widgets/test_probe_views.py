@@ -62,6 +62,19 @@ def test_a_run_folder_gives_a_slider_over_its_checkpoints(run):
     assert view.result["model"] == "step 3" and view.result["predictions"][0]["probabilities"] != last
 
 
+def test_a_checkpoint_folder_has_the_same_label_in_compare_and_in_the_probe(run):
+    from workbench.explain import compare, fill_mask
+    from workbench.training.checkpoint import list_checkpoints
+
+    folder, _, _ = run
+    checkpoints = list_checkpoints(folder / "checkpoints")
+    view = MaskProbe(checkpoints, "the cat sat on the [MASK]")
+    side_by_side = compare(checkpoints, fill_mask, "the cat sat on the [MASK]")
+    assert view.checkpoints == side_by_side.labels == ["step 3", "step 6"]
+    shown, compared = view.result["predictions"][0], side_by_side.results[-1].predictions[0].to_dict()
+    assert shown["tokens"] == compared["tokens"] and shown["probabilities"] == compared["probabilities"]
+
+
 def test_the_timeline_follows_a_recorder_live_and_reads_a_saved_run(run):
     folder, bundle, recorder = run
     live = ProbeTimeline(recorder)

@@ -14,47 +14,24 @@ import json
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
 import traitlets
 
 from workbench.errors import WorkbenchError
+from workbench.explain.compare import Models, load_resolved, resolve_models
 from workbench.ui._assets import widget_css, widget_module
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["MaskProbe", "ProbeTimeline"]
 
 LOADED_CHECKPOINTS = 4  # models kept in memory while the slider moves
-
-
-def _model_list(models: Any) -> list[tuple[str, Any]]:
-    """(label, bundle or folder) pairs from a bundle, a run folder, a checkpoint list or a mapping."""
-    from workbench.training.checkpoint import list_checkpoints
-
-    if isinstance(models, Mapping):
-        return [(str(k), v) for k, v in models.items()]
-    if isinstance(models, (str, os.PathLike)):
-        found = list_checkpoints(Path(models)) or list_checkpoints(Path(models) / "checkpoints")
-        return [(_label(p), p) for p in found] if found else [(_label(models), models)]
-    if hasattr(models, "model") and hasattr(models, "tokenizer"):
-        return [(models.name, models)]
-    if isinstance(models, Sequence) and models:
-        return [(_label(m), m) for m in models]
-    raise TypeError(
-        "MaskProbe takes a model bundle, a run folder with checkpoints, a list of bundles or "
-        "checkpoint folders, or a mapping from labels to them."
-    )
-
-
-def _label(model: Any) -> str:
-    """How the slider names a model: its name, or "step N" for a checkpoint folder."""
-    if hasattr(model, "model"):
-        return model.name
-    name = Path(model).name
-    return f"step {int(name.split('-')[1])}" if name.startswith("step-") else name
 
 
 class MaskProbe(anywidget.AnyWidget):
@@ -66,17 +43,24 @@ class MaskProbe(anywidget.AnyWidget):
     text = traitlets.Unicode("").tag(sync=True)
     top_k = traitlets.Int(5).tag(sync=True)
     show_lens = traitlets.Bool(True).tag(sync=True)
-    checkpoints = traitlets.List([]).tag(sync=True)
+    checkpoints: traitlets.List[str] = traitlets.List([]).tag(sync=True)
     checkpoint = traitlets.Int(0).tag(sync=True)
     result = traitlets.Dict({}).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
-        self, models: Any, text: str = "", *, top_k: int = 5, lens: bool = True, checkpoint: int = -1, **kwargs: Any
-    ):
+        self,
+        models: Models,
+        text: str = "",
+        *,
+        top_k: int = 5,
+        lens: bool = True,
+        checkpoint: int = -1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self._models = _model_list(models)
-        self._loaded: OrderedDict[int, Any] = OrderedDict()
+        self._models = resolve_models(models, "MaskProbe")
+        self._loaded: OrderedDict[int, ModelBundle] = OrderedDict()
         with self.hold_sync():
             self.checkpoints = [label for label, _ in self._models]
             self.checkpoint = checkpoint % len(self._models)
@@ -85,23 +69,20 @@ class MaskProbe(anywidget.AnyWidget):
             self.text = text
         self._update()
 
-    def bundle(self, index: int | None = None) -> Any:
+    def bundle(self, index: int | None = None) -> ModelBundle:
         """The model at slider position ``index`` (default: the one shown), loaded on first use."""
-        from workbench.models import load_model
-
         index = self.checkpoint if index is None else index
         if index in self._loaded:
             self._loaded.move_to_end(index)
             return self._loaded[index]
-        label, model = self._models[index]
-        bundle = model if hasattr(model, "model") else load_model(str(model))
+        bundle = load_resolved(self._models[index][1])
         self._loaded[index] = bundle
         while len(self._loaded) > LOADED_CHECKPOINTS:
             self._loaded.popitem(last=False)
         return bundle
 
     @traitlets.observe("text", "checkpoint", "top_k", "show_lens")
-    def _on_change(self, change: dict) -> None:
+    def _on_change(self, change: dict[str, Any]) -> None:
         self._update()
 
     def _update(self) -> None:
@@ -140,7 +121,7 @@ class MaskProbe(anywidget.AnyWidget):
         return getattr(model, "kind", "masked-lm") == "masked-lm"
 
 
-def _lens_payload(lens: Any) -> dict:
+def _lens_payload(lens: Any) -> dict[str, Any]:
     """The lens as the view draws it: each cell's top token and probability, and the target's probability."""
     return {
         "layers": lens.layer_names,
@@ -162,7 +143,7 @@ class ProbeTimeline(anywidget.AnyWidget):
     _esm = widget_module("probe_timeline.js")
     _css = widget_css("probe.css")
 
-    records = traitlets.List([]).tag(sync=True)
+    records: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, source: Any, *, title: str = "What the probes predict, step by step", **kwargs: Any):
@@ -188,9 +169,9 @@ class ProbeTimeline(anywidget.AnyWidget):
             )
         self.records = list(records)
 
-    def _on_record(self, record: dict) -> None:
+    def _on_record(self, record: dict[str, Any]) -> None:
         # Called from the training thread; widget state set from a thread reaches the browser in JupyterLab.
-        self.records = self.records + [record]
+        self.records = [*self.records, record]
 
     def close(self) -> None:
         if self._recorder is not None and self._on_record in self._recorder.listeners:
@@ -198,9 +179,10 @@ class ProbeTimeline(anywidget.AnyWidget):
         super().close()
 
 
-def _records_from_checkpoint(path: Path) -> list[dict]:
+def _records_from_checkpoint(path: Path) -> list[dict[str, Any]]:
     from workbench.training.checkpoint import STATE_FILE, latest_checkpoint
 
+    folder: Path | None
     if (path / STATE_FILE).exists():
         folder = path
     else:
