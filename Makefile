@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup lab demo test lint test-fast test-gpu test-browser test-notebooks assets browser-deps clean
+.PHONY: setup lab demo test lint test-fast test-gpu test-browser test-notebooks pictures assets browser-deps clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ test: setup browser-deps lint
 
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q
+
+# The README's pictures (docs/images/*.png): the browser tests that take one, run with their pictures
+# sent there. Any other run keeps its pictures in tests/browser/artifacts/pictures/ (ignored by git).
+pictures: setup browser-deps
+	WORKBENCH_PICTURES=docs/images $(BIN)/python -m pytest -q $$(grep -l 'lab\.picture(' tests/browser/test_*.py)
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not assets and not browser"

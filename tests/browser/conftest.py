@@ -1,79 +1,23 @@
-"""Real-browser harness: one JupyterLab server per session, driven by Debian's headless Chromium.
+"""Fixtures of the real-browser tests; what they do is in ``harness.py`` (a sibling module).
 
-What it gives a test module:
-
-* ``jupyter_server`` (session): JupyterLab on 127.0.0.1 on a free port, token-protected, its
-  root a fresh temporary folder, with every per-user Jupyter/IPython folder redirected there
-  and everything that would phone home turned off (news, update checks, the PyPI extension
-  manager). Stopped by its PID at the end (terminate, then kill); its log is written to
-  ``tests/browser/artifacts/jupyter-server.log``.
-* ``chromium`` (session): a Playwright browser on ``/usr/bin/chromium`` (never ``playwright
-  install``). Missing Chromium is a test **failure** that says to run ``make browser-deps``.
+* ``jupyter_server`` (session): JupyterLab on 127.0.0.1, offline, isolated (:class:`harness.JupyterServer`).
+* ``chromium`` (session): Debian's headless Chromium through Playwright (:func:`harness.launch_chromium`).
 * ``lab`` (per test), ``module_lab`` (one page shared by a module's tests) and ``open_lab()``: a
-  :class:`LabPage`, i.e. a fresh browser context whose every request to a host other than
-  127.0.0.1/localhost is recorded and aborted. At the end of every test each page still open
-  is screenshotted to ``tests/browser/artifacts/<test>.png`` and the test fails (at teardown)
-  if any page made such a request during it: the views must work with no CDN.
-
-Running cells: :meth:`LabPage.run_all` clicks the menu *Run > Run All Cells* (the Lumino menu
-item ``runmenu:run-all``) and :meth:`LabPage.run_cell` selects a cell by clicking its prompt
-and clicks *Run > Run Selected Cell and Do not Advance* (``notebook:run-cell``) — the way a
-person does it; keyboard shortcuts depend on focus and edit mode and proved less reliable.
-:meth:`LabPage.interrupt_kernel` clicks *Kernel > Interrupt Kernel* (``kernelmenu:interrupt``).
-A kernel counts as idle when the status bar's kernel item says "<kernel> | Idle" *and* the
-notebook toolbar's execution indicator says ``data-status="idle"`` (the indicator alone says
-idle before a kernel is even chosen; a Run All clicked then opens a "Select Kernel" dialog).
+  :class:`harness.LabPage`. At the end of every test each page still open is screenshotted to
+  ``tests/browser/artifacts/<test>.png``, and the test fails if a page sent a request off 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import pytest
+from harness import HERE, JupyterServer, LabPage, OpenPages, finish_test, launch_chromium, save_module_end
 
-HERE = Path(__file__).resolve().parent
-ARTIFACTS = HERE / "artifacts"
-PICTURES = HERE.parent.parent / "docs" / "images"  # the README's pictures, retaken by every browser run
-CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
-VIEWPORT = {"width": 1400, "height": 1100}
-SERVER_START_TIMEOUT_S = 90
-NOTEBOOK_OPEN_TIMEOUT_MS = 60_000
-KERNEL_IDLE_TIMEOUT_MS = 60_000
-
-# JupyterLab user settings written before the server starts: no "get notified about news?" toast,
-# no update check, nothing that asks for attention over the page under test.
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
-}
+# The pages open now, across fixtures of every scope: each test's end checks the shared ones too.
+OPEN_PAGES = OpenPages()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -83,465 +27,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
 
 
-# ----------------------------------------------------------------------------- the server
-
-
-@dataclass
-class JupyterServer:
-    url: str  # http://127.0.0.1:PORT (no trailing slash)
-    token: str
-    root: Path  # the server's root_dir: notebooks written here, kernels start here
-    process: subprocess.Popen
-    log_path: Path
-    runtime_dir: Path
-
-    def api(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
-        """Call the Jupyter REST API (``path`` like ``/api/sessions``); the decoded JSON, or None."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.url}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
-
-    def lab_url(self, notebook: str, workspace: str) -> str:
-        # A workspace of its own per notebook: JupyterLab would otherwise restore the notebooks
-        # an earlier test left open in the shared default workspace (and render their widgets).
-        return f"{self.url}/lab/workspaces/{quote(workspace)}/tree/{quote(notebook)}?token={self.token}"
-
-    def sessions(self) -> list[dict]:
-        return self.api("GET", "/api/sessions") or []
-
-    def session_for(self, notebook: str) -> dict | None:
-        return next((s for s in self.sessions() if s.get("path") == notebook), None)
-
-    def shutdown_session(self, notebook: str) -> None:
-        """Shut the notebook's kernel down (gracefully, through the server)."""
-        session = self.session_for(notebook)
-        if session is not None:
-            try:
-                self.api("DELETE", f"/api/sessions/{session['id']}", timeout=30)
-            except (urllib.error.URLError, OSError):
-                pass
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stray_kernels(runtime_dir: Path) -> list[int]:
-    """PIDs of kernels this server started that are still alive (their command line names our runtime dir)."""
-    pids = []
-    marker = str(runtime_dir).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline and b"ipykernel" in cmdline:
-            pids.append(int(proc.name))
-    return pids
-
-
 @pytest.fixture(scope="session")
 def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """JupyterLab on 127.0.0.1, offline and quiet, isolated from the user's Jupyter set-up."""
-    base = tmp_path_factory.mktemp("jupyterlab")
-    root = base / "root"
-    home = {name: base / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")}
-    for path in (root, *home.values()):
-        path.mkdir(parents=True, exist_ok=True)
-    for rel, settings in LAB_SETTINGS.items():
-        target = home["settings"] / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(settings))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log_path = ARTIFACTS / "jupyter-server.log"
-
-    token = secrets.token_hex(24)
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONUNBUFFERED": "1",
-            # The user's own Jupyter and IPython set-up (kernels, settings, startup files) stays out.
-            "JUPYTER_CONFIG_DIR": str(home["config"]),
-            "JUPYTER_DATA_DIR": str(home["data"]),
-            "JUPYTER_RUNTIME_DIR": str(home["runtime"]),
-            "IPYTHONDIR": str(home["ipython"]),
-            "JUPYTER_PLATFORM_DIRS": "0",
-        }
-    )
-    env.pop("JUPYTER_PATH", None)
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--allow-root",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.terminals_enabled=False",
-        # Offline: no news feed, no update check, an extension manager that never asks PyPI.
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-        f"--LabApp.user_settings_dir={home['settings']}",
-        f"--LabApp.workspaces_dir={home['workspaces']}",
-    ]
-    log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-    )
-    server = JupyterServer(
-        url=f"http://127.0.0.1:{port}",
-        token=token,
-        root=root,
-        process=process,
-        log_path=log_path,
-        runtime_dir=home["runtime"],
-    )
+    server = JupyterServer.start(tmp_path_factory.mktemp("jupyterlab"))
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"JupyterLab exited with code {process.returncode} while starting; "
-                    f"log ({log_path}):\n{server.log_tail()}",
-                    pytrace=False,
-                )
-            try:
-                server.api("GET", "/api/status", timeout=2)
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"JupyterLab did not answer on port {port} within {SERVER_START_TIMEOUT_S} s; "
-                        f"log ({log_path}):\n{server.log_tail()}",
-                        pytrace=False,
-                    )
-                time.sleep(0.2)
         yield server
     finally:
-        _stop_server(server)
-        log.close()
-
-
-def _stop_server(server: JupyterServer) -> None:
-    """Shut the kernels down through the server, then stop it by its PID (terminate, then kill)."""
-    if server.process.poll() is None:
-        try:
-            for session in server.sessions():
-                server.api("DELETE", f"/api/sessions/{session['id']}", timeout=30)
-        except (urllib.error.URLError, OSError):
-            pass
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
-    # A kernel runs in a session of its own: if the server died before shutting it down, end it here.
-    for pid in _stray_kernels(server.runtime_dir):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-# ---------------------------------------------------------------------------- the browser
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     """Debian's Chromium through Playwright; a clear failure (not a skip) where it is missing."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(
-            f"Chromium is missing ({CHROMIUM} not found): run `make browser-deps` "
-            "(Debian's chromium package; never `playwright install`).",
-            pytrace=False,
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(
-            "The playwright Python package is missing: run `make setup` (it installs the dev extra).", pytrace=False
-        )
-    profile = tempfile.mkdtemp(prefix="wb-chromium-")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, env={**os.environ, "HOME": profile}
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-@dataclass
-class NetworkGuard:
-    """Aborts and records every request (and websocket) to a host other than the local server."""
-
-    external: list[str] = field(default_factory=list)
-    local_requests: int = 0
-    checked: int = 0  # how many entries of ``external`` earlier tests already reported
-
-    def route(self, route: Any) -> None:
-        url = route.request.url
-        if _is_local(url):
-            self.local_requests += 1
-            route.continue_()
-        else:
-            self.external.append(url)
-            route.abort("blockedbyclient")
-
-    def websocket(self, ws: Any) -> None:
-        if not _is_local(ws.url):
-            self.external.append(ws.url)
-
-    def forget(self, url: str) -> None:
-        """Drop a request a test made on purpose (a check that the guard works), so teardown passes."""
-        for i in range(len(self.external) - 1, self.checked - 1, -1):
-            if self.external[i] == url:
-                del self.external[i]
-
-    def new_since_check(self) -> list[str]:
-        new = self.external[self.checked :]
-        self.checked = len(self.external)
-        return new
-
-
-def _is_local(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme in ("data", "blob", "about", "chrome", "chrome-extension", "devtools"):
-        return True
-    return (parts.hostname or "") in LOCAL_HOSTS or f"[{parts.hostname}]" in LOCAL_HOSTS
-
-
-class LabPage:
-    """One browser context with JupyterLab in it, and what a test does there."""
-
-    def __init__(self, server: JupyterServer, browser: Any):
-        self.server = server
-        self.context = browser.new_context(viewport=VIEWPORT)
-        self.guard = NetworkGuard()
-        self.context.route("**/*", self.guard.route)
-        self.page = self.context.new_page()
-        self.page.on("websocket", self.guard.websocket)
-        self.console: list[str] = []
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
-        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
-        self.console_saved = 0  # console lines already written to an earlier test's artifacts
-        self.notebooks: list[str] = []
-        self.current = ""  # the notebook open now
-        self.focus: str | None = None  # a selector scrolled into view before the end-of-test screenshot
-
-    # -- files and notebooks
-
-    def write_notebook(self, name: str, cells: list[str]) -> Path:
-        """Write a notebook of code cells into the server's root; return its path."""
-        import nbformat
-
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-        nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-        path = self.server.root / name
-        nbformat.write(nb, path)
-        return path
-
-    def open_notebook(self, name: str) -> None:
-        """Open ``name`` (in the server's root) in JupyterLab and wait until its kernel is idle."""
-        self.notebooks.append(name)
-        self.current = name
-        self.page.goto(self.server.lab_url(name, workspace=Path(name).stem), wait_until="domcontentloaded")
-        self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=NOTEBOOK_OPEN_TIMEOUT_MS)
-        self.wait_kernel_idle()
-
-    def run_view_notebook(self, name: str, setup: str, timeout_ms: int = 180_000) -> LabPage:
-        """Write a one-cell notebook that ends in a view, open it, run it, and keep the dialogs it fires."""
-        self.write_notebook(name, [setup])
-        self.open_notebook(name)
-        dialogs: list[str] = []
-        self.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        self.run_all()
-        self.wait_cell_done(0, timeout_ms=timeout_ms)
-        self.raise_on_error(0)
-        self.dialogs = dialogs
-        return self
-
-    def wait_kernel_idle(self, timeout_ms: int = KERNEL_IDLE_TIMEOUT_MS) -> None:
-        """Wait until the current notebook's kernel is connected and idle (no cell runs, none queued).
-
-        The toolbar's execution indicator alone is not enough: it says "idle" before any kernel
-        is chosen ("No Kernel | Initializing" in the status bar), and a Run All clicked then
-        opens a "Select Kernel" dialog. So the status bar's kernel item must say "<kernel> | Idle" too.
-        """
-        self.wait_for(
-            """(name) => {
-              const item = document.querySelector(`.jp-StatusBar-TextItem[title="Change kernel for ${name}"]`);
-              const text = item ? item.textContent.trim() : "";
-              const indicator = document.querySelector(
-                ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator");
-              return !text.startsWith("No Kernel") && / \\| Idle$/.test(text)
-                && indicator !== null && indicator.dataset.status === "idle";
-            }""",
-            arg=Path(self.current).name,
-            timeout_ms=timeout_ms,
-            what=f"the kernel of {self.current} to be idle",
-        )
-
-    # -- menus and cells
-
-    def menu(self, menu: str, command: str) -> None:
-        """Click a top menu (its label, e.g. "Run") and then its item (Lumino command id)."""
-        self.page.click(f".lm-MenuBar-item:has-text('{menu}')")
-        self.page.click(f".lm-Menu-item[data-command='{command}']")
-
-    def run_all(self) -> None:
-        """Run > Run All Cells."""
-        self.menu("Run", "runmenu:run-all")
-
-    def cell(self, index: int) -> Any:
-        return self.page.locator(f"{_PANEL} .jp-Notebook .jp-Cell").nth(index)
-
-    def run_cell(self, index: int) -> None:
-        """Select cell ``index`` (by its prompt, in command mode) and Run > Run Selected Cell and Do not Advance."""
-        cell = self.cell(index)
-        cell.locator(".jp-InputPrompt").click()
-        cell.and_(self.page.locator(".jp-mod-selected")).wait_for(state="attached", timeout=5000)
-        self.menu("Run", "notebook:run-cell")
-
-    def interrupt_kernel(self) -> None:
-        """Kernel > Interrupt Kernel."""
-        self.menu("Kernel", "kernelmenu:interrupt")
-
-    def wait_cell_done(self, index: int, timeout_ms: int = 60_000) -> int:
-        """Wait until cell ``index`` shows an execution count (``[3]:``); return it.
-
-        Fails at once, with the traceback, if the cell raised.
-        """
-        count = self.wait_for(
-            """([panel, index]) => {
-              const cell = document.querySelectorAll(panel + " .jp-Notebook .jp-Cell")[index];
-              if (!cell) return null;
-              const m = /\\[(\\d+)\\]/.exec(cell.querySelector(".jp-InputPrompt").textContent);
-              return m ? Number(m[1]) : null;
-            }""",
-            arg=[_PANEL, index],
-            timeout_ms=timeout_ms,
-            what=f"cell {index} to finish",
-        )
-        self.raise_on_error(index)
-        return int(count)
-
-    def raise_on_error(self, index: int) -> None:
-        """Fail with the cell's traceback if it raised."""
-        stderr = self.cell(index).locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        text = "\n".join(stderr.all_inner_texts())
-        if "Traceback (most recent call last)" in text:
-            raise AssertionError(f"cell {index} of {self.current} raised:\n{text[-3000:]}")
-
-    def cell_output_text(self, index: int) -> str:
-        outputs = self.cell(index).locator(".jp-OutputArea-output")
-        return "\n".join(outputs.all_inner_texts())
-
-    def wait_output_matching(self, index: int, pattern: str, timeout_ms: int = 30_000) -> re.Match:
-        """Wait until cell ``index``'s output matches the regular expression ``pattern``; return the match."""
-        locator = self.cell(index).locator(".jp-OutputArea-output", has_text=re.compile(pattern))
-        locator.first.wait_for(state="attached", timeout=timeout_ms)
-        match = re.search(pattern, self.cell_output_text(index))
-        assert match, f"cell {index} output no longer matches {pattern!r}"
-        return match
-
-    # -- waiting on the DOM
-
-    def wait_for(self, expression: str, arg: Any = None, timeout_ms: int = 30_000, what: str = "") -> Any:
-        """page.wait_for_function with a readable failure: ``what`` says what was awaited."""
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-        try:
-            return self.page.wait_for_function(expression, arg=arg, timeout=timeout_ms, polling="raf").json_value()
-        except PlaywrightTimeout:
-            raise AssertionError(f"timed out after {timeout_ms} ms waiting for {what or expression}") from None
-
-    def attr(self, selector: str, name: str) -> str | None:
-        return self.page.locator(selector).first.get_attribute(name)
-
-    def assert_markup_shows_as_text(self, view: str, tokens: str) -> None:
-        """The ``<img src=x onerror=...>`` payload's pieces show as token text in ``view``; no element, no dialog."""
-        texts = self.page.locator(f"{view} {tokens}").all_inner_texts()
-        assert "<" in texts and "im" in texts and ">" in texts
-        assert self.page.locator(f"{view} img").count() == 0
-        assert getattr(self, "dialogs", []) == []
-
-    def picture(self, selector: str, name: str) -> Path:
-        """Save the element at ``selector`` as ``docs/images/<name>.png`` for the README; return the path."""
-        PICTURES.mkdir(parents=True, exist_ok=True)
-        path = PICTURES / f"{name}.png"
-        element = self.page.locator(selector).first
-        element.scroll_into_view_if_needed(timeout=5000)
-        element.screenshot(path=str(path), animations="disabled")
-        return path
-
-    # -- the end
-
-    def screenshot(self, path: Path) -> None:
-        if self.focus:
-            try:
-                self.page.locator(self.focus).first.scroll_into_view_if_needed(timeout=2000)
-            except Exception:  # a screenshot of whatever is there is still worth having
-                pass
-        self.page.screenshot(path=str(path))
-
-    def close(self) -> None:
-        for name in self.notebooks:
-            self.server.shutdown_session(name)
-        self.context.close()
-
-
-_OPEN_PAGES: list[LabPage] = []
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")
-def open_lab(chromium: Any, jupyter_server: JupyterServer):
+def open_lab(chromium: Any, jupyter_server: JupyterServer) -> Callable[[], LabPage]:
     """A factory for LabPages (module-scoped fixtures use it to share one page between tests)."""
-
-    def factory() -> LabPage:
-        lab_page = LabPage(jupyter_server, chromium)
-        _OPEN_PAGES.append(lab_page)
-        return lab_page
-
-    return factory
-
-
-def close_lab(lab_page: LabPage) -> None:
-    if lab_page in _OPEN_PAGES:
-        _OPEN_PAGES.remove(lab_page)
-    lab_page.close()
+    return lambda: OPEN_PAGES.open(jupyter_server, chromium)
 
 
 @pytest.fixture(scope="module")
-def module_lab(open_lab, request: pytest.FixtureRequest) -> Iterator[LabPage]:
+def module_lab(open_lab: Callable[[], LabPage], request: pytest.FixtureRequest) -> Iterator[LabPage]:
     """One JupyterLab page shared by the tests of a module (each still gets its screenshot and network check).
 
     Its last state is also saved as ``<module>.end.png``: the only picture when a module fixture fails.
@@ -549,55 +59,27 @@ def module_lab(open_lab, request: pytest.FixtureRequest) -> Iterator[LabPage]:
     lab_page = open_lab()
     yield lab_page
     try:
-        lab_page.screenshot(ARTIFACTS / f"{request.module.__name__.rpartition('.')[2]}.end.png")
-        (ARTIFACTS / f"{request.module.__name__.rpartition('.')[2]}.end.console.txt").write_text(
-            "\n".join(lab_page.console) + "\n"
-        )
-    except Exception:
+        save_module_end(lab_page, request.module.__name__)
+    except Exception:  # a missing picture must not hide the test's own result
         pass
     finally:
-        close_lab(lab_page)
+        OPEN_PAGES.close(lab_page)
 
 
 @pytest.fixture
-def lab(open_lab, request: pytest.FixtureRequest) -> Iterator[LabPage]:
+def lab(open_lab: Callable[[], LabPage], request: pytest.FixtureRequest) -> Iterator[LabPage]:
     """A fresh JupyterLab page for one test (screenshotted, checked, closed and its kernels shut down at the end)."""
     lab_page = open_lab()
     yield lab_page
     try:
-        _finish(request.node, [lab_page])
+        finish_test(request.node, [lab_page])
     finally:
-        close_lab(lab_page)
+        OPEN_PAGES.close(lab_page)
 
 
 @pytest.fixture(autouse=True)
 def _browser_artifacts(request: pytest.FixtureRequest) -> Iterator[None]:
     """At the end of each test, for the pages shared across tests (module-scoped): as ``lab`` does for its own."""
     yield
-    if _OPEN_PAGES:
-        _finish(request.node, list(_OPEN_PAGES))
-
-
-def _finish(node: pytest.Item, pages: list[LabPage]) -> None:
-    """A screenshot (``<test>.png``; ``<test>-2.png`` for a second page) and the console log of each page,
-    and a failure for any request off 127.0.0.1."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", node.name)
-    used: list[str] = node.__dict__.setdefault("_browser_artifact_names", [])
-    leaks: list[str] = []
-    for lab_page in pages:
-        name = stem if not used else f"{stem}-{len(used) + 1}"
-        used.append(name)
-        try:
-            lab_page.screenshot(ARTIFACTS / f"{name}.png")
-        except Exception as error:
-            (ARTIFACTS / f"{name}.screenshot-error.txt").write_text(repr(error))
-        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(lab_page.console[lab_page.console_saved :]) + "\n")
-        lab_page.console_saved = len(lab_page.console)
-        leaks += lab_page.guard.new_since_check()
-    if leaks:
-        pytest.fail(
-            "the page sent requests off 127.0.0.1 (aborted; a view must not need a CDN or any network):\n  "
-            + "\n  ".join(leaks),
-            pytrace=False,
-        )
+    if OPEN_PAGES.pages:
+        finish_test(request.node, list(OPEN_PAGES.pages))

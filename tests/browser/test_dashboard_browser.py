@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import LabPage
+    from harness import LabPage
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
