@@ -12,7 +12,7 @@ from transformers import PretrainedConfig
 from workbench.explain import agreement, attribute, faithfulness
 from workbench.explain.attribution.objective import make_objective
 from workbench.explain.faithfulness import FRACTIONS, score_ranking
-from workbench.models import ModelBundle, load_model
+from workbench.models import ModelBundle
 
 TEXT = "the dog sat on the mat and the cat ran to the park"
 GAIN = 1.5  # logit of "positive" per "cat" in the text
@@ -49,12 +49,8 @@ class OneTokenClassifier(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def bundle():
-    from tests.conftest import TINY_TEXTS
-
-    tokenizer = load_model(
-        "tiny-bert", corpus=TINY_TEXTS, layers=1, hidden=16, heads=2, vocab_size=300, max_positions=64
-    ).tokenizer
+def bundle(make_tiny):
+    tokenizer = make_tiny("tiny-bert", layers=1, hidden=16).tokenizer
     cat = tokenizer(" cat", add_special_tokens=False)["input_ids"]
     cat = cat if len(cat) == 1 else tokenizer("cat", add_special_tokens=False)["input_ids"]
     assert len(cat) == 1

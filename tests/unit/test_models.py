@@ -10,21 +10,7 @@ import torch
 from workbench.errors import ModelLoadError
 from workbench.models import eager_attention, load_model
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
-
-
-@pytest.fixture(scope="module")
-def tiny_bert():
-    from tests.conftest import TINY_TEXTS
-
-    return load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-
-
-@pytest.fixture(scope="module")
-def tiny_gpt():
-    from tests.conftest import TINY_TEXTS
-
-    return load_model("tiny-gpt", corpus=TINY_TEXTS, **SMALL)
+# tiny_bert and tiny_gpt are the session's shared models (tests/conftest.py); make_tiny builds fresh ones.
 
 
 def _logits(bundle, text="the cat sat on the mat"):
@@ -72,21 +58,21 @@ def test_saving_into_a_folder_of_other_files_is_refused(tiny_bert, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "precious"
 
 
-def test_a_classifier_head_takes_label_names(tiny_texts):
-    clf = load_model("tiny-bert", kind="classifier", label_names=["neg", "pos", "mixed"], corpus=tiny_texts, **SMALL)
+def test_a_classifier_head_takes_label_names(make_tiny):
+    clf = make_tiny("tiny-bert", kind="classifier", label_names=["neg", "pos", "mixed"])
     assert clf.kind == "classifier" and clf.label_names == ["neg", "pos", "mixed"]
     assert _logits(clf).shape == (1, 3)
 
 
-def test_a_saved_classifier_reloads_with_its_labels(tiny_texts, tmp_path):
-    clf = load_model("tiny-bert", kind="classifier", label_names=["no", "yes"], corpus=tiny_texts, **SMALL)
+def test_a_saved_classifier_reloads_with_its_labels(make_tiny, tmp_path):
+    clf = make_tiny("tiny-bert", kind="classifier", label_names=["no", "yes"])
     again = load_model(clf.save(tmp_path / "clf"))
     assert again.label_names == ["no", "yes"]
 
 
-def test_the_same_seed_builds_the_same_preset(tiny_texts):
-    a = load_model("tiny-gpt", corpus=tiny_texts, seed=3, **SMALL)
-    b = load_model("tiny-gpt", corpus=tiny_texts, seed=3, **SMALL)
+def test_the_same_seed_builds_the_same_preset(make_tiny):
+    a = make_tiny("tiny-gpt", seed=3)
+    b = make_tiny("tiny-gpt", seed=3)
     torch.testing.assert_close(_logits(a), _logits(b))
 
 
@@ -140,10 +126,9 @@ def test_a_folder_without_a_tokenizer_says_so(tiny_bert, tmp_path):
         ({"depth": 3}, "Unknown preset options"),
     ],
 )
-def test_bad_preset_options_get_a_sentence(kwargs, message, tiny_texts):
-    options = {**SMALL, **kwargs}
+def test_bad_preset_options_get_a_sentence(kwargs, message, make_tiny):
     with pytest.raises(ModelLoadError, match=message):
-        load_model("tiny-bert", corpus=tiny_texts, **options)
+        make_tiny("tiny-bert", **kwargs)
 
 
 def test_preset_options_on_a_real_model_are_refused():
@@ -156,7 +141,7 @@ def test_an_empty_name_is_refused():
         load_model("  ")
 
 
-def test_a_preset_built_twice_from_one_corpus_has_one_vocabulary(tiny_texts):
-    a = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
-    b = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+def test_a_preset_built_twice_from_one_corpus_has_one_vocabulary(make_tiny):
+    a = make_tiny("tiny-bert")
+    b = make_tiny("tiny-bert")
     assert a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
