@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["curves_svg"]
+__all__ = ["LoggedCurves", "curves_svg"]
+
+
+class LoggedCurves(Protocol):
+    """What the snapshot reads from a run's ``TrainingHistory``: its log-step and evaluation records."""
+
+    @property
+    def train(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def eval(self) -> list[dict[str, Any]]: ...
+
 
 _MAX_POINTS = 400
 
@@ -18,16 +29,20 @@ def _thin(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [points[int(i * stride)] for i in range(_MAX_POINTS)] + [points[-1]]
 
 
-def curves_svg(runs: list[tuple[str, str, Any]], title: str = "", width: int = 560, height: int = 200) -> str:
+def curves_svg(runs: list[tuple[str, str, LoggedCurves]], title: str = "", width: int = 560, height: int = 200) -> str:
     """SVG (as an HTML string) of each run's smoothed train loss and eval loss; names are escaped.
 
     ``runs`` holds (name, colour, TrainingHistory). A few kilobytes whatever the run's length.
     """
     pad_l, pad_r, pad_t, pad_b = 48, 10, 22, 22
-    series = []
+    series: list[tuple[str, str, list[tuple[float, float]], list[tuple[float, float]]]] = []
     for name, color, history in runs:
-        train = [(r["step"], r["smoothed_loss"]) for r in history.train if _finite(r["smoothed_loss"])]
-        evals = [(r["step"], r["eval_loss"]) for r in history.eval if _finite(r.get("eval_loss"))]
+        train: list[tuple[float, float]] = [
+            (r["step"], r["smoothed_loss"]) for r in history.train if _finite(r["smoothed_loss"])
+        ]
+        evals: list[tuple[float, float]] = [
+            (r["step"], r["eval_loss"]) for r in history.eval if _finite(r.get("eval_loss"))
+        ]
         series.append((name, color, _thin(train), evals))
     xs = [x for s in series for x, _ in s[2] + s[3]]
     ys = [y for s in series for _, y in s[2] + s[3]]
