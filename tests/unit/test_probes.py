@@ -18,27 +18,20 @@ from workbench.explain import (
     logit_lens,
     next_token,
 )
-from workbench.models import load_model
 from workbench.training import TrainConfig, Trainer
 from workbench.training.checkpoint import STATE_FILE, latest_checkpoint, list_checkpoints
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
+
+@pytest.fixture(scope="module")
+def bert(make_tiny):
+    torch.manual_seed(0)
+    return make_tiny("tiny-bert")
 
 
 @pytest.fixture(scope="module")
-def bert():
-    from tests.conftest import TINY_TEXTS
-
+def gpt(make_tiny):
     torch.manual_seed(0)
-    return load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-
-
-@pytest.fixture(scope="module")
-def gpt():
-    from tests.conftest import TINY_TEXTS
-
-    torch.manual_seed(0)
-    return load_model("tiny-gpt", corpus=TINY_TEXTS, **SMALL)
+    return make_tiny("tiny-gpt")
 
 
 @pytest.mark.parametrize("text", ["the cat sat on the [MASK]", "the [MASK] sat on the [MASK] and looked"])
@@ -132,10 +125,10 @@ def test_sampling_with_one_seed_gives_one_text(gpt):
     assert [s.token_id for s in a.steps] == [s.token_id for s in b.steps]
 
 
-def test_compare_runs_one_probe_on_each_checkpoint_side_by_side(tmp_path):
+def test_compare_runs_one_probe_on_each_checkpoint_side_by_side(tmp_path, make_tiny):
     from tests.conftest import TINY_TEXTS
 
-    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+    bundle = make_tiny("tiny-bert")
     config = TrainConfig(
         max_steps=4,
         batch_size=4,
@@ -219,10 +212,9 @@ def test_the_explain_errors_live_in_workbench_errors_and_keep_their_old_import_p
 # --- the recorder -------------------------------------------------------------------------------
 
 
-def _recorded_run(tmp_path, recorder, **config):
+def _recorded_run(bundle, tmp_path, recorder, **config):
     from tests.conftest import TINY_TEXTS
 
-    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
     settings = dict(
         max_steps=12,
         batch_size=4,
@@ -239,11 +231,11 @@ def _recorded_run(tmp_path, recorder, **config):
     return trainer, trainer.fit()
 
 
-def test_the_recorders_timeline_has_one_row_per_evaluation_and_is_saved_with_checkpoints(tmp_path):
+def test_the_recorders_timeline_has_one_row_per_evaluation_and_is_saved_with_checkpoints(tmp_path, make_tiny):
     recorder = ProbeRecorder([("the cat sat on the [MASK]", "mat"), "to be or not to [MASK]"], top_k=3)
     seen = []
     recorder.listeners.append(seen.append)
-    _, history = _recorded_run(tmp_path, recorder)
+    _, history = _recorded_run(make_tiny(), tmp_path, recorder)
     evals = [r["step"] for r in history.eval]
     assert [r["step"] for r in recorder.timeline] == evals == [4, 8, 12]
     assert seen == recorder.timeline == history.probes
@@ -256,13 +248,13 @@ def test_the_recorders_timeline_has_one_row_per_evaluation_and_is_saved_with_che
     assert series["steps"].tolist() == [4, 8, 12] and np.isfinite(series["probability"]).all()
 
 
-def test_a_resumed_run_keeps_the_earlier_probe_records(tmp_path):
+def test_a_resumed_run_keeps_the_earlier_probe_records(tmp_path, make_tiny):
     from tests.conftest import TINY_TEXTS
 
     first = ProbeRecorder([("the cat sat on the [MASK]", "mat")])
-    _recorded_run(tmp_path, first, max_steps=8)
+    _recorded_run(make_tiny(), tmp_path, first, max_steps=8)
     assert [r["step"] for r in first.timeline] == [4, 8]
-    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+    bundle = make_tiny("tiny-bert")
     resumed = ProbeRecorder([("the cat sat on the [MASK]", "mat")])
     trainer = Trainer(
         bundle,
@@ -286,7 +278,7 @@ def test_a_resumed_run_keeps_the_earlier_probe_records(tmp_path):
     assert resumed.timeline[:2] == first.timeline
 
 
-def test_an_expected_answer_of_several_tokens_stops_the_run_before_it_starts(tmp_path):
+def test_an_expected_answer_of_several_tokens_stops_the_run_before_it_starts(tmp_path, make_tiny):
     recorder = ProbeRecorder([("the cat sat on the [MASK]", "the quick brown fox")])
     with pytest.raises(ProbeError, match="tokens"):
-        _recorded_run(tmp_path, recorder)
+        _recorded_run(make_tiny(), tmp_path, recorder)

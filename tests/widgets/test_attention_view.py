@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 
 from workbench.explain import attention
-from workbench.models import load_model
 from workbench.ui import AttentionView
 from workbench.ui.attention_view import pack_matrix, thumbnails, unpack_matrix
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
-
 
 @pytest.fixture(scope="module")
-def result():
-    from tests.conftest import TINY_TEXTS
-
-    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-    return attention(bundle, "the cat sat on the <img src=x onerror=alert(1)> mat")
+def result(tiny_bert):
+    return attention(tiny_bert, "the cat sat on the <img src=x onerror=alert(1)> mat")
 
 
 def test_packed_heads_round_trip_within_a_255th_of_each_rows_maximum():

@@ -5,20 +5,17 @@ from __future__ import annotations
 import pytest
 
 from workbench.explain import ProbeRecorder
-from workbench.models import load_model
 from workbench.training import TrainConfig, Trainer
 from workbench.ui import MaskProbe, ProbeTimeline
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, make_tiny):
     """A tiny masked LM trained for 6 steps with a checkpoint every 3, and a probe recorder."""
     from tests.conftest import TINY_TEXTS
 
     folder = tmp_path_factory.mktemp("run")
-    bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+    bundle = make_tiny("tiny-bert")
     recorder = ProbeRecorder([("the cat sat on the [MASK]", "mat")], every=3)
     config = TrainConfig(
         max_steps=6,
