@@ -112,7 +112,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
         )
     trainer = Trainer(bundle, task, train, eval_data=val, config=config)
     if args.resume:
-        trainer.resume()
+        trainer.resume_from()
     trainer.fit()
     if trainer.is_main:  # under `accelerate launch` every process trains; one reports
         print(

@@ -1,4 +1,4 @@
-"""The Trainer in two CPU processes (gloo), through Accelerate's launchers: notebook_launcher and `accelerate launch`."""
+"""The Trainer in two CPU processes (gloo), through Accelerate's launchers: notebook_launcher, `accelerate launch`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import psutil
 import pytest
 import torch
 
-from workbench.errors import ConfigError, TrainingError
+from workbench.errors import ConfigError, DataError, TrainingError
 from workbench.models import load_model
 from workbench.training import Callback, DistributedTrainer, TrainConfig, Trainer
 from workbench.training.checkpoint import list_checkpoints
@@ -128,27 +129,63 @@ def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
     assert dashboard.status["status"] == "finished" and dashboard.status["device"] == "cpu x 2 processes"
 
 
+class _WritesItsPause(Callback):
+    """Runs inside every training process: the step at which it paused, in a file per process."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def on_pause(self, trainer, state, control):
+        (self.folder / f"paused-{trainer.rank}.txt").write_text(str(state.step))
+
+
+class _Heard(Callback):
+    """Runs in this kernel: an event for the first log at or after ``step``, and one for a pause."""
+
+    def __init__(self, step):
+        self.step, self.logged, self.paused = step, threading.Event(), threading.Event()
+
+    def on_log(self, trainer, state, control, logs):
+        if state.step >= self.step:
+            self.logged.set()
+
+    def on_pause(self, trainer, state, control):
+        self.paused.set()
+
+
+def _wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(
     tiny_texts, tmp_path, no_process_left
 ):
     bundle = _gpt(tiny_texts)
+    heard = _Heard(step=5)
     run = DistributedTrainer(
         bundle,
         "causal-lm",
         tiny_texts * 2,
         config=_config(tmp_path, batch_size=4, max_steps=100_000, log_every=5),
+        callbacks=[heard],
         num_processes=2,
+        worker_callbacks=[_WritesItsPause(tmp_path)],
     )
     job = run.start()
-    deadline = time.monotonic() + 60
-    while run.state.step < 5 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert heard.logged.wait(60)
     run.pause()
-    time.sleep(0.5)
+    assert heard.paused.wait(60)
     paused_at = run.state.step
     assert run.state.status == "paused"
-    time.sleep(0.5)
-    assert run.state.step == paused_at  # paused means paused in every process
+    # Paused means paused in every process, at the same step.
+    files = [tmp_path / f"paused-{rank}.txt" for rank in (0, 1)]
+    assert _wait_for(lambda: all(f.exists() and f.read_text() for f in files))
+    assert [int(f.read_text()) for f in files] == [paused_at, paused_at]
     run.resume_running()
     job.stop(timeout=60)
 
@@ -171,7 +208,7 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
         tiny_texts * 2,
         config=_config(tmp_path, batch_size=8, max_steps=stopped_at + 3, log_every=1),
     )
-    single.resume(saved[0])
+    single.resume_from(saved[0])
     torch.testing.assert_close(_params(fresh), _params(bundle))  # the kernel's bundle holds the final weights
     history = single.fit()
     assert single.state.status == "finished" and single.state.step == stopped_at + 3
@@ -185,7 +222,7 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
         config=_config(tmp_path, batch_size=4, max_steps=stopped_at + 5),
         num_processes=2,
     )
-    again.resume().fit()
+    again.resume_from().fit()
     assert again.state.status == "finished" and again.state.step == stopped_at + 5
     steps = [r["step"] for r in again.history.train]
     assert steps[-2:] == [stopped_at + 4, stopped_at + 5]
@@ -268,7 +305,7 @@ def test_bad_launches_are_refused_before_any_process_starts(tiny_texts, tmp_path
     bundle = _gpt(tiny_texts)
     with pytest.raises(ConfigError, match="needs output_dir"):
         DistributedTrainer(bundle, "causal-lm", tiny_texts, config=TrainConfig(progress=False))
-    with pytest.raises(ConfigError, match="per process x 2 processes is larger"):
+    with pytest.raises(DataError, match="per process x 2 processes is larger"):
         DistributedTrainer(bundle, "causal-lm", tiny_texts, config=_config(tmp_path, batch_size=32), num_processes=2)
     with pytest.raises(ConfigError, match="num_processes must be a positive integer"):
         DistributedTrainer(bundle, "causal-lm", tiny_texts, config=_config(tmp_path), num_processes=0)
@@ -345,9 +382,10 @@ _ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_accelerate_launch_runs_the_cli_in_two_processes(tiny_texts, tmp_path):
-    for attempt in range(2):  # a free port can be taken between choosing it and binding it: choose again
+    for _attempt in range(2):  # a free port can be taken between choosing it and binding it: choose again
         done = subprocess.run(
             _launch_command(tmp_path, tiny_texts, "--max-steps", "4"),
+            check=False,
             capture_output=True,
             text=True,
             timeout=300,
@@ -393,9 +431,10 @@ def test_a_notebook_cell_launches_two_processes_with_a_live_dashboard_and_the_ke
 
     small = "layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64"
     cells = [
-        "import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, %r)\nfrom conftest import TINY_TEXTS\n"
+        f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+        "from conftest import TINY_TEXTS\n"
         "from workbench import load_model, TrainConfig, Trainer, DistributedTrainer\n"
-        "from workbench.ui import TrainingDashboard" % str(Path(__file__).parents[1]),
+        "from workbench.ui import TrainingDashboard",
         # An earlier single-process run leaves Accelerate's state set; the launch must not refuse.
         f"b = load_model('tiny-gpt', corpus=TINY_TEXTS, {small})\n"
         "Trainer(b, 'causal-lm', TINY_TEXTS, config=TrainConfig(max_steps=2, batch_size=4, block_size=16, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.fault_injection import nan_loss_from
 from workbench.errors import CheckpointError, TrainingError
 from workbench.models import load_model
 from workbench.training import TrainConfig, Trainer
@@ -56,13 +57,13 @@ def test_out_of_memory_names_the_fix_and_the_run_resumes_with_it(tmp_path, monke
     FAULTS["injected"] += 1
     with pytest.raises(TrainingError, match=r"batch_size=2 with gradient_accumulation_steps=2") as caught:
         trainer.fit()
-    assert "\n" not in str(caught.value) and "trainer.resume()" in str(caught.value)
+    assert "\n" not in str(caught.value) and "trainer.resume_from()" in str(caught.value)
     saved = latest_checkpoint(tmp_path / "checkpoints")
     assert saved is not None and saved.name == "step-0000003"
     resumed = Trainer(
         _bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, batch_size=2, gradient_accumulation_steps=2)
     )
-    resumed.resume()
+    resumed.resume_from()
     resumed.fit()
     assert resumed.state.step == 8
     FAULTS["survived"] += 1
@@ -164,7 +165,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     from tests.conftest import TINY_TEXTS
 
     trainer = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=20, save_every=2))
-    trainer._inject_nan_at = 6
+    nan_loss_from(trainer, 6)
     FAULTS["injected"] += 1
     trainer.fit()
     assert trainer.state.status == "nan"

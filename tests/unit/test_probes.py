@@ -272,7 +272,7 @@ def test_a_resumed_run_keeps_the_earlier_probe_records(tmp_path, make_tiny):
             learning_rate=5e-3,
         ),
     )
-    trainer.resume()
+    trainer.resume_from()
     trainer.fit()
     assert [r["step"] for r in resumed.timeline] == [4, 8, 12]
     assert resumed.timeline[:2] == first.timeline

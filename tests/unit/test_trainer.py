@@ -9,6 +9,7 @@ import threading
 import pytest
 import torch
 
+from tests.fault_injection import nan_loss_from
 from workbench.errors import CheckpointError, ConfigError, DataError, TrainingError
 from workbench.models import load_model
 from workbench.training import Callback, TrainConfig, Trainer
@@ -78,7 +79,7 @@ def test_sparse_masked_lm_head_gives_the_same_loss_as_the_full_head(bert, tiny_t
     sparse = Trainer(bert, "masked-lm", tiny_texts, config=_config(precision="fp32"))
     full = Trainer(bert, "masked-lm", tiny_texts, config=_config(precision="fp32", sparse_mlm_head=False))
     torch.manual_seed(0)
-    batch = sparse._to_device(sparse.collate([sparse.train_dataset[i] for i in range(4)]))
+    batch = sparse.feed.to_device(sparse.collate([sparse.train_dataset[i] for i in range(4)]))
     bert.model.eval()
     with torch.no_grad():
         a, _ = sparse.task.loss(bert.model, batch)
@@ -141,7 +142,7 @@ def test_resume_is_exact_on_cpu(tiny_texts, tmp_path):
     first = fresh(tmp_path / "b")
     first.callbacks.add(_StopAt(5))
     first.fit()
-    second = fresh(tmp_path / "b").resume()
+    second = fresh(tmp_path / "b").resume_from()
     resumed = second.fit().losses()
     assert second.state.step == 12
     assert resumed == straight
@@ -149,7 +150,7 @@ def test_resume_is_exact_on_cpu(tiny_texts, tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(bert, tiny_texts, tmp_path):
     trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=50, save_every=4))
-    trainer._inject_nan_at = 10
+    nan_loss_from(trainer, 10)
     trainer.fit()
     assert trainer.state.status == "nan"
     assert "step 10" in trainer.state.message and "step-0000008" in trainer.state.message
@@ -166,7 +167,7 @@ def test_the_folder_of_an_interrupted_save_is_never_loaded(bert, tiny_texts, tmp
     (root / "step-0000010").mkdir()  # renamed but empty: no trainer_state.json
     assert latest_checkpoint(root).name == "step-0000003"
     with pytest.raises(CheckpointError, match="not a complete checkpoint"):
-        Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path)).resume(root / "step-0000010")
+        Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path)).resume_from(root / "step-0000010")
 
 
 def test_keep_last_prunes_old_checkpoints(bert, tiny_texts, tmp_path):
@@ -277,7 +278,7 @@ def test_a_learning_rate_of_zero_or_below_is_refused(lr):
 
 
 def test_an_unknown_config_field_lists_the_fields():
-    with pytest.raises(ConfigError, match="Unknown config field.*lr_max.*learning_rate"):
+    with pytest.raises(ConfigError, match=r"Unknown config field.*lr_max.*learning_rate"):
         TrainConfig.from_dict({"lr_max": 1.0})
 
 
@@ -285,7 +286,7 @@ def test_resume_from_another_models_checkpoint_is_refused(bert, gpt, tiny_texts,
     Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=2)).fit()
     other = Trainer(gpt, "causal-lm", tiny_texts, config=_config(tmp_path / "other"))
     with pytest.raises(CheckpointError, match="saved from another model"):
-        other.resume(latest_checkpoint(tmp_path / "checkpoints"))
+        other.resume_from(latest_checkpoint(tmp_path / "checkpoints"))
 
 
 def test_dynamic_padding_leaves_each_examples_loss_unchanged(tiny_texts):
@@ -326,7 +327,7 @@ def test_a_masked_lm_batch_with_no_masked_token_has_loss_zero_not_nan(bert, tiny
 
 def test_the_nan_message_says_when_no_checkpoint_was_written(bert, tiny_texts):
     trainer = Trainer(bert, "masked-lm", tiny_texts, config=_config(max_steps=20))
-    trainer._inject_nan_at = 3
+    nan_loss_from(trainer, 3)
     trainer.fit()
     assert trainer.state.message == (
         "NaN or inf loss at step 3; stopped. No checkpoint had been written yet; set save_every to keep one."
@@ -387,3 +388,36 @@ def test_a_masked_lm_batch_always_has_a_token_to_predict(bert, tiny_texts):
         assert int((batch["labels"] != -100).sum()) == 1  # the draw masked nothing; one token is masked anyway
         position = (batch["labels"] != -100).nonzero()[0]
         assert int(batch["input_ids"][tuple(position)]) == bert.tokenizer.mask_token_id
+
+
+def test_the_old_resume_name_still_loads_a_checkpoint_and_names_the_new_one(bert, tiny_texts, tmp_path):
+    Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=2)).fit()
+    again = Trainer(bert, "masked-lm", tiny_texts, config=_config(tmp_path, max_steps=4))
+    with pytest.warns(DeprecationWarning, match=r"Trainer\.resume_from\(path\)"):
+        assert again.resume() is again
+    assert again.state.step == 2 and again.state.last_checkpoint.endswith("step-0000002")
+
+
+def test_bf16_asked_for_on_a_cpu_without_native_bf16_warns_before_training(bert, tiny_texts):
+    from workbench.training.precision import cpu_has_bf16
+
+    if cpu_has_bf16():
+        pytest.skip("this CPU has native bf16: bf16 is the fast choice here")
+    with pytest.warns(UserWarning, match="precision='auto' picks fp32"):
+        Trainer(bert, "masked-lm", tiny_texts, config=_config(precision="bf16"))
+
+
+def test_masked_lm_flops_count_the_sparse_head_at_the_masked_share_only(bert, tiny_texts):
+    from workbench.training.metrics import flops_per_token
+
+    sparse = Trainer(bert, "masked-lm", tiny_texts, config=_config(mlm_probability=0.2))
+    full = Trainer(bert, "masked-lm", tiny_texts, config=_config(mlm_probability=0.2, sparse_mlm_head=False))
+    assert sparse.speedometer.flops_per_token == flops_per_token(bert.model, 16, head_share=0.2)
+    assert full.speedometer.flops_per_token == flops_per_token(bert.model, 16, head_share=1.0)
+
+
+def test_mfu_on_a_cpu_names_the_measured_matmul_peak_it_is_a_share_of(gpt, tiny_texts):
+    trainer = Trainer(gpt, "causal-lm", tiny_texts, config=_config(max_steps=1, precision="fp32", device="cpu"))
+    trainer.fit()
+    assert trainer.state.mfu_basis == "measured fp32 matmul peak"
+    assert 0 < trainer.state.mfu < 1

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.training.events import Callback, Control, TrainState
+from workbench.training.metrics import finite_or_none, improves
+
+if TYPE_CHECKING:
+    from workbench.training.run import Run
 
 __all__ = ["Checkpointer", "ConsolePrinter", "EarlyStopping", "MetricsWriter"]
 
@@ -18,7 +21,7 @@ class ConsolePrinter(Callback):
     def __init__(self) -> None:
         self.bar: Any = None
 
-    def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_train_begin(self, trainer: Run, state: TrainState, control: Control) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
@@ -29,7 +32,7 @@ class ConsolePrinter(Callback):
             dynamic_ncols=True,
         )
 
-    def on_log(self, trainer: Any, state: TrainState, control: Control, logs: dict) -> None:
+    def on_log(self, trainer: Run, state: TrainState, control: Control, logs: dict[str, Any]) -> None:
         if self.bar is None:
             return
         self.bar.n = state.step
@@ -41,11 +44,11 @@ class ConsolePrinter(Callback):
         )
         self.bar.refresh()
 
-    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
+    def on_evaluate(self, trainer: Run, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         self._write(f"step {state.step}: {shown}")
 
-    def on_train_end(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_train_end(self, trainer: Run, state: TrainState, control: Control) -> None:
         if self.bar is not None:
             self.bar.n = state.step
             self.bar.close()
@@ -61,19 +64,19 @@ class ConsolePrinter(Callback):
 class MetricsWriter(Callback):
     """Appends every log and evaluation record to ``output_dir/metrics.jsonl``."""
 
-    def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
-        self.path = Path(trainer.config.output_dir) / "metrics.jsonl"
+    def on_train_begin(self, trainer: Run, state: TrainState, control: Control) -> None:
+        self.path = Path(trainer.config.output_dir or ".") / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _append(self, record: dict) -> None:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    def _append(self, record: dict[str, Any]) -> None:
+        clean = {k: finite_or_none(v) for k, v in record.items()}
         with open(self.path, "a") as f:
             f.write(json.dumps(clean) + "\n")
 
-    def on_log(self, trainer: Any, state: TrainState, control: Control, logs: dict) -> None:
+    def on_log(self, trainer: Run, state: TrainState, control: Control, logs: dict[str, Any]) -> None:
         self._append(logs)
 
-    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
+    def on_evaluate(self, trainer: Run, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
         self._append({"kind": "eval", "step": state.step, **metrics})
 
 
@@ -81,7 +84,7 @@ class Checkpointer(Callback):
     """Asks for a save every ``save_every`` steps; the loop saves once every callback's ``on_step_end`` has
     run (as it does for a Save button's ``control.should_save``), so the checkpoint holds what they added."""
 
-    def on_step_end(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_step_end(self, trainer: Run, state: TrainState, control: Control) -> None:
         every = trainer.config.save_every
         if every and state.step % every == 0:
             control.should_save = True
@@ -90,20 +93,16 @@ class Checkpointer(Callback):
 class EarlyStopping(Callback):
     """Stops when the eval metric has not improved for ``patience`` evaluations."""
 
-    def __init__(self, metric: str = "eval_loss", patience: int = 3, min_delta: float = 0.0):
+    def __init__(self, metric: str = "eval_loss", patience: int = 3, min_delta: float = 0.0) -> None:
         self.metric, self.patience, self.min_delta = metric, patience, min_delta
         self.best: float | None = None
         self.bad_evaluations = 0
 
-    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
+    def on_evaluate(self, trainer: Run, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
         value = metrics.get(self.metric)
         if value is None:
             return
-        lower_is_better = self.metric.endswith(("loss", "perplexity"))
-        improved = self.best is None or (
-            value < self.best - self.min_delta if lower_is_better else value > self.best + self.min_delta
-        )
-        if improved:
+        if improves(self.metric, value, self.best, self.min_delta):
             self.best, self.bad_evaluations = value, 0
         else:
             self.bad_evaluations += 1

@@ -14,12 +14,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from workbench.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = [
     "STATE_FILE",
@@ -57,16 +60,17 @@ def checkpoint_label(path: str | os.PathLike[str]) -> str:
     return f"step {step}" if step is not None else Path(path).name
 
 
-def model_fingerprint(model: Any) -> dict:
+def model_fingerprint(model: Any) -> dict[str, Any]:
     """What must match for a checkpoint to belong to a model: its type and shapes."""
     cfg = model.config
     keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "num_labels")
     return {k: getattr(cfg, k, None) for k in keys}
 
 
-def _rng_state() -> dict:
+def _rng_state() -> dict[str, Any]:
     # numpy's state as plain values and a tensor, so torch.load(weights_only=True) reads it back.
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, cached = legacy
     numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
     state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -74,7 +78,7 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
@@ -84,7 +88,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def write_checkpoint(
-    root: Path, step: int, *, bundle: Any, optimizer: Any, scheduler: Any, trainer_state: dict
+    root: Path, step: int, *, bundle: ModelBundle, optimizer: Any, scheduler: Any, trainer_state: dict[str, Any]
 ) -> Path:
     """Write a complete checkpoint for ``step`` under ``root``; return its folder."""
     root = Path(root)
@@ -116,11 +120,11 @@ def write_shared_checkpoint(
     root: Path,
     step: int,
     *,
-    bundle: Any,
+    bundle: ModelBundle,
     model: Any,
     accelerator: Any,
     scheduler: Any,
-    trainer_state: dict,
+    trainer_state: dict[str, Any],
     collective: Any,
 ) -> Path:
     """Write a checkpoint of a run in several processes; every process calls it.
@@ -206,7 +210,7 @@ def read_checkpoint(
     scheduler: Any = None,
     restore_rng: bool = True,
     accelerator: Any = None,
-) -> dict:
+) -> dict[str, Any]:
     """Load weights (and optimizer, scheduler, RNG) from a checkpoint into live objects; return its state.
 
     A checkpoint of a run in several processes keeps its optimizer and random states in
@@ -222,7 +226,7 @@ def read_checkpoint(
     state_file = path / STATE_FILE
     if checkpoint_step(path) is None or not state_file.exists():
         raise CheckpointError(f"{path} is not a complete checkpoint (no {STATE_FILE}); pick a step-NNNNNNN folder.")
-    saved = json.loads(state_file.read_text())
+    saved: dict[str, Any] = json.loads(state_file.read_text())
     mine, theirs = model_fingerprint(model), saved.get("fingerprint", {})
     diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
     if diff:
@@ -255,7 +259,7 @@ def read_checkpoint(
     return saved
 
 
-def _device(model: Any) -> torch.device:
+def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 

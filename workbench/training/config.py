@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from workbench.errors import ConfigError
 
-__all__ = ["TASKS", "TrainConfig"]
+__all__ = ["TASKS", "AttentionChoice", "Precision", "ResolvedPrecision", "Schedule", "TaskName", "TrainConfig"]
 
-TASKS = ("masked-lm", "causal-lm", "classify")
-_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-_SCHEDULES = ("linear", "cosine", "constant")
+TaskName = Literal["masked-lm", "causal-lm", "classify"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+ResolvedPrecision = Literal["bf16", "fp16", "fp32"]  # what "auto" becomes on a device
+Schedule = Literal["linear", "cosine", "constant"]
+AttentionChoice = Literal["auto", "sdpa", "eager"]
+
+TASKS: tuple[TaskName, ...] = get_args(TaskName)
+_PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+_SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
+_ATTENTION: tuple[AttentionChoice, ...] = get_args(AttentionChoice)
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,9 @@ class TrainConfig:
     learning_rate: float = 5e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    schedule: str = "linear"
+    schedule: Schedule = "linear"
     max_grad_norm: float | None = 1.0
-    precision: str = "auto"
+    precision: Precision = "auto"
     seed: int = 0
     block_size: int = 128  # language-model tasks: tokens per packed block
     max_length: int = 128  # classification: longest input, in tokens
@@ -48,7 +55,7 @@ class TrainConfig:
     keep_last: int = 2
     early_stopping_patience: int | None = None
     metric_for_best: str = "eval_loss"
-    attention: str = "auto"  # attention kernel while training: "auto", "sdpa" or "eager"
+    attention: AttentionChoice = "auto"  # attention kernel while training: "auto", "sdpa" or "eager"
     progress: bool = True  # console progress bar
     device: str | None = None  # None lets Accelerate choose
 
@@ -71,7 +78,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise ConfigError(
-                f"learning_rate must be above zero, got {self.learning_rate!r}; try 5e-4 for pretraining or 3e-5 for fine-tuning."
+                f"learning_rate must be above zero, got {self.learning_rate!r}; "
+                "try 5e-4 for pretraining or 3e-5 for fine-tuning."
             )
         if not self.epochs > 0:
             raise ConfigError(f"epochs must be above zero, got {self.epochs!r}.")
@@ -85,7 +93,7 @@ class TrainConfig:
             raise ConfigError(f"max_grad_norm must be above zero or None, got {self.max_grad_norm!r}.")
         if self.precision not in _PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}.")
-        if self.attention not in ("auto", "sdpa", "eager"):
+        if self.attention not in _ATTENTION:
             raise ConfigError(f"attention must be 'auto', 'sdpa' or 'eager', got {self.attention!r}.")
         if self.schedule not in _SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(_SCHEDULES)}, got {self.schedule!r}.")
@@ -105,5 +113,5 @@ class TrainConfig:
         """A copy with some fields changed (checked like the constructor)."""
         return TrainConfig.from_dict({**dataclasses.asdict(self), **changes})
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["Collective", "SharedFlags"]
+from workbench.training.events import Control
+
+__all__ = ["Collective", "RemoteControl", "SharedFlags"]
 
 _FLAGS = ("should_stop", "should_pause", "should_save", "should_evaluate", "should_log")
 
@@ -60,16 +62,16 @@ class Collective:
 
         t = torch.tensor([int(bool(getattr(control, name))) for name in _FLAGS], dtype=torch.int32)
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group)
-        for name, value in zip(_FLAGS, t.tolist()):
+        for name, value in zip(_FLAGS, t.tolist(), strict=True):
             setattr(control, name, bool(value))
 
-    def gather(self, obj: Any) -> list:
+    def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order (small Python objects: evaluation sums)."""
         if self.world == 1:
             return [obj]
         import torch.distributed as dist
 
-        out: list = [None] * self.world
+        out: list[Any] = [None] * self.world
         dist.all_gather_object(out, obj, group=self.group)
         return out
 
@@ -123,3 +125,30 @@ class SharedFlags:
             if evaluations > self._taken[1]:
                 self._taken[1] = evaluations
                 control.should_evaluate = True
+
+
+class RemoteControl(Control):
+    """A Control whose requests go to the training processes (the dashboard's Save button sets should_save)."""
+
+    def __init__(self, flags: SharedFlags) -> None:
+        object.__setattr__(self, "_flags", flags)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        request = {
+            "should_stop": "stop",
+            "should_pause": "pause",
+            "should_save": "save",
+            "should_evaluate": "evaluate",
+        }.get(name)
+        if request is None:
+            return  # should_log: the processes log on their own schedule
+        if request in ("save", "evaluate", "stop") and not value:
+            return  # one-shot requests and Stop cannot be taken back
+        self._flags.request(request, bool(value))
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("should_stop", "should_pause"):
+            return object.__getattribute__(self, "_flags").get(name.removeprefix("should_"))
+        if name in ("should_save", "should_evaluate", "should_log"):
+            return False
+        return object.__getattribute__(self, name)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from workbench.training.events import TrainState
+
+if TYPE_CHECKING:
+    from workbench.training.history import TrainingHistory
+    from workbench.training.run import Run
 
 __all__ = ["TrainingJob"]
 
@@ -13,12 +18,14 @@ __all__ = ["TrainingJob"]
 class TrainingJob:
     """A run in a background thread, with ``pause()``, ``resume()``, ``stop()`` and ``wait()``.
 
-    Every way of stopping goes through the loop's ``finally:``, which writes a checkpoint.
+    ``work`` is what the thread runs: the Trainer's loop, or the relay of a run in several
+    processes. Every way of stopping goes through the loop's ``finally:``, which writes a checkpoint.
     """
 
-    def __init__(self, trainer: Any):
+    def __init__(self, trainer: Run, work: Callable[[], None]) -> None:
         self.trainer = trainer
         self.error: BaseException | None = None
+        self._work = work
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._target, name="workbench-training", daemon=True)
 
@@ -32,9 +39,9 @@ class TrainingJob:
 
     def _target(self) -> None:
         try:
-            self.trainer._run()
+            self._work()
         except BaseException as error:  # kept and re-raised by wait(): a thread has nobody to raise to
-            self.error = error
+            self.error = self.error or error  # the work may have set a clearer one first
         finally:
             self._done.set()
 
@@ -43,7 +50,7 @@ class TrainingJob:
         return self.trainer.state
 
     @property
-    def history(self) -> Any:
+    def history(self) -> TrainingHistory:
         return self.trainer.history
 
     @property
@@ -54,6 +61,7 @@ class TrainingJob:
         self.trainer.pause()
 
     def resume(self) -> None:
+        """Un-pause the run (``Trainer.resume_from(path)`` is what loads a checkpoint)."""
         self.trainer.resume_running()
 
     def stop(self, wait: bool = True, timeout: float | None = None) -> bool:

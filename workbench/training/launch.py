@@ -18,150 +18,30 @@ flags. When the run ends, the bundle in this kernel is loaded with the final wei
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import multiprocessing
-import signal
-import socket
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.errors import ConfigError, TrainingError
-from workbench.training.config import TrainConfig
-from workbench.training.distributed import SharedFlags
-from workbench.training.events import Callback, CallbackList, Control, TrainState
+from workbench.training.config import TaskName, TrainConfig
+from workbench.training.distributed import RemoteControl, SharedFlags
+from workbench.training.events import Callback, CallbackList, Control, MainProcessCallback, TrainState
+from workbench.training.history import TrainingHistory
 from workbench.training.job import TrainingJob
+from workbench.training.plan import plan_run
+from workbench.training.processes import WorkerSpec, free_port, fresh_accelerate_state, run_worker
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["DistributedJob", "DistributedTrainer"]
 
 _STATE_FIELDS = {f.name for f in dataclasses.fields(TrainState)}
-
-
-class _RemoteControl(Control):
-    """A Control whose requests go to the training processes (the dashboard's Save button sets should_save)."""
-
-    def __init__(self, flags: SharedFlags):
-        object.__setattr__(self, "_flags", flags)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        request = {
-            "should_stop": "stop",
-            "should_pause": "pause",
-            "should_save": "save",
-            "should_evaluate": "evaluate",
-        }.get(name)
-        if request is None:
-            return  # should_log: the processes log on their own schedule
-        if request in ("save", "evaluate", "stop") and not value:
-            return  # one-shot requests and Stop cannot be taken back
-        self._flags.request(request, bool(value))
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in ("should_stop", "should_pause"):
-            return object.__getattribute__(self, "_flags").get(name.removeprefix("should_"))
-        if name in ("should_save", "should_evaluate", "should_log"):
-            return False
-        return object.__getattribute__(self, name)
-
-
-class _Forwarder(Callback):
-    """In the main training process: every event, with the state, onto the queue to the launching kernel."""
-
-    def __init__(self, queue: Any, rank: int):
-        self.queue, self.rank = queue, rank
-
-    def _send(self, kind: str, state: TrainState, payload: Any = None) -> None:
-        self.queue.put((kind, self.rank, state.to_dict(), payload))
-
-    def on_train_begin(self, trainer, state, control):
-        self._send("begin", state, list(trainer.history.records))  # a resumed run's earlier records too
-
-    def on_log(self, trainer, state, control, logs):
-        self._send("log", state, logs)
-
-    def on_evaluate(self, trainer, state, control, metrics):
-        self._send("evaluate", state, {"kind": "eval", "step": state.step, **metrics})
-
-    def on_save(self, trainer, state, control, path):
-        self._send("save", state, path)
-
-    def on_pause(self, trainer, state, control):
-        self._send("pause", state)
-
-    def on_resume(self, trainer, state, control):
-        self._send("resume", state)
-
-    def on_train_end(self, trainer, state, control):
-        self._send("end", state)
-
-
-@dataclasses.dataclass
-class _Spec:
-    """What each training process needs; handed over by fork, never pickled."""
-
-    bundle: Any
-    task: str
-    train: Any
-    eval: Any
-    config: TrainConfig
-    callbacks: Sequence[Callback]
-    flags: SharedFlags
-    queue: Any
-    resume_from: str | None
-    recorders: Sequence[Any] = ()
-
-
-def _worker(spec: _Spec) -> dict:
-    """One training process: the unchanged Trainer on its share of the data."""
-    from workbench.training.loop import Trainer
-
-    # A kernel interrupt reaches every process of the kernel's group; the launching kernel
-    # turns it into Stop for all of them (a process stopped alone would leave the rest waiting).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _share_cpu_threads()
-    forwarder: _Forwarder | None = None
-    try:
-        trainer = Trainer(
-            spec.bundle, spec.task, spec.train, spec.eval, config=spec.config, callbacks=list(spec.callbacks)
-        )
-        trainer._remote = spec.flags
-        if trainer.is_main:
-            # Probe recorders run here, on the live model, and send each record to the kernel's copy.
-            for index, recorder in enumerate(spec.recorders):
-                recorder.listeners = [lambda record, i=index: spec.queue.put(("probe", trainer.rank, i, record))]
-                trainer.callbacks.add(recorder)
-            forwarder = _Forwarder(spec.queue, trainer.rank)
-            trainer.callbacks.add(forwarder)
-        if spec.resume_from:
-            trainer.resume(spec.resume_from)
-        trainer.fit()
-    except BaseException as error:
-        spec.queue.put(("error", _rank(), None, str(error) or type(error).__name__))
-        raise
-    return {"rank": trainer.rank, "status": trainer.state.status, "step": trainer.state.step}
-
-
-def _share_cpu_threads() -> None:
-    """Give each process its share of the CPU's cores (what Accelerate would do, with a warning in every process)."""
-    import os
-
-    import psutil
-    import torch
-
-    if "OMP_NUM_THREADS" in os.environ or torch.cuda.is_available():
-        return
-    share = max(1, (psutil.cpu_count(logical=False) or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    os.environ["OMP_NUM_THREADS"] = str(share)
-    torch.set_num_threads(share)
-
-
-def _rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))
 
 
 class DistributedTrainer:
@@ -173,10 +53,10 @@ class DistributedTrainer:
     Everything is checked here before any process starts; a mistake is one sentence.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the Trainer's arguments, in its order
         self,
-        bundle: Any,
-        task: str,
+        bundle: ModelBundle,
+        task: TaskName,
         train_data: Any,
         eval_data: Any = None,
         config: TrainConfig | None = None,
@@ -185,10 +65,9 @@ class DistributedTrainer:
         num_processes: int = 2,
         worker_callbacks: Sequence[Callback] = (),
         port: int | None = None,
-    ):
+    ) -> None:
         import torch
 
-        from workbench.training.loop import TrainingHistory
         from workbench.training.tasks import make_task
 
         self.config = config or TrainConfig()
@@ -201,7 +80,7 @@ class DistributedTrainer:
                 "Training in several processes needs output_dir: the trained weights come back to this "
                 "kernel through the final checkpoint. Set TrainConfig(output_dir='runs/...')."
             )
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]  # unannotated in torch
             raise TrainingError(
                 "CUDA is already in use in this kernel, and processes forked from it cannot use it; "
                 "restart the kernel and launch before any GPU work, or run `accelerate launch -m "
@@ -212,26 +91,15 @@ class DistributedTrainer:
         self.task = make_task(task, bundle, self.config)  # checks task and model here, before any fork
         self.train_dataset = self.task.dataset(train_data, "training")
         self.eval_dataset = self.task.dataset(eval_data, "evaluation") if eval_data is not None else None
-        n = len(self.train_dataset)
-        if n == 0:
-            raise ConfigError("The training data is empty; give at least one batch of examples.")
-        if self.config.batch_size * num_processes > n:
-            raise ConfigError(
-                f"batch_size {self.config.batch_size} per process x {num_processes} processes is larger than the "
-                f"training data ({n} examples); use batch_size={max(1, n // num_processes)} or less, or more data."
-            )
+        eval_examples = len(self.eval_dataset) if self.eval_dataset is not None else None
+        self.plan = plan_run(self.config, len(self.train_dataset), eval_examples, num_processes)
         self.port = port
         self.worker_callbacks = list(worker_callbacks)
         self._context = multiprocessing.get_context("fork")
         self._flags = SharedFlags(self._context)
-        self.control: Control = _RemoteControl(self._flags)
+        self.control: Control = RemoteControl(self._flags)
         self.history = TrainingHistory()
-        global_batch = self.config.batch_size * num_processes
-        per_epoch = max(1, -(-n // global_batch) // self.config.gradient_accumulation_steps)
-        max_steps = self.config.max_steps or max(1, int(-(-self.config.epochs * per_epoch // 1)))
-        self.state = TrainState(max_steps=max_steps, device=f"{num_processes} processes")
-        from workbench.explain.recorder import ProbeRecorder
-
+        self.state = TrainState(max_steps=self.plan.max_steps, device=f"{num_processes} processes")
         built_in: list[Callback] = []
         if self.config.progress:
             from workbench.training.callbacks import ConsolePrinter
@@ -239,17 +107,17 @@ class DistributedTrainer:
             built_in.append(ConsolePrinter())
         # A probe recorder needs the model as it trains: it runs in the main process, and its records
         # come back to the recorder here (and to its ProbeTimeline) through the queue.
-        self.recorders = [cb for cb in callbacks if isinstance(cb, ProbeRecorder)]
+        self.recorders = [cast(MainProcessCallback, cb) for cb in callbacks if cb.runs_in_main_process]
         for recorder in self.recorders:
             recorder.check(bundle)  # a probe without a mask, or a multi-token answer: a sentence before any fork
-        self.callbacks = CallbackList(built_in + [cb for cb in callbacks if not isinstance(cb, ProbeRecorder)])
+        self.callbacks = CallbackList(built_in + [cb for cb in callbacks if not cb.runs_in_main_process])
         self.events: list[tuple[str, int]] = []  # (event, process) as received: which process spoke
         self._resume_from: str | None = None
         self._job: DistributedJob | None = None
 
     # ------------------------------------------------------------ the Trainer's surface
 
-    def fit(self) -> Any:
+    def fit(self) -> TrainingHistory:
         """Train in the processes until done or stopped; return the history (the main process's)."""
         job = self.start()
         job.wait()
@@ -264,17 +132,27 @@ class DistributedTrainer:
         self._job = DistributedJob(self).start()
         return self._job
 
-    def resume(self, path: str | Path | None = None) -> DistributedTrainer:
+    def resume_from(self, path: str | Path | None = None) -> DistributedTrainer:
         """Continue from a checkpoint (default: the latest under output_dir) when the run starts."""
         from workbench.errors import CheckpointError
         from workbench.training import checkpoint as ckpt
 
         if path is None:
-            path = ckpt.latest_checkpoint(Path(self.config.output_dir) / "checkpoints")
+            path = ckpt.latest_checkpoint(Path(self.config.output_dir or ".") / "checkpoints")
             if path is None:
                 raise CheckpointError(f"No complete checkpoint under {self.config.output_dir}/checkpoints.")
         self._resume_from = str(path)
         return self
+
+    def resume(self, path: str | Path | None = None) -> DistributedTrainer:
+        """Deprecated name of ``resume_from`` (``DistributedJob.resume()`` un-pauses a run; this picks a checkpoint)."""
+        warnings.warn(
+            "DistributedTrainer.resume(path) is now DistributedTrainer.resume_from(path), which picks the checkpoint "
+            "to start from; resume() will be removed (to continue a paused run, use resume_running()).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.resume_from(path)
 
     def pause(self) -> None:
         self._flags.request("pause", True)
@@ -291,7 +169,7 @@ class DistributedTrainer:
         from accelerate import notebook_launcher
         from accelerate.state import AcceleratorState, GradientState, PartialState
 
-        spec = _Spec(
+        spec = WorkerSpec(
             self.bundle,
             self.task.name,
             self.train_dataset,
@@ -310,10 +188,12 @@ class DistributedTrainer:
         elastic_log.setLevel(logging.ERROR)
         try:
             for attempt in range(2):
-                port = self.port or _free_port()
+                port = self.port or free_port()
                 try:
-                    with _fresh_accelerate_state(AcceleratorState, PartialState, GradientState):
-                        notebook_launcher(_worker, args=(spec,), num_processes=self.num_processes, use_port=str(port))
+                    with fresh_accelerate_state(AcceleratorState, PartialState, GradientState):
+                        notebook_launcher(
+                            run_worker, args=(spec,), num_processes=self.num_processes, use_port=str(port)
+                        )
                     break
                 except Exception as error:
                     # A port found free can be taken before the launcher binds it; choose another once.
@@ -322,7 +202,7 @@ class DistributedTrainer:
         finally:
             elastic_log.setLevel(level)
 
-    def _apply(self, state: dict | None) -> None:
+    def _apply(self, state: dict[str, Any] | None) -> None:
         if state:
             for key, value in state.items():
                 if key in _STATE_FIELDS:
@@ -397,8 +277,9 @@ class DistributedJob(TrainingJob):
     the job's own relays the main process's events to the callbacks here.
     """
 
-    def __init__(self, trainer: DistributedTrainer):
-        super().__init__(trainer)
+    def __init__(self, trainer: DistributedTrainer) -> None:
+        super().__init__(trainer, lambda: trainer._relay(self._queue, self))
+        self.distributed = trainer
         self.launch_error: BaseException | None = None
         self._queue = trainer._context.SimpleQueue()
 
@@ -409,46 +290,14 @@ class DistributedJob(TrainingJob):
 
     def _launcher(self) -> None:
         try:
-            self.trainer._launch(self._queue)
+            self.distributed._launch(self._queue)
         except BaseException as error:  # re-raised by wait() as one sentence
             self.launch_error = error
         finally:
             self._queue.put(None)
 
-    def _target(self) -> None:
-        try:
-            self.trainer._relay(self._queue, self)
-        except BaseException as error:
-            self.error = self.error or error
-        finally:
-            self._done.set()
-
     def __repr__(self) -> str:
         return f"DistributedJob({self.state.message or self.state.status})"
-
-
-@contextlib.contextmanager
-def _fresh_accelerate_state(*classes: Any) -> Any:
-    """Launch with no Accelerate state, as ``notebook_launcher`` demands, and give this kernel's back after.
-
-    An earlier single-process run in this kernel leaves Accelerate's process-wide state set.
-    The state lives in one dict per class that each instance shares; swapping in a new dict
-    leaves earlier Accelerators working on the old one, and the forked processes start clean.
-    """
-    saved = [cls._shared_state for cls in classes]
-    for cls, old in zip(classes, saved):
-        cls._shared_state = type(old)()
-    try:
-        yield
-    finally:
-        for cls, old in zip(classes, saved):
-            cls._shared_state = old
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _last_line(error: BaseException | None) -> str:

@@ -5,11 +5,23 @@ from __future__ import annotations
 import functools
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "flops_per_token", "peak_flops", "perplexity"]
+__all__ = [
+    "ParameterSplit",
+    "classification_metrics",
+    "finite_or_none",
+    "flops_per_token",
+    "improves",
+    "lower_is_better",
+    "parameter_split",
+    "peak_basis",
+    "peak_flops",
+    "perplexity",
+]
 
 
 def perplexity(loss: float) -> float:
@@ -20,7 +32,7 @@ def perplexity(loss: float) -> float:
         return math.inf
 
 
-def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
+def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict[str, Any]:
     """Accuracy, macro precision, recall and F1, and the confusion matrix (rows: true, columns: predicted)."""
     predictions = np.asarray(predictions, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -43,11 +55,73 @@ def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labe
     }
 
 
-def flops_per_token(config: Any, num_parameters: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6·N for the weights plus 12·layers·hidden·seq_len for attention (PaLM, appendix B)."""
-    layers = getattr(config, "num_hidden_layers", 0) or 0
-    hidden = getattr(config, "hidden_size", 0) or 0
-    return 6.0 * num_parameters + 12.0 * layers * hidden * seq_len
+def lower_is_better(metric: str) -> bool:
+    """True for metrics where a smaller value is the better one: losses and perplexities."""
+    return metric.endswith(("loss", "perplexity"))
+
+
+def improves(metric: str, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+    """True when ``value`` of ``metric`` beats ``best`` by more than ``min_delta`` (None: nothing to beat yet)."""
+    if best is None:
+        return True
+    return value < best - min_delta if lower_is_better(metric) else value > best + min_delta
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value``, or None where it is a float NaN or infinity (JSON has neither; a view shows None as a dash)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class ParameterSplit:
+    """A model's weights by where they run: looked up (embeddings), at every token (body), in the output head."""
+
+    embedding: int  # nn.Embedding tables: a lookup, no multiply
+    body: int  # every other weight the model applies at every position
+    head: int  # the output head's weights (a tied decoder counted here, where it multiplies)
+    layers: int
+    hidden: int
+
+
+def parameter_split(model: Any) -> ParameterSplit:
+    """Count ``model``'s parameters as embedding, body and head (the modules outside ``base_model``, and a pooler).
+
+    A pooler and a classifier run once per sequence and an output head where the task runs it,
+    so they are kept apart from the body, which runs at every position.
+    """
+    import torch
+
+    base = getattr(model, "base_model", model)
+    # A bare encoder is its own base model: it has no head.
+    head_modules = [child for child in model.children() if child is not base] if base is not model else []
+    pooler = getattr(base, "pooler", None)
+    if isinstance(pooler, torch.nn.Module):
+        head_modules.append(pooler)
+    head_ids = {id(p) for m in head_modules for p in m.parameters()}
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    unique = {id(p): p.numel() for p in model.parameters()}
+    config = getattr(model, "config", None)
+    return ParameterSplit(
+        embedding=sum(n for i, n in unique.items() if i in embedding_ids and i not in head_ids),
+        body=sum(n for i, n in unique.items() if i not in embedding_ids and i not in head_ids),
+        head=sum(p.numel() for m in head_modules for p in m.parameters()),
+        layers=int(getattr(config, "num_hidden_layers", 0) or 0),
+        hidden=int(getattr(config, "hidden_size", 0) or 0),
+    )
+
+
+def flops_per_token(model: Any, seq_len: int, head_share: float = 1.0) -> float:
+    """Training FLOPs actually done per token (PaLM, appendix B), forward and backward.
+
+    6 x the body's weights (every position), 6 x the head's weights times ``head_share`` (the
+    share of positions where the head runs: the masked ones for a sparse masked-LM head, one per
+    sequence for a classifier), and 12 x layers x hidden x ``seq_len`` for the attention scores
+    and values. Embedding tables are looked up, not multiplied: they count nothing.
+    """
+    split = parameter_split(model)
+    return 6.0 * split.body + 6.0 * head_share * split.head + 12.0 * split.layers * split.hidden * seq_len
 
 
 # Dense peak FLOP/s of known accelerators, in the precision named (vendor data sheets).
@@ -65,12 +139,16 @@ _GPU_PEAKS = {
 }
 
 
+def _precision_key(precision: str) -> str:
+    return precision if precision in ("bf16", "fp16") else "fp32"
+
+
 def peak_flops(device: Any, precision: str) -> float | None:
     """The device's peak FLOP/s: a table for known GPUs; on CPU, a measured matmul peak (cached)."""
     import torch
 
     device = torch.device(device)
-    key = "fp32" if precision not in ("bf16", "fp16") else precision
+    key = _precision_key(precision)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for gpu, peaks in _GPU_PEAKS.items():
@@ -80,6 +158,25 @@ def peak_flops(device: Any, precision: str) -> float | None:
     if device.type == "cpu":
         return _measured_cpu_peak(key)
     return None
+
+
+def peak_basis(device: Any, precision: str) -> str:
+    """What ``peak_flops`` measures MFU against, in words for a label: "measured fp32 matmul peak" on a CPU.
+
+    On a CPU the peak is a 1024 x 1024 matmul timed on the spot, not a data sheet's figure: an
+    MFU there is a share of what this machine's BLAS reaches, and reads higher than on a GPU.
+    """
+    import torch
+
+    device = torch.device(device)
+    key = _precision_key(precision)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        known = next((gpu for gpu in _GPU_PEAKS if gpu in name), None)
+        return f"{known} {key} data-sheet peak" if known else ""
+    if device.type == "cpu":
+        return f"measured {key} matmul peak"
+    return ""
 
 
 @functools.lru_cache(maxsize=4)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from workbench.errors import ConfigError, DataError, TrainingError
-from workbench.training.config import TASKS, TrainConfig
+from workbench.training.config import TASKS, TaskName, TrainConfig
 from workbench.training.metrics import classification_metrics, perplexity
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["Task", "make_task"]
 
@@ -20,12 +23,12 @@ __all__ = ["Task", "make_task"]
 class Task(abc.ABC):
     """How one kind of training turns data into batches, batches into a loss, and logits into metrics."""
 
-    name = ""
+    name: ClassVar[TaskName]
     kinds: tuple[str, ...] = ()
     advice = ""
     length_field = "block_size"  # the config field that bounds an input's length
 
-    def __init__(self, bundle: Any, config: TrainConfig):
+    def __init__(self, bundle: ModelBundle, config: TrainConfig) -> None:
         if bundle.kind not in self.kinds:
             raise TrainingError(f"Task {self.name!r} does not fit a {bundle.kind} model ({bundle.name}); {self.advice}")
         self.bundle, self.config = bundle, config
@@ -42,7 +45,7 @@ class Task(abc.ABC):
         """A torch Dataset built from ``data`` (``role`` names it in error sentences)."""
 
     @abc.abstractmethod
-    def collator(self) -> Callable[[list], dict]:
+    def collator(self) -> Callable[[list[Any]], dict[str, Any]]:
         """The function that turns a list of examples into a batch."""
 
     def order(self, dataset: Any, epoch: int, batch_size: int | None = None) -> list[int]:
@@ -53,21 +56,25 @@ class Task(abc.ABC):
         g = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
         return torch.randperm(len(dataset), generator=g).tolist()
 
-    def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
+    def loss(self, model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         """The mean loss of a batch and the number of tokens it holds."""
         out = model(**batch)
         return out.loss, int(batch["input_ids"].numel())
 
-    def evaluate(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+    def head_share(self, processes: int) -> float:
+        """The share of positions where the output head runs (for the FLOPs count): every one by default."""
+        return 1.0
+
+    def evaluate(self, model: Any, batches: list[dict[str, Any]], autocast: Any) -> dict[str, Any]:
         """Metrics over ``batches``, computed under ``autocast``."""
         return self.combine([self.evaluate_parts(model, batches, autocast)])
 
     @abc.abstractmethod
-    def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+    def evaluate_parts(self, model: Any, batches: list[dict[str, Any]], autocast: Any) -> dict[str, Any]:
         """The sums behind the metrics over ``batches``: one process's share of an evaluation."""
 
     @abc.abstractmethod
-    def combine(self, parts: list[dict]) -> dict:
+    def combine(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
         """Metrics from the parts of every process (``evaluate_parts``), as if one process had seen every batch."""
 
 
@@ -91,7 +98,7 @@ class _LanguageModelTask(Task):
             self.bundle.tokenizer, _as_corpus(data), self.config.block_size, add_special_tokens=self.add_special_tokens
         )
 
-    def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+    def evaluate_parts(self, model: Any, batches: list[dict[str, Any]], autocast: Any) -> dict[str, Any]:
         total, tokens = 0.0, 0
         with torch.no_grad(), autocast():
             for batch in batches:
@@ -101,42 +108,42 @@ class _LanguageModelTask(Task):
                 tokens += n
         return {"loss_sum": total, "count": tokens}
 
-    def combine(self, parts: list[dict]) -> dict:
+    def combine(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
         mean = sum(p["loss_sum"] for p in parts) / max(sum(p["count"] for p in parts), 1)
         return {"eval_loss": mean, "eval_perplexity": perplexity(mean)}
 
-    def _loss_tokens(self, batch: dict) -> int:
+    def _loss_tokens(self, batch: dict[str, Any]) -> int:
         return int(batch["input_ids"].numel())
 
 
 class MaskedLMTask(_LanguageModelTask):
-    name = "masked-lm"
+    name: ClassVar[TaskName] = "masked-lm"
     kinds = ("masked-lm",)
     advice = "load it with kind='masked-lm' to add a masked-LM head."
     add_special_tokens = True
 
-    def __init__(self, bundle: Any, config: TrainConfig):
+    def __init__(self, bundle: ModelBundle, config: TrainConfig) -> None:
         super().__init__(bundle, config)
         if bundle.tokenizer.mask_token is None:
             raise TrainingError(f"{bundle.name}'s tokenizer has no mask token, so it cannot be trained as a masked LM.")
         self._head = _mlm_head(bundle.model) if config.sparse_mlm_head else None
 
-    def collator(self) -> Callable[[list], dict]:
+    def collator(self) -> Callable[[list[Any]], dict[str, Any]]:
         from workbench.data import masked_lm_collator
 
         inner = masked_lm_collator(self.bundle.tokenizer, mlm_probability=self.config.mlm_probability)
         mask_id = self.bundle.tokenizer.mask_token_id
         special = set(self.bundle.tokenizer.all_special_ids)
 
-        def collate(items: list) -> dict:
-            batch = inner(items)
+        def collate(items: list[Any]) -> dict[str, Any]:
+            batch: dict[str, Any] = inner(items)
             if not bool((batch["labels"] != -100).any()):
                 _mask_one(batch, mask_id, special)
             return batch
 
         return collate
 
-    def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
+    def loss(self, model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         tokens = int(batch["input_ids"].numel())
         labels = batch["labels"]
         masked = labels != -100  # (batch, seq)
@@ -155,11 +162,15 @@ class MaskedLMTask(_LanguageModelTask):
         total = F.cross_entropy(logits.float(), labels[masked], reduction="sum")
         return total / masked.sum().clamp(min=1), tokens
 
-    def _loss_tokens(self, batch: dict) -> int:
+    def _loss_tokens(self, batch: dict[str, Any]) -> int:
         return int((batch["labels"] != -100).sum())
 
+    def head_share(self, processes: int) -> float:
+        # The sparse head runs at the masked positions only; wrapped for several processes, it runs at all.
+        return self.config.mlm_probability if self._head is not None and processes == 1 else 1.0
 
-def _mask_one(batch: dict, mask_id: int, special: set[int]) -> None:
+
+def _mask_one(batch: dict[str, Any], mask_id: int, special: set[int]) -> None:
     """A batch whose random draw masked nothing would teach nothing and log a loss of 0 (a small batch
     of short blocks draws that now and then): mask one ordinary token of it, chosen at random."""
     ids = batch["input_ids"]
@@ -185,18 +196,18 @@ def _mlm_head(model: Any) -> tuple[Any, Any] | None:
 
 
 class CausalLMTask(_LanguageModelTask):
-    name = "causal-lm"
+    name: ClassVar[TaskName] = "causal-lm"
     kinds = ("causal-lm",)
     advice = "causal-LM training needs a decoder such as smollm2-135m or tiny-gpt; train an encoder with 'masked-lm'."
 
-    def collator(self) -> Callable[[list], dict]:
+    def collator(self) -> Callable[[list[Any]], dict[str, Any]]:
         from workbench.data import causal_lm_collator
 
         return causal_lm_collator(self.bundle.tokenizer)
 
 
 class ClassifyTask(Task):
-    name = "classify"
+    name: ClassVar[TaskName] = "classify"
     length_field = "max_length"
     kinds = ("classifier",)
     advice = "load it with kind='classifier' and label_names=[...] to add a classification head."
@@ -213,7 +224,7 @@ class ClassifyTask(Task):
                 f"Classification needs labelled data (LabelledData, a registry name, or (text, label) pairs); "
                 f"got {type(data).__name__}. Texts without labels cannot train a classifier."
             )
-        num_labels = self.bundle.model.config.num_labels
+        num_labels = self._num_labels()
         bad = [y for y in data.labels if not 0 <= y < num_labels]
         if bad or len(data.label_names) > num_labels:
             raise DataError(
@@ -223,14 +234,18 @@ class ClassifyTask(Task):
         self._adopt_label_names(data.label_names)
         return classification_dataset(self.bundle.tokenizer, data, max_length=self.config.max_length)
 
+    def _num_labels(self) -> int:
+        return int(self.bundle.model.config.num_labels or 0)
+
     def _adopt_label_names(self, names: Sequence[str]) -> None:
         cfg = self.bundle.model.config
-        generic = all(str(cfg.id2label.get(i, "")).startswith("LABEL_") for i in range(cfg.num_labels))
-        if generic and len(names) == cfg.num_labels:
+        labels: dict[Any, str] = dict(cfg.id2label or {})
+        generic = all(str(labels.get(i, "")).startswith("LABEL_") for i in range(self._num_labels()))
+        if generic and len(names) == self._num_labels():
             cfg.id2label = dict(enumerate(names))
             cfg.label2id = {n: i for i, n in enumerate(names)}
 
-    def collator(self) -> Callable[[list], dict]:
+    def collator(self) -> Callable[[list[Any]], dict[str, Any]]:
         from workbench.data import classification_collator
 
         return classification_collator(self.bundle.tokenizer)
@@ -243,11 +258,15 @@ class ClassifyTask(Task):
         lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
         return length_grouped_order(lengths, batch_size or self.config.batch_size, seed=self.config.seed * 1000 + epoch)
 
-    def loss(self, model: Any, batch: dict) -> tuple[torch.Tensor, int]:
+    def loss(self, model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         out = model(**batch)
         return out.loss, int(batch["attention_mask"].sum())
 
-    def evaluate_parts(self, model: Any, batches: list[dict], autocast: Any) -> dict:
+    def head_share(self, processes: int) -> float:
+        # The pooler and the classifier run once per sequence, on its first token.
+        return 1.0 / self.config.max_length
+
+    def evaluate_parts(self, model: Any, batches: list[dict[str, Any]], autocast: Any) -> dict[str, Any]:
         total, count, predictions, labels = 0.0, 0, [], []
         with torch.no_grad(), autocast():
             for batch in batches:
@@ -259,22 +278,24 @@ class ClassifyTask(Task):
                 labels += batch["labels"].cpu().tolist()
         return {"loss_sum": total, "count": count, "predictions": predictions, "labels": labels}
 
-    def combine(self, parts: list[dict]) -> dict:
+    def combine(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
         predictions = [p for part in parts for p in part["predictions"]]
         labels = [y for part in parts for y in part["labels"]]
         metrics = classification_metrics(
             np.asarray(predictions, dtype=np.int64),
             np.asarray(labels, dtype=np.int64),
-            self.bundle.model.config.num_labels,
+            self._num_labels(),
         )
         loss = sum(p["loss_sum"] for p in parts) / max(sum(p["count"] for p in parts), 1)
         return {"eval_loss": loss, **{f"eval_{k}": v for k, v in metrics.items()}}
 
 
-_TASKS = {"masked-lm": MaskedLMTask, "causal-lm": CausalLMTask, "classify": ClassifyTask}
+_TASKS: dict[str, type[Task]] = {"masked-lm": MaskedLMTask, "causal-lm": CausalLMTask, "classify": ClassifyTask}
 
 
-def make_task(name: str, bundle: Any, config: TrainConfig) -> Task:
+def make_task(name: str, bundle: ModelBundle, config: TrainConfig) -> Task:
+    """The task called ``name`` for ``bundle``; raises ``ConfigError`` for an unknown name, ``TrainingError`` for a
+    model the task does not fit."""
     if name not in _TASKS:
         raise ConfigError(f"Unknown task {name!r}; use one of: {', '.join(TASKS)}.")
     return _TASKS[name](bundle, config)
