@@ -10,7 +10,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,15 @@ import anywidget
 import traitlets
 
 from workbench.compress.report import CompressionReport
+from workbench.training.metrics import finite_or_none
 from workbench.ui._assets import widget_css, widget_module
 from workbench.ui._standalone import standalone_page
 
 __all__ = ["CompressionView"]
 
 
-def _number(value: Any, digits: int = 6) -> Any:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+def _number(value: Any, digits: int = 6) -> float | None:
+    if finite_or_none(value) is None:
         return None
     return float(f"{float(value):.{digits}g}")
 

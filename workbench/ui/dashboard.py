@@ -19,6 +19,7 @@ import anywidget
 import traitlets
 
 from workbench.training.events import Callback, Control, TrainState
+from workbench.training.metrics import finite_or_none
 from workbench.ui._assets import widget_file, widget_module
 from workbench.ui.snapshot import curves_svg
 
@@ -47,15 +48,9 @@ def downsample(values: list, max_points: int = MAX_POINTS) -> list[int]:
     return sorted(keep)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and inf become None (the view shows them as a dash)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _round(values: list, digits: int = 6) -> list:
-    return [None if v is None or not math.isfinite(v) else float(f"{v:.{digits}g}") for v in values]
+def _round(values: list[Any], digits: int = 6) -> list[float | None]:
+    """JSON-safe and short: NaN and inf become None (the view shows them as a dash), the rest ``digits`` figures."""
+    return [None if finite_or_none(v) is None else float(f"{v:.{digits}g}") for v in values]
 
 
 class DashboardCallback(Callback):
@@ -268,6 +263,7 @@ class TrainingDashboard(anywidget.AnyWidget):
             "grad_norm",
             "tokens_per_second",
             "mfu",
+            "mfu_basis",
             "elapsed_seconds",
             "eta_seconds",
             "status",
@@ -277,10 +273,10 @@ class TrainingDashboard(anywidget.AnyWidget):
             "last_checkpoint",
             "tokens_seen",
         )
-        payload = {k: _clean(st[k]) for k in keep}
+        payload = {k: finite_or_none(st[k]) for k in keep}
         if st["status"] == "running" and trainer.state.step == 0:
             payload["message"] = "starting…"
-        payload["eval_loss"] = _clean(trainer.state.eval_metrics.get("eval_loss", math.nan))
+        payload["eval_loss"] = finite_or_none(trainer.state.eval_metrics.get("eval_loss", math.nan))
         payload["can_save"] = bool(trainer.config.output_dir)
         payload["title"] = f"{self.title}: {trainer.task.name} · {trainer.bundle.name}"
         return payload
