@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from types import SimpleNamespace
 
 import pytest
 
 from workbench.models import load_model
-from workbench.training import TrainConfig, Trainer, TrainingHistory
+from workbench.training import Callback, TrainConfig, Trainer, TrainingHistory
 from workbench.training.events import Control, TrainState
 from workbench.ui import TrainingDashboard
 from workbench.ui.dashboard import MAX_POINTS, DashboardCallback, downsample
@@ -37,15 +38,32 @@ def test_state_after_a_short_run_holds_every_logged_step(trainer):
     assert dashboard.status["status"] == "finished" and dashboard.status["step"] == 12
 
 
+class _StepReached(Callback):
+    def __init__(self, step):
+        self.step, self.event = step, threading.Event()
+
+    def on_step_end(self, trainer, state, control):
+        if state.step >= self.step:
+            self.event.set()
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_the_stop_button_stops_the_run_and_a_checkpoint_exists(tiny_texts, tmp_path):
     bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
     config = TrainConfig(max_steps=100_000, batch_size=4, block_size=16, progress=False, output_dir=str(tmp_path))
-    trainer = Trainer(bundle, "masked-lm", tiny_texts, config=config)
+    third = _StepReached(3)
+    trainer = Trainer(bundle, "masked-lm", tiny_texts, config=config, callbacks=[third])
     dashboard = TrainingDashboard()
     dashboard.run(trainer)
-    deadline = time.monotonic() + 30
-    while trainer.state.step < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert third.event.wait(30)
     dashboard._on_command(dashboard, {"command": "stop"}, [])
     assert dashboard.wait(30)
     assert dashboard.status["status"] == "stopped"
@@ -113,11 +131,10 @@ def test_the_throttle_holds_at_a_thousand_steps_a_second():
         callback.on_log(fake, fake.state, Control(), record)
         time.sleep(0.001)
     elapsed = time.monotonic() - start
-    time.sleep(0.3)  # the last deferred push
+    assert _wait_for(lambda: dashboard.status["step"] == step)  # the last state still arrives, deferred
     pushes = dashboard.push_count - before
     assert step / elapsed > 500  # the loop really ran fast
     assert pushes <= elapsed / 0.2 + 2
-    assert dashboard.status["step"] == step  # and the last state still arrived
 
 
 def test_downsampling_keeps_the_ends_and_the_extremes():
