@@ -1,7 +1,9 @@
 """Faults during training: nothing trained or saved is lost.
 
 Out of memory (simulated), a full disk while saving, the process killed while a checkpoint is
-being written, and Stop/Start 50 times in one process.
+being written, and Stop/Start 50 times in one process. Each test counts the faults it injects and
+the checkpoints it reads back through the ``faults`` fixture; tests/reliability/conftest.py adds
+them up in the session's summary.
 """
 
 from __future__ import annotations
@@ -20,18 +22,8 @@ import torch
 
 from tests.fault_injection import nan_loss_from
 from workbench.errors import CheckpointError, TrainingError
-from workbench.models import load_model
 from workbench.training import TrainConfig, Trainer
-from workbench.training.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint
-
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
-FAULTS = {"injected": 0, "survived": 0}
-
-
-def _bert():
-    from tests.conftest import TINY_TEXTS
-
-    return load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
+from workbench.training.checkpoint import latest_checkpoint, list_checkpoints
 
 
 def _config(tmp_path, **kw):
@@ -40,10 +32,10 @@ def _config(tmp_path, **kw):
     return TrainConfig(**base)
 
 
-def test_out_of_memory_names_the_fix_and_the_run_resumes_with_it(tmp_path, monkeypatch):
+def test_out_of_memory_names_the_fix_and_the_run_resumes_with_it(tmp_path, monkeypatch, make_tiny, faults):
     from tests.conftest import TINY_TEXTS
 
-    trainer = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path))
+    trainer = Trainer(make_tiny(), "masked-lm", TINY_TEXTS, config=_config(tmp_path))
     original = trainer.task.loss
     calls = {"n": 0}
 
@@ -54,26 +46,28 @@ def test_out_of_memory_names_the_fix_and_the_run_resumes_with_it(tmp_path, monke
         return original(model, batch)
 
     monkeypatch.setattr(trainer.task, "loss", loss)
-    FAULTS["injected"] += 1
+    faults.injected += 1
     with pytest.raises(TrainingError, match=r"batch_size=2 with gradient_accumulation_steps=2") as caught:
         trainer.fit()
     assert "\n" not in str(caught.value) and "trainer.resume_from()" in str(caught.value)
     saved = latest_checkpoint(tmp_path / "checkpoints")
     assert saved is not None and saved.name == "step-0000003"
+    faults.still_loads(saved, make_tiny().model)
     resumed = Trainer(
-        _bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, batch_size=2, gradient_accumulation_steps=2)
+        make_tiny(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, batch_size=2, gradient_accumulation_steps=2)
     )
     resumed.resume_from()
     resumed.fit()
     assert resumed.state.step == 8
-    FAULTS["survived"] += 1
 
 
-def test_a_full_disk_while_saving_says_so_and_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
+def test_a_full_disk_while_saving_says_so_and_leaves_the_last_checkpoint_whole(
+    tmp_path, monkeypatch, make_tiny, faults
+):
     from tests.conftest import TINY_TEXTS
     from workbench.training import checkpoint
 
-    trainer = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=8, save_every=4))
+    trainer = Trainer(make_tiny(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=8, save_every=4))
     real_save = torch.save
 
     def full_disk(obj, path, *args, **kwargs):
@@ -82,15 +76,14 @@ def test_a_full_disk_while_saving_says_so_and_leaves_the_last_checkpoint_whole(t
         return real_save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint.torch, "save", full_disk)
-    FAULTS["injected"] += 1
+    faults.injected += 1
     with pytest.raises(CheckpointError, match="free some disk space") as caught:
         trainer.fit()
     assert "\n" not in str(caught.value)
     folders = list_checkpoints(tmp_path / "checkpoints")
     assert [f.name for f in folders] == ["step-0000004"]
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]  # no half-written folder
-    read_checkpoint(folders[0], model=_bert().model)  # the earlier checkpoint still loads
-    FAULTS["survived"] += 1
+    faults.still_loads(folders[0], make_tiny().model)  # the earlier checkpoint still loads
 
 
 KILLED_RUN = r"""
@@ -100,9 +93,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import workbench.training.checkpoint as checkpoint
 from workbench.models import load_model
 from workbench.training import TrainConfig, Trainer
-from tests.conftest import TINY_TEXTS
+from tests.conftest import TINY_SIZES, TINY_TEXTS
 
-bundle = load_model("tiny-bert", corpus=TINY_TEXTS, layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64)
+bundle = load_model("tiny-bert", corpus=TINY_TEXTS, **TINY_SIZES)
 real = checkpoint._fsync_dir
 def slow_fsync(folder):
     if "step-0000008" in str(folder):
@@ -115,13 +108,13 @@ Trainer(bundle, "masked-lm", TINY_TEXTS, config=TrainConfig(max_steps=8, batch_s
 """
 
 
-def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
+def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path, make_tiny, faults):
     root = str(Path(__file__).resolve().parents[2])
     script = KILLED_RUN.format(root=root, out=str(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root
     )
-    FAULTS["injected"] += 1
+    faults.injected += 1
     try:
         deadline = time.monotonic() + 120
         line = ""
@@ -137,46 +130,37 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_loa
             proc.kill()
     folders = list_checkpoints(tmp_path / "checkpoints")
     assert [f.name for f in folders] == ["step-0000004"]
-    saved = read_checkpoint(folders[0], model=_bert().model)
+    saved = faults.still_loads(folders[0], make_tiny().model)
     assert saved["state"]["step"] == 4
-    FAULTS["survived"] += 1
 
 
-def test_stop_and_start_fifty_times_in_one_process_leaves_no_thread_behind(tmp_path):
+def test_stop_and_start_fifty_times_in_one_process_leaves_no_thread_behind(tmp_path, make_tiny, faults):
     from tests.conftest import TINY_TEXTS
 
-    bundle = _bert()
+    bundle = make_tiny()
     before = threading.active_count()
     for i in range(50):
         trainer = Trainer(bundle, "masked-lm", TINY_TEXTS, config=_config(tmp_path / str(i % 3), max_steps=10_000))
         job = trainer.start()
         job.stop()
+        faults.injected += 1
         job.wait(timeout=30)
         assert trainer.state.status in ("stopped", "finished")
     deadline = time.monotonic() + 10
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
-    FAULTS["injected"] += 50
-    FAULTS["survived"] += 50
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, make_tiny, faults):
     from tests.conftest import TINY_TEXTS
 
-    trainer = Trainer(_bert(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=20, save_every=2))
+    trainer = Trainer(make_tiny(), "masked-lm", TINY_TEXTS, config=_config(tmp_path, max_steps=20, save_every=2))
     nan_loss_from(trainer, 6)
-    FAULTS["injected"] += 1
+    faults.injected += 1
     trainer.fit()
     assert trainer.state.status == "nan"
     folders = list_checkpoints(tmp_path / "checkpoints")
     assert folders and folders[-1].name == "step-0000004"
-    saved = read_checkpoint(folders[-1], model=_bert().model)
+    saved = faults.still_loads(folders[-1], make_tiny().model)
     assert saved["state"]["step"] == 4
-    FAULTS["survived"] += 1
-
-
-def test_zz_report_the_faults():
-    # Each test above asserts that the checkpoint before its fault still loads: none was lost.
-    print(f"\nfaults injected {FAULTS['injected']}, survived {FAULTS['survived']}, checkpoints lost 0")
-    assert FAULTS["injected"] == FAULTS["survived"] >= 54
