@@ -15,21 +15,14 @@ import pytest
 import torch
 
 from workbench.errors import ConfigError, DataError, TrainingError
-from workbench.models import load_model
 from workbench.training import Callback, DistributedTrainer, TrainConfig, Trainer
 from workbench.training.checkpoint import list_checkpoints
 from workbench.training.distributed import SharedFlags
-
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
 
 
 def _config(out, **kw):
     base = {"progress": False, "block_size": 16, "log_every": 1, "precision": "fp32", "output_dir": str(out)}
     return TrainConfig(**{**base, **kw})
-
-
-def _gpt(tiny_texts):
-    return load_model("tiny-gpt", corpus=tiny_texts, seed=1, **SMALL)
 
 
 def _params(bundle):
@@ -74,9 +67,11 @@ class _WritesEachLog(Callback):
             f.write(f"{state.step}\n")
 
 
-def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(tiny_texts, tmp_path, no_process_left):
+def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(
+    tiny_texts, tmp_path, no_process_left, make_tiny
+):
     corpus = tiny_texts * 4
-    single_bundle = _gpt(tiny_texts)
+    single_bundle = make_tiny("tiny-gpt", seed=1)
     single = Trainer(
         single_bundle,
         "causal-lm",
@@ -85,7 +80,7 @@ def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(
         config=_config(tmp_path / "one", batch_size=8, max_steps=6, eval_every=3),
     ).fit()
 
-    bundle = _gpt(tiny_texts)
+    bundle = make_tiny("tiny-gpt", seed=1)
     run = DistributedTrainer(
         bundle,
         "causal-lm",
@@ -105,10 +100,10 @@ def test_two_processes_follow_the_single_process_run_with_the_same_global_batch(
     assert no_process_left()
 
 
-def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path):
+def test_the_dashboard_hears_the_main_process_only(tiny_texts, tmp_path, make_tiny):
     from workbench.ui import TrainingDashboard
 
-    bundle = _gpt(tiny_texts)
+    bundle = make_tiny("tiny-gpt", seed=1)
     run = DistributedTrainer(
         bundle,
         "causal-lm",
@@ -163,9 +158,9 @@ def _wait_for(condition, timeout=60.0):
 
 
 def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_process(
-    tiny_texts, tmp_path, no_process_left
+    tiny_texts, tmp_path, no_process_left, make_tiny
 ):
-    bundle = _gpt(tiny_texts)
+    bundle = make_tiny("tiny-gpt", seed=1)
     heard = _Heard(step=5)
     run = DistributedTrainer(
         bundle,
@@ -201,7 +196,7 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
     stopped_at = run.state.step
 
     # One process picks the run up where the two left it.
-    fresh = _gpt(tiny_texts)
+    fresh = make_tiny("tiny-gpt", seed=1)
     single = Trainer(
         fresh,
         "causal-lm",
@@ -216,7 +211,7 @@ def test_stop_ends_both_processes_and_leaves_one_checkpoint_that_resumes_in_one_
 
     # And two processes again pick up the one's checkpoint, with the run's earlier records.
     again = DistributedTrainer(
-        _gpt(tiny_texts),
+        make_tiny("tiny-gpt", seed=1),
         "causal-lm",
         tiny_texts * 2,
         config=_config(tmp_path, batch_size=4, max_steps=stopped_at + 5),
@@ -237,8 +232,8 @@ class _WritesItsWeights(Callback):
         torch.save(_params(trainer.bundle), self.folder / f"weights-{trainer.rank}.pt")
 
 
-def test_masked_lm_processes_share_their_gradients_and_end_with_the_same_weights(tiny_texts, tmp_path):
-    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+def test_masked_lm_processes_share_their_gradients_and_end_with_the_same_weights(tiny_texts, tmp_path, make_tiny):
+    bundle = make_tiny("tiny-bert")
     run = DistributedTrainer(
         bundle,
         "masked-lm",
@@ -249,20 +244,18 @@ def test_masked_lm_processes_share_their_gradients_and_end_with_the_same_weights
     )
     run.fit()
     first, second = (torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1))
-    assert not torch.equal(first, _params(load_model("tiny-bert", corpus=tiny_texts, **SMALL)))  # it trained
+    assert not torch.equal(first, _params(make_tiny("tiny-bert")))  # it trained
     torch.testing.assert_close(first, second)  # each process drew other masks, yet all took the same steps
     torch.testing.assert_close(_params(bundle), first)
 
 
-def test_a_classifier_in_two_processes_evaluates_like_one_process(tiny_texts, tmp_path):
+def test_a_classifier_in_two_processes_evaluates_like_one_process(tiny_texts, tmp_path, make_tiny):
     from workbench.data import load_labelled
 
     data = load_labelled([(t, "animal" if ("cat" in t or "dog" in t) else "other") for t in tiny_texts])
     results = []
     for processes, batch in ((1, 8), (2, 4)):
-        bundle = load_model(
-            "tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, seed=3, **SMALL
-        )
+        bundle = make_tiny("tiny-bert", kind="classifier", label_names=data.label_names, seed=3)
         for module in bundle.model.modules():  # no dropout: the two runs must take the same steps
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
@@ -286,9 +279,9 @@ class _FailsInProcessOne(Callback):
             raise RuntimeError("the disk of process 1 went away")
 
 
-def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path, no_process_left):
+def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path, no_process_left, make_tiny):
     run = DistributedTrainer(
-        _gpt(tiny_texts),
+        make_tiny("tiny-gpt", seed=1),
         "causal-lm",
         tiny_texts * 2,
         config=_config(tmp_path, batch_size=4, max_steps=50),
@@ -301,8 +294,8 @@ def test_a_failing_process_ends_the_run_with_one_sentence(tiny_texts, tmp_path, 
     assert no_process_left()
 
 
-def test_bad_launches_are_refused_before_any_process_starts(tiny_texts, tmp_path):
-    bundle = _gpt(tiny_texts)
+def test_bad_launches_are_refused_before_any_process_starts(tiny_texts, tmp_path, make_tiny):
+    bundle = make_tiny("tiny-gpt", seed=1)
     with pytest.raises(ConfigError, match="needs output_dir"):
         DistributedTrainer(bundle, "causal-lm", tiny_texts, config=TrainConfig(progress=False))
     with pytest.raises(DataError, match="per process x 2 processes is larger"):
@@ -429,14 +422,13 @@ def test_a_notebook_cell_launches_two_processes_with_a_live_dashboard_and_the_ke
     import nbformat
     from nbclient import NotebookClient
 
-    small = "layers=2, hidden=32, heads=2, vocab_size=300, max_positions=64"
     cells = [
         f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
-        "from conftest import TINY_TEXTS\n"
+        "from conftest import TINY_SIZES, TINY_TEXTS\n"
         "from workbench import load_model, TrainConfig, Trainer, DistributedTrainer\n"
         "from workbench.ui import TrainingDashboard",
         # An earlier single-process run leaves Accelerate's state set; the launch must not refuse.
-        f"b = load_model('tiny-gpt', corpus=TINY_TEXTS, {small})\n"
+        "b = load_model('tiny-gpt', corpus=TINY_TEXTS, **TINY_SIZES)\n"
         "Trainer(b, 'causal-lm', TINY_TEXTS, config=TrainConfig(max_steps=2, batch_size=4, block_size=16, "
         "progress=False)).fit();",
         "run = DistributedTrainer(b, 'causal-lm', TINY_TEXTS * 4, config=TrainConfig(max_steps=30, batch_size=4, "
@@ -465,11 +457,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_a_probe_recorder_follows_the_run_from_the_main_process(tmp_path):
+def test_a_probe_recorder_follows_the_run_from_the_main_process(tmp_path, make_tiny):
     from workbench.explain import ProbeRecorder
 
     texts = ["The cat sat on the mat and looked at the dog.", "A dog ran in the park while the cat slept."] * 8
-    bundle = load_model("tiny-bert", corpus=texts, **SMALL)
+    bundle = make_tiny("tiny-bert", corpus=texts)
     recorder = ProbeRecorder([("The cat sat on the [MASK].", "mat")], every=2)
     heard = []
     recorder.listeners.append(heard.append)  # what a ProbeTimeline does

@@ -15,18 +15,17 @@ from workbench.models import load_model
 from workbench.training import Callback, TrainConfig, Trainer
 from workbench.training.checkpoint import latest_checkpoint, list_checkpoints
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
 QUIET = {"progress": False, "block_size": 16, "max_length": 32, "batch_size": 4, "log_every": 1}
 
 
 @pytest.fixture
-def bert(tiny_texts):
-    return load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+def bert(make_tiny):
+    return make_tiny("tiny-bert")
 
 
 @pytest.fixture
-def gpt(tiny_texts):
-    return load_model("tiny-gpt", corpus=tiny_texts, **SMALL)
+def gpt(make_tiny):
+    return make_tiny("tiny-gpt")
 
 
 def _labelled(tiny_texts):
@@ -57,9 +56,9 @@ def test_causal_lm_loss_falls(gpt, tiny_texts):
     assert last < first - 0.5
 
 
-def test_classify_loss_falls_and_reports_classification_metrics(tiny_texts):
+def test_classify_loss_falls_and_reports_classification_metrics(tiny_texts, make_tiny):
     data = _labelled(tiny_texts)
-    clf = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, **SMALL)
+    clf = make_tiny("tiny-bert", kind="classifier", label_names=data.label_names)
     trainer = Trainer(clf, "classify", data, eval_data=data, config=_config(max_steps=40, learning_rate=3e-3))
     history = trainer.fit()
     first, last = _first_and_last(history)
@@ -87,11 +86,11 @@ def test_sparse_masked_lm_head_gives_the_same_loss_as_the_full_head(bert, tiny_t
     assert float(a) == pytest.approx(float(b), abs=1e-5)
 
 
-def test_gradient_accumulation_4_by_8_matches_batch_32(tiny_texts):
+def test_gradient_accumulation_4_by_8_matches_batch_32(tiny_texts, make_tiny):
     corpus = tiny_texts * 4
 
     def run(batch_size, accum):
-        model = load_model("tiny-gpt", corpus=tiny_texts, seed=1, **SMALL)
+        model = make_tiny("tiny-gpt", seed=1)
         model.model.config.attention_dropout = 0.0
         cfg = _config(
             batch_size=batch_size, gradient_accumulation_steps=accum, max_steps=3, precision="fp32", max_grad_norm=None
@@ -133,9 +132,9 @@ def test_keyboard_interrupt_saves_a_checkpoint_before_returning(bert, tiny_texts
     assert latest_checkpoint(tmp_path / "checkpoints").name == "step-0000005"
 
 
-def test_resume_is_exact_on_cpu(tiny_texts, tmp_path):
+def test_resume_is_exact_on_cpu(tiny_texts, tmp_path, make_tiny):
     def fresh(out, **kw):
-        bundle = load_model("tiny-bert", corpus=tiny_texts, seed=2, **SMALL)
+        bundle = make_tiny("tiny-bert", seed=2)
         return Trainer(bundle, "masked-lm", tiny_texts, config=_config(out, max_steps=12, **kw))
 
     straight = fresh(tmp_path / "a").fit().losses()
@@ -230,9 +229,9 @@ def test_early_stopping_stops_when_the_metric_stops_improving(gpt, tiny_texts):
     assert trainer.state.step < 20
 
 
-def test_the_same_seed_repeats_a_run(tiny_texts):
+def test_the_same_seed_repeats_a_run(tiny_texts, make_tiny):
     def run():
-        bundle = load_model("tiny-bert", corpus=tiny_texts, seed=5, **SMALL)
+        bundle = make_tiny("tiny-bert", seed=5)
         return Trainer(bundle, "masked-lm", tiny_texts, config=_config(max_steps=5, seed=9)).fit().losses()
 
     assert run() == run()
@@ -246,17 +245,17 @@ def test_causal_lm_on_an_encoder_is_refused_before_any_step(bert, tiny_texts):
         Trainer(bert, "causal-lm", tiny_texts, config=_config())
 
 
-def test_classify_without_labels_is_refused(tiny_texts):
-    clf = load_model("tiny-bert", kind="classifier", corpus=tiny_texts, **SMALL)
+def test_classify_without_labels_is_refused(make_tiny):
+    clf = make_tiny("tiny-bert", kind="classifier")
     with pytest.raises(DataError, match="Texts without labels cannot train a classifier"):
         Trainer(clf, "classify", object(), config=_config())
 
 
-def test_labels_out_of_range_name_the_fix(tiny_texts):
+def test_labels_out_of_range_name_the_fix(tiny_texts, make_tiny):
     from workbench.data import load_labelled
 
     data = load_labelled([(t, str(i % 3)) for i, t in enumerate(tiny_texts)])
-    clf = load_model("tiny-bert", kind="classifier", corpus=tiny_texts, **SMALL)
+    clf = make_tiny("tiny-bert", kind="classifier")
     with pytest.raises(DataError, match="label_names="):
         Trainer(clf, "classify", data, config=_config())
 
@@ -289,9 +288,9 @@ def test_resume_from_another_models_checkpoint_is_refused(bert, gpt, tiny_texts,
         other.resume_from(latest_checkpoint(tmp_path / "checkpoints"))
 
 
-def test_dynamic_padding_leaves_each_examples_loss_unchanged(tiny_texts):
+def test_dynamic_padding_leaves_each_examples_loss_unchanged(tiny_texts, make_tiny):
     data = _labelled(tiny_texts)
-    clf = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, **SMALL)
+    clf = make_tiny("tiny-bert", kind="classifier", label_names=data.label_names)
     trainer = Trainer(clf, "classify", data, config=_config(precision="fp32"))
     items = [trainer.train_dataset[i] for i in (0, 2, 3)]  # different lengths: the batch pads two of them
     assert len({len(x["input_ids"]) for x in items}) > 1
@@ -302,9 +301,9 @@ def test_dynamic_padding_leaves_each_examples_loss_unchanged(tiny_texts):
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
 
 
-def test_length_grouped_batches_hold_similar_lengths(tiny_texts):
+def test_length_grouped_batches_hold_similar_lengths(tiny_texts, make_tiny):
     data = _labelled(tiny_texts * 10)
-    clf = load_model("tiny-bert", kind="classifier", label_names=data.label_names, corpus=tiny_texts, **SMALL)
+    clf = make_tiny("tiny-bert", kind="classifier", label_names=data.label_names)
     trainer = Trainer(clf, "classify", data, config=_config())
     order = trainer.task.order(trainer.train_dataset, epoch=0)
     assert sorted(order) == list(range(len(trainer.train_dataset)))

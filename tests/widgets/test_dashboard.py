@@ -8,19 +8,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from workbench.models import load_model
 from workbench.training import Callback, TrainConfig, Trainer, TrainingHistory
 from workbench.training.events import Control, TrainState
 from workbench.ui import TrainingDashboard
 from workbench.ui.dashboard import MAX_POINTS, DashboardCallback, downsample
 from workbench.ui.snapshot import curves_svg
 
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 64}
-
 
 @pytest.fixture
-def trainer(tiny_texts, tmp_path):
-    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+def trainer(tiny_texts, tmp_path, make_tiny):
+    bundle = make_tiny("tiny-bert")
     config = TrainConfig(
         max_steps=12, batch_size=4, block_size=16, log_every=1, progress=False, output_dir=str(tmp_path), eval_every=6
     )
@@ -56,8 +53,8 @@ def _wait_for(condition, timeout=10.0):
     return True
 
 
-def test_the_stop_button_stops_the_run_and_a_checkpoint_exists(tiny_texts, tmp_path):
-    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+def test_the_stop_button_stops_the_run_and_a_checkpoint_exists(tiny_texts, tmp_path, make_tiny):
+    bundle = make_tiny("tiny-bert")
     config = TrainConfig(max_steps=100_000, batch_size=4, block_size=16, progress=False, output_dir=str(tmp_path))
     third = _StepReached(3)
     trainer = Trainer(bundle, "masked-lm", tiny_texts, config=config, callbacks=[third])
@@ -88,10 +85,10 @@ def test_the_start_button_starts_an_attached_run(trainer):
     assert trainer.state.status == "finished" and not dashboard.can_start
 
 
-def test_runs_are_overlaid_with_their_own_colours(tiny_texts, tmp_path):
+def test_runs_are_overlaid_with_their_own_colours(tiny_texts, tmp_path, make_tiny):
     dashboard = TrainingDashboard()
     for seed in (1, 2):
-        bundle = load_model("tiny-bert", corpus=tiny_texts, seed=seed, **SMALL)
+        bundle = make_tiny("tiny-bert", seed=seed)
         config = TrainConfig(max_steps=3, batch_size=4, block_size=16, log_every=1, progress=False)
         dashboard.run(Trainer(bundle, "masked-lm", tiny_texts, config=config), name=f"seed {seed}")
         assert dashboard.wait(60)
@@ -204,9 +201,9 @@ def test_foreground_mode_trains_in_the_cell_and_says_why(trainer):
     assert "foreground" in dashboard.notice and dashboard.runs[-1]["points"] == 12
 
 
-def test_attaching_a_second_run_while_one_trains_is_refused(tiny_texts, trainer):
+def test_attaching_a_second_run_while_one_trains_is_refused(tiny_texts, trainer, make_tiny):
     dashboard = TrainingDashboard()
-    bundle = load_model("tiny-bert", corpus=tiny_texts, **SMALL)
+    bundle = make_tiny("tiny-bert")
     endless = Trainer(
         bundle,
         "masked-lm",
