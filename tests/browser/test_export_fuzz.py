@@ -24,25 +24,22 @@ PAYLOADS = [
     "<script>",
     "<!--<script>",
 ]
-SMALL = {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300, "max_positions": 256}
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory):
+def pages(tmp_path_factory, make_tiny):
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tests.conftest import TINY_TEXTS
     from workbench.compress import compare_models, quantize
     from workbench.explain import attention, attribute_many
-    from workbench.models import load_model
     from workbench.ui import AttentionView, AttributionView, CompressionView
 
     folder = tmp_path_factory.mktemp("exports")
     text = "the cat " + " ".join(PAYLOADS) + " sat"
-    bert = load_model("tiny-bert", corpus=TINY_TEXTS, **SMALL)
-    clf = load_model(
-        "tiny-bert", kind="classifier", label_names=["<b>no</b>", "<script>yes</script>"], corpus=TINY_TEXTS, **SMALL
+    bert = make_tiny("tiny-bert", max_positions=256)  # room for every payload
+    clf = make_tiny(
+        "tiny-bert", kind="classifier", label_names=["<b>no</b>", "<script>yes</script>"], max_positions=256
     )
     out = {
         "attention": AttentionView(attention(bert, text)).to_html(folder / "attention.html"),
