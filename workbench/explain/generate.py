@@ -135,13 +135,16 @@ def generate(
     }
     result = GenerationResult(bundle.name, prompt, settings=settings)
     ids = enc["input_ids"]
-    past = None
+    cache = None
+    # transformers 5.24 renamed the key/value cache from `past_key_values` to `cache` (the old name
+    # warns and goes in 5.40); models that still take the old name get it
+    cache_name = "cache" if accepts_argument(bundle.model, "cache") else "past_key_values"
     # only the last position's logits, where the model can skip the others
     keep = {"logits_to_keep": 1} if accepts_argument(bundle.model, "logits_to_keep") else {}
     with inference(bundle.model):
         for _ in range(steps):
-            out = bundle.model(input_ids=ids, past_key_values=past, use_cache=True, **keep)
-            past = out.past_key_values
+            out = bundle.model(input_ids=ids, use_cache=True, **{cache_name: cache}, **keep)
+            cache = getattr(out, cache_name)
             logits = out.logits[0, -1].float()  # (vocab,)
             probs = logits.softmax(-1)
             choice = _sample(logits, probs, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
