@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # The one place that knows how a checkpoint folder is named: ``step-`` and the step in seven digits.
-_NAME = re.compile(r"^step-(\d{7})$")
+_NAME = re.compile(r"^step-([0-9]{7})$")  # ASCII digits only: "step-٠٠٠٠٠٠١" is not a checkpoint
 STATE_FILE = "trainer_state.json"
 
 
