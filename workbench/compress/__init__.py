@@ -15,7 +15,8 @@ saves (``bundle.save(dir)``) in a compact form and loads again with ``load_model
 
 from __future__ import annotations
 
-from workbench.compress.operations import export_onnx, prune, quantize
+from workbench.compress.onnx_export import export_onnx
+from workbench.compress.operations import prune, quantize
 from workbench.compress.report import CompressionReport, compare_models
 
 __all__ = ["CompressionReport", "compare_models", "export_onnx", "prune", "quantize"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from workbench.errors import CompressionError
+from workbench.models import ModelBundle
 
 __all__ = ["CompressionReport", "compare_models", "jensen_shannon"]
 
@@ -25,17 +26,17 @@ class CompressionReport:
 
     original: str
     compressed: str
-    compression: dict
-    size_bytes: dict  # {"original": int, "compressed": int}
-    latency_ms: dict  # {"original": {length: ms}, "compressed": {length: ms}}
+    compression: dict[str, Any]
+    size_bytes: dict[str, int]  # {"original": int, "compressed": int}
+    latency_ms: dict[str, dict[int, float]]  # {"original": {length: ms}, "compressed": {length: ms}}
     metric: str | None  # "accuracy", "perplexity" or None (no eval_data, or an encoder)
-    metric_values: dict  # {"original": float, "compressed": float}
+    metric_values: dict[str, float]  # {"original": float, "compressed": float}
     prediction_agreement: float | None  # classifiers: share of eval examples both models label alike
     attention_js: np.ndarray  # (layers, heads)
     attribution_method: str
     spearman: list[float]
     texts: list[str]
-    examples: list[dict] = field(default_factory=list)  # per text: segments and both models' scores
+    examples: list[dict[str, Any]] = field(default_factory=list)  # per text: segments and both models' scores
 
     @property
     def size_ratio(self) -> float:
@@ -59,7 +60,7 @@ class CompressionReport:
         values = [s for s in self.spearman if not math.isnan(s)]
         return float(np.mean(values)) if values else math.nan
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "original": self.original,
             "compressed": self.compressed,
@@ -115,7 +116,8 @@ class CompressionReport:
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [f"{self.original} -> {self.compressed}"]
         lines += [
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            for r in rows
         ]
         if self.attention_js.size:
             layer, head = np.unravel_index(int(self.attention_js.argmax()), self.attention_js.shape)
@@ -142,14 +144,12 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     def kl(a: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(a > 0, a * np.log2(np.where(a > 0, a, 1) / np.where(m > 0, m, 1)), 0.0)
-        return terms.sum(-1)
+        return np.asarray(terms.sum(-1))
 
-    return np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0)
+    return np.asarray(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
 
 
-def _check_pair(original: Any, compressed: Any) -> None:
-    from workbench.models import ModelBundle
-
+def _check_pair(original: ModelBundle, compressed: ModelBundle) -> None:
     for role, bundle in (("original", original), ("compressed", compressed)):
         if not isinstance(bundle, ModelBundle):
             raise CompressionError(f"compare_models takes two ModelBundles; the {role} is a {type(bundle).__name__}.")
@@ -165,9 +165,9 @@ def _check_pair(original: Any, compressed: Any) -> None:
 
 
 def compare_models(
-    original: Any,
-    compressed: Any,
-    eval_data: Any = None,
+    original: ModelBundle,
+    compressed: ModelBundle,
+    eval_data: Any = None,  # LabelledData, Corpus, or what load_labelled / load_corpus take; None: no metric
     texts: Sequence[str] = (),
     *,
     lengths: Sequence[int] = (16, 64, 128),
@@ -183,7 +183,7 @@ def compare_models(
     every kind of compressed model, ONNX included). ``lengths``: input lengths, in tokens, at
     which the median CPU latency of one input is measured over ``repeats`` runs.
     """
-    from workbench.compress.operations import compression_of, weights_bytes
+    from workbench.compress.operations import weights_bytes
 
     _check_pair(original, compressed)
     texts = _check_texts(texts)
@@ -196,7 +196,7 @@ def compare_models(
     return CompressionReport(
         original=original.name,
         compressed=compressed.name,
-        compression=compression_of(compressed),
+        compression=compressed.compression,
         size_bytes={"original": weights_bytes(original), "compressed": weights_bytes(compressed)},
         latency_ms={
             "original": _latency(original, lengths, repeats),
@@ -216,17 +216,19 @@ def compare_models(
 def _check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
-    from workbench.explain.probe import _check_text
+    from workbench.explain.inputs import check_text
 
     if texts is not None and not isinstance(texts, (list, tuple)):
         raise CompressionError(f"texts must be a list of strings, got {type(texts).__name__}.")
-    return [_check_text(t, "Each of texts", CompressionError) for t in texts or ()]
+    return [check_text(t, "Each of texts", CompressionError) for t in texts or ()]
 
 
 # --------------------------------------------------------------------------------- the metric
 
 
-def _metric(original: Any, compressed: Any, eval_data: Any, max_eval: int | None) -> tuple:
+def _metric(
+    original: ModelBundle, compressed: ModelBundle, eval_data: Any, max_eval: int | None
+) -> tuple[str | None, dict[str, float], float | None]:
     if eval_data is None or original.kind == "encoder":
         return None, {}, None
     if original.kind == "classifier":
@@ -237,7 +239,7 @@ def _metric(original: Any, compressed: Any, eval_data: Any, max_eval: int | None
         if not texts:
             raise CompressionError("eval_data holds no examples; give some labelled texts, or None to skip it.")
         preds = [_predictions(b, texts) for b in (original, compressed)]
-        values = {role: float((p == labels).mean()) for role, p in zip(("original", "compressed"), preds)}
+        values = {role: float((p == labels).mean()) for role, p in zip(("original", "compressed"), preds, strict=True)}
         return "accuracy", values, float((preds[0] == preds[1]).mean())
     from workbench.data import load_corpus
 
@@ -252,7 +254,9 @@ def _metric(original: Any, compressed: Any, eval_data: Any, max_eval: int | None
     )
 
 
-def _batches(bundle: Any, texts: Sequence[str], size: int = 16, max_length: int = 128) -> Any:
+def _batches(
+    bundle: ModelBundle, texts: Sequence[str], size: int = 16, max_length: int = 128
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     length = min(max_length, bundle.max_positions)
     for i in range(0, len(texts), size):
         enc = bundle.tokenizer(
@@ -261,7 +265,7 @@ def _batches(bundle: Any, texts: Sequence[str], size: int = 16, max_length: int 
         yield enc["input_ids"], enc["attention_mask"]
 
 
-def _predictions(bundle: Any, texts: Sequence[str]) -> np.ndarray:
+def _predictions(bundle: ModelBundle, texts: Sequence[str]) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for ids, mask in _batches(bundle, texts):
@@ -269,7 +273,7 @@ def _predictions(bundle: Any, texts: Sequence[str]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _perplexity(bundle: Any, texts: Sequence[str]) -> float:
+def _perplexity(bundle: ModelBundle, texts: Sequence[str]) -> float:
     """exp(mean loss): next-token loss for a causal LM; for a masked LM, the loss at 15% of the tokens,
     masked the same way (a fixed seed) for both models."""
     tok = bundle.tokenizer
@@ -295,14 +299,14 @@ def _perplexity(bundle: Any, texts: Sequence[str]) -> float:
 # ------------------------------------------------------------------------------- what's inside
 
 
-def _attentions(bundle: Any, text: str) -> tuple[np.ndarray, int]:
+def _attentions(bundle: ModelBundle, text: str) -> tuple[np.ndarray, int]:
     """(layers, heads, query, key) attention of one text, and its length in tokens."""
-    from workbench.compress.operations import OnnxModel
-    from workbench.explain.probe import _with_model_mask
+    from workbench.explain.inputs import with_model_mask
     from workbench.models import eager_attention
+    from workbench.models.onnx import OnnxModel
 
     enc = bundle.tokenizer(
-        _with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True, max_length=bundle.max_positions
+        with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True, max_length=bundle.max_positions
     )
     model = bundle.model
     with torch.inference_mode():
@@ -314,7 +318,7 @@ def _attentions(bundle: Any, text: str) -> tuple[np.ndarray, int]:
     return torch.stack([a[0] for a in out.attentions]).float().numpy(), int(enc["input_ids"].shape[1])
 
 
-def _attention_drift(original: Any, compressed: Any, texts: Sequence[str]) -> np.ndarray:
+def _attention_drift(original: ModelBundle, compressed: ModelBundle, texts: Sequence[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, 0))
     per_text = []
@@ -322,19 +326,20 @@ def _attention_drift(original: Any, compressed: Any, texts: Sequence[str]) -> np
         a, _ = _attentions(original, text)
         b, _ = _attentions(compressed, text)
         per_text.append(jensen_shannon(a, b).mean(-1))  # (layers, heads): mean over queries
-    return np.mean(per_text, axis=0)
+    return np.asarray(np.mean(per_text, axis=0))
 
 
-def _attributions(original: Any, compressed: Any, texts: Sequence[str], method: str) -> tuple[list, list]:
+def _attributions(
+    original: ModelBundle, compressed: ModelBundle, texts: Sequence[str], method: str
+) -> tuple[list[float], list[dict[str, Any]]]:
     from scipy.stats import spearmanr
 
-    from workbench.compress.operations import compression_of
     from workbench.explain import attribute
     from workbench.explain.attribution import METHODS
 
     if method not in METHODS:
         raise CompressionError(f"Unknown attribution method {method!r}; use one of: {', '.join(METHODS)}.")
-    if method in ("integrated_gradients", "gradient_x_input") and compression_of(compressed).get("method") in (
+    if method in ("integrated_gradients", "gradient_x_input") and compressed.compression.get("method") in (
         "int8",
         "onnx",
     ):
@@ -342,7 +347,8 @@ def _attributions(original: Any, compressed: Any, texts: Sequence[str], method: 
             f"{method} needs gradients, which int8 and ONNX models do not give; "
             "compare with attribution='occlusion' or 'shap'."
         )
-    spearman, examples = [], []
+    spearman: list[float] = []
+    examples: list[dict[str, Any]] = []
     if original.kind == "encoder":  # no head, so no output to attribute
         return spearman, examples
     for text in texts:
@@ -375,7 +381,7 @@ def _attributions(original: Any, compressed: Any, texts: Sequence[str], method: 
 # ------------------------------------------------------------------------------------- speed
 
 
-def _latency(bundle: Any, lengths: Sequence[int], repeats: int) -> dict:
+def _latency(bundle: ModelBundle, lengths: Sequence[int], repeats: int) -> dict[int, float]:
     """Median milliseconds of one forward pass on one input of each length (CPU, this process's threads)."""
     vocab = len(bundle.tokenizer)
     generator = torch.Generator().manual_seed(0)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelLoadError
+from workbench.models.hf import ModelKind
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from workbench.data.corpus import Corpus
 
 __all__ = ["build_preset"]
 
@@ -15,14 +23,18 @@ _DEFAULTS = {"layers": 4, "hidden": 256, "heads": 4, "vocab_size": 8000, "max_po
 def build_preset(
     name: str,
     *,
-    kind: str | None,
+    kind: ModelKind | None,
     label_names: list[str] | None,
-    corpus: Any,
-    tokenizer: Any,
+    corpus: Corpus | str | os.PathLike[str] | Sequence[str] | None,
+    tokenizer: PreTrainedTokenizerBase | None,
     attn_implementation: str | None,
-    **options: Any,
-) -> tuple[Any, Any, str]:
-    """Build ``tiny-bert`` (ModernBERT-style encoder, wordpiece) or ``tiny-gpt`` (Llama, byte-level BPE); return (model, tokenizer, kind)."""
+    **options: int,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelKind]:
+    """Build ``tiny-bert`` (ModernBERT-style encoder, wordpiece) or ``tiny-gpt`` (Llama, byte-level BPE).
+
+    Returns (model, tokenizer, kind). Raises ``ModelLoadError`` for an unknown option, a size
+    that is not a positive integer, or a kind the preset cannot be.
+    """
     import torch
     import transformers
 
@@ -39,9 +51,9 @@ def build_preset(
         raise ModelLoadError(f"hidden ({opts['hidden']}) must be divisible by heads ({opts['heads']}).")
 
     is_bert = name == "tiny-bert"
-    default_kind = "masked-lm" if is_bert else "causal-lm"
+    default_kind: ModelKind = "masked-lm" if is_bert else "causal-lm"
     kind = kind or default_kind
-    allowed = ("masked-lm", "encoder", "classifier") if is_bert else ("causal-lm", "classifier")
+    allowed: tuple[ModelKind, ...] = ("masked-lm", "encoder", "classifier") if is_bert else ("causal-lm", "classifier")
     if kind not in allowed:
         raise ModelLoadError(f"{name} cannot be built as {kind!r}; it can be: {', '.join(allowed)}.")
 
@@ -77,15 +89,15 @@ def build_preset(
         # 4.21 and contextual fill-mask guesses, where the classic post-norm BERT of the same size
         # was still at 5.68, guessing punctuation, after 1,500 steps.
         common["intermediate_size"] = 2 * h
-        config = transformers.ModernBertConfig(
+        config: PretrainedConfig = transformers.ModernBertConfig(
             **common,
-            global_attn_every_n_layers=1,
+            layer_types=["full_attention"] * n_layers,  # global attention in every layer, no sliding window
             cls_token_id=tokenizer.cls_token_id,
             sep_token_id=tokenizer.sep_token_id,
             bos_token_id=tokenizer.cls_token_id,
             eos_token_id=tokenizer.sep_token_id,
         )
-        classes = {
+        classes: dict[ModelKind, type[PreTrainedModel]] = {
             "masked-lm": transformers.ModernBertForMaskedLM,
             "encoder": transformers.ModernBertModel,
             "classifier": transformers.ModernBertForSequenceClassification,
@@ -107,7 +119,7 @@ def build_preset(
     return model, tokenizer, kind
 
 
-def _cached_tokenizer(corpus: Any, kind: str, vocab_size: int, max_positions: int) -> Any:
+def _cached_tokenizer(corpus: Corpus, kind: str, vocab_size: int, max_positions: int) -> PreTrainedTokenizerBase:
     """Train a tokenizer once per corpus and settings, then reuse it from the cache.
 
     The tokenizers library breaks ties between equally frequent merges differently from run

@@ -1,5 +1,9 @@
 """How compressed bundles are saved and loaded: safetensors throughout, nothing pickled.
 
+``workbench.compress`` makes these bundles; loading them is part of ``load_model``, so this
+module lives with the loaders and ``models`` never has to import ``compress``.
+
+
 - int8: each quantized layer as its int8 weight, scale, zero point and float bias;
 - pruned: each pruned weight as a bitmask of its non-zeros (one bit per weight) and the
   non-zero values, so the zeros cost one bit each on disk;
@@ -11,26 +15,45 @@ Everything else is stored as in any model folder. ``load_model(folder)`` reads
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from workbench.errors import ModelLoadError
+from workbench.models.hf import AUTO_CLASSES, ModelKind, quiet_transformers
+from workbench.models.onnx import OnnxModel
 
-__all__ = ["load_compressed", "write_compressed", "write_weights"]
+if TYPE_CHECKING:
+    from torch.ao.nn.quantized import dynamic
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from workbench.models.bundle import ModelBundle
+
+__all__ = ["WEIGHTS", "load_compressed", "quiet_quantization", "write_compressed", "write_weights"]
 
 WEIGHTS = "model.safetensors"
 
 
-def _tensors_once(state: dict) -> tuple[dict, dict]:
+@contextlib.contextmanager
+def quiet_quantization() -> Iterator[None]:
+    """PyTorch warns on every quantized tensor it makes that its int8 dtypes will move to torchao; once is news."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        yield
+
+
+def _tensors_once(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors with shared storage kept once (tied embeddings); the other names point at the kept one."""
     kept: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
             continue
@@ -43,19 +66,17 @@ def _tensors_once(state: dict) -> tuple[dict, dict]:
     return kept, aliases
 
 
-def write_weights(bundle: Any, folder: Path) -> None:
+def write_weights(bundle: ModelBundle, folder: Path) -> None:
     """The weights file of a bundle, compressed or not (an ONNX export keeps its own files)."""
     import safetensors.torch
 
-    from workbench.compress.operations import compression_of
-
-    compression = compression_of(bundle)
+    compression = bundle.compression
     method = compression.get("method")
     model = bundle.model
+    if isinstance(model, OnnxModel):
+        raise TypeError("An ONNX export keeps its weights in model.onnx; write_weights writes PyTorch weights only.")
     if method is None:
-        from workbench.models import _quiet_transformers
-
-        with _quiet_transformers():
+        with quiet_transformers():
             model.save_pretrained(folder, safe_serialization=True)
         for extra in Path(folder).glob("*.json"):  # config and generation config: not weights
             extra.unlink()
@@ -64,7 +85,7 @@ def write_weights(bundle: Any, folder: Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     if method == "int8":
         for name in compression["layers"]:
-            module = model.get_submodule(name)
+            module = cast("dynamic.Linear", model.get_submodule(name))  # an int8 layer, by compression["layers"]
             weight, bias = module.weight(), module.bias()
             tensors[f"{name}.weight.int8"] = weight.int_repr()
             tensors[f"{name}.weight.scale"] = torch.tensor([weight.q_scale()], dtype=torch.float64)
@@ -90,12 +111,10 @@ def write_weights(bundle: Any, folder: Path) -> None:
     safetensors.torch.save_file(tensors, str(Path(folder) / WEIGHTS), metadata=metadata)
 
 
-def write_compressed(bundle: Any, folder: Path) -> None:
-    """A compressed bundle's whole folder: weights, config, tokenizer and ``workbench.json``."""
-    from workbench.compress.operations import compression_of
-
+def write_compressed(bundle: ModelBundle, folder: Path) -> None:
+    """A compressed bundle's weights, config and tokenizer (``ModelBundle.write_files`` adds ``workbench.json``)."""
     folder = Path(folder)
-    if compression_of(bundle).get("method") != "onnx":
+    if not isinstance(bundle.model, OnnxModel):
         write_weights(bundle, folder)
     else:
         source = bundle.model.path.parent
@@ -107,33 +126,35 @@ def write_compressed(bundle: Any, folder: Path) -> None:
     bundle.tokenizer.save_pretrained(folder)
 
 
-def load_compressed(folder: Path, meta: dict, common: dict) -> Any:
-    """Rebuild a compressed bundle saved by ``write_compressed``."""
+def load_compressed(
+    folder: Path, kind: ModelKind, compression: dict[str, Any], common: dict[str, Any]
+) -> tuple[PreTrainedModel | OnnxModel, PreTrainedTokenizerBase]:
+    """Rebuild the model and tokenizer of a compressed bundle saved by ``write_compressed``.
+
+    ``compression`` is what ``workbench.json`` says was done; ``common`` holds the loading
+    options (``trust_remote_code``, ``attn_implementation``). Raises ``ModelLoadError`` when a
+    file is missing or the weights do not fit the config.
+    """
     import safetensors
     import transformers
 
-    from workbench.compress.operations import OnnxModel
-    from workbench.models import _AUTO_CLASSES, ModelBundle, _quiet_transformers
-
-    compression = meta["extra"]["compression"]
-    method, kind = compression.get("method"), meta["kind"]
+    method = compression.get("method")
     config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=common["trust_remote_code"])
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=common["trust_remote_code"])
-    name, source, extra = meta.get("name", folder.name), meta.get("source", f"folder:{folder}"), meta["extra"]
     if method == "onnx":
         if not (folder / "model.onnx").exists():
             raise ModelLoadError(f"{folder} is an ONNX export without its model.onnx; export it again.")
-        return ModelBundle(OnnxModel(folder / "model.onnx", config, kind), tokenizer, kind, name, source, extra=extra)
+        return OnnxModel(folder / "model.onnx", config, kind), tokenizer
     if not (folder / WEIGHTS).exists():
         raise ModelLoadError(f"{folder} has no weights: {WEIGHTS} is missing.")
-    auto = getattr(transformers, _AUTO_CLASSES[kind])
-    with _quiet_transformers():
+    auto = getattr(transformers, AUTO_CLASSES[kind])
+    with quiet_transformers():
         model = auto.from_config(config, attn_implementation=common.get("attn_implementation"))
     model.eval()
     with safetensors.safe_open(str(folder / WEIGHTS), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open is not iterable)
         aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
-    quantized: dict[str, tuple] = {}
+    quantized: dict[str, tuple[torch.Tensor, float, int, torch.Tensor | None]] = {}
     if method == "int8":
         for layer in compression["layers"]:
             quantized[layer] = (
@@ -159,11 +180,13 @@ def load_compressed(folder: Path, meta: dict, common: dict) -> Any:
     if unexpected or missing:
         raise ModelLoadError(f"{folder} does not fit its config (missing {missing[:3]}, unexpected {unexpected[:3]}).")
     if quantized:
-        from workbench.compress.operations import quiet_quantization
-
         with quiet_quantization():
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            # quantize_dynamic returns the same class with int8 layers inside; torch leaves it unannotated.
+            model = cast(
+                "PreTrainedModel",
+                torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8),
+            )
             for layer, (values, scale, zero_point, bias) in quantized.items():
                 weight = torch._make_per_tensor_quantized_tensor(values, scale, zero_point)
-                model.get_submodule(layer).set_weight_bias(weight, bias)
-    return ModelBundle(model, tokenizer, kind, name, source, extra=extra)
+                cast("dynamic.Linear", model.get_submodule(layer)).set_weight_bias(weight, bias)
+    return model, tokenizer
