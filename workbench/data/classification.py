@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from torch.utils.data import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from workbench.data.checks import check_token_length, check_whole_number
 from workbench.data.labelled import LabelledData
 from workbench.errors import DataError
 
@@ -23,7 +25,7 @@ __all__ = ["ClassificationDataset", "classification_collator", "classification_d
 _CHUNK_BATCHES = 50  # batches sorted together: long enough to group lengths, short enough to stay random
 
 
-class ClassificationDataset(Dataset):
+class ClassificationDataset(Dataset[dict[str, Any]]):
     """Tokenized examples; item ``i`` is ``{"input_ids": [...], "attention_mask": [...], "labels": int}``."""
 
     def __init__(self, input_ids: list[list[int]], labels: list[int], label_names: list[str], name: str = "") -> None:
@@ -40,14 +42,14 @@ class ClassificationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         ids = self.input_ids[index]
         return {"input_ids": list(ids), "attention_mask": [1] * len(ids), "labels": self.labels[index]}
 
     def __repr__(self) -> str:
         return f"ClassificationDataset(name={self.name!r}, examples={len(self)}, label_names={self.label_names})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A summary: name, examples, label names, longest and mean length in tokens."""
         lengths = self.lengths
         return {
@@ -70,14 +72,7 @@ def classification_dataset(
     """
     if not isinstance(data, LabelledData):
         raise DataError(f"data must be LabelledData (from load_labelled), not a {type(data).__name__}.")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        raise DataError(f"max_length must be a whole number of at least 2, not {max_length!r}.")
-    limit = tokenizer.model_max_length
-    if limit and limit < 1_000_000 and max_length > limit:
-        raise DataError(
-            f"max_length {max_length} is longer than the tokenizer's model_max_length {limit}; "
-            f"use max_length of at most {limit}."
-        )
+    check_token_length(tokenizer, "max_length", max_length, smallest=2)
     encoded = tokenizer(
         list(data.texts),
         truncation=True,
@@ -110,8 +105,7 @@ def length_grouped_order(lengths: Sequence[int], batch_size: int, seed: int = 0)
     short batch, if any, comes last so every batch the DataLoader cuts stays grouped.
     Returns a permutation of ``range(len(lengths))``. Raises ``DataError`` for a batch_size below 1.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise DataError(f"batch_size must be a positive whole number, not {batch_size!r}.")
+    check_whole_number("batch_size", batch_size)
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)

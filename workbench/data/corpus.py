@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import DataError
 
@@ -59,13 +60,13 @@ class Corpus:
     def __repr__(self) -> str:  # the texts can be millions of characters: never print them
         return f"Corpus(name={self.name!r}, documents={len(self)}, characters={self.num_chars})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A summary: name, number of documents, number of characters."""
         return {"name": self.name, "documents": len(self), "characters": self.num_chars}
 
 
-def load_corpus(source: str | os.PathLike | Sequence[str], *, max_chars: int | None = None) -> Corpus:
-    """Load a corpus from a registry name, a .txt file, a folder of .txt files or a list of str.
+def load_corpus(source: Corpus | str | os.PathLike[str] | Sequence[str], *, max_chars: int | None = None) -> Corpus:
+    """Load a corpus from a registry name, a .txt file, a folder of .txt files or a list of str (or a ``Corpus``).
 
     Files are split into paragraphs on blank lines, and Project Gutenberg licence text is
     dropped. ``max_chars`` keeps only the first that many characters (for quick runs).

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from workbench.errors import DataError
 
@@ -96,7 +97,7 @@ class LabelledData:
             label_names=list(self.label_names),
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A summary: name, number of examples, label names and class counts."""
         return {
             "name": self.name,
@@ -107,7 +108,7 @@ class LabelledData:
 
 
 def load_labelled(
-    source: str | os.PathLike | Sequence[tuple[str, str | int]],
+    source: str | os.PathLike[str] | Sequence[tuple[str, str | int]],
     *,
     text_column: str | None = None,
     label_column: str | None = None,
@@ -123,18 +124,18 @@ def load_labelled(
     name, pairs = _read_source(source, text_column, label_column)
     if not pairs:
         raise DataError(f"The data set {name!r} holds no examples; give it at least two classes of labelled texts.")
+    texts: list[str] = []
     for i, (text, _) in enumerate(pairs):
         if not isinstance(text, str):
             raise DataError(f"The text of example {i} is a {type(text).__name__}, not a str; every text must be a str.")
+        texts.append(text)
     names = _sorted_label_names({label for _, label in pairs})
     if len(names) < 2:
         raise DataError(
             f"Every example in {name!r} has the label {names[0]!r}; a classifier needs at least two classes."
         )
     index = {label: i for i, label in enumerate(names)}
-    return LabelledData(
-        name=name, texts=[text for text, _ in pairs], labels=[index[label] for _, label in pairs], label_names=names
-    )
+    return LabelledData(name=name, texts=texts, labels=[index[label] for _, label in pairs], label_names=names)
 
 
 def _sorted_label_names(names: set[str]) -> list[str]:
@@ -147,7 +148,10 @@ def _is_whole_number(text: str) -> bool:
     return text.strip().lstrip("-").isdigit()
 
 
-def _read_source(source: object, text_column: str | None, label_column: str | None) -> tuple[str, list]:
+def _read_source(
+    source: object, text_column: str | None, label_column: str | None
+) -> tuple[str, Sequence[tuple[object, str]]]:
+    """The data set's name and its (text, label) pairs; a text is checked to be a str by the caller."""
     if isinstance(source, (list, tuple)):
         return "examples", _read_pairs(source)
     if isinstance(source, str) and source in LABELLED_DATASETS:
@@ -171,8 +175,8 @@ def _read_source(source: object, text_column: str | None, label_column: str | No
     )
 
 
-def _read_pairs(items: Sequence) -> list[tuple[object, str]]:
-    pairs = []
+def _read_pairs(items: Sequence[object]) -> list[tuple[object, str]]:
+    pairs: list[tuple[object, str]] = []
     for i, item in enumerate(items):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise DataError(f"Item {i} is {item!r}; every item must be a (text, label) pair.")
@@ -201,7 +205,7 @@ def _read_registered(name: str) -> list[tuple[str, str]]:
     return [(r["text"], r["category"]) for r in rows if r["category"] in ("fresh", "rotten")]
 
 
-def _read_file(path: Path, text_column: str | None, label_column: str | None) -> list[tuple[str, str]]:
+def _read_file(path: Path, text_column: str | None, label_column: str | None) -> list[tuple[object, str]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         rows = _read_table(path, delimiter=",", quoting=csv.QUOTE_MINIMAL)
@@ -216,7 +220,7 @@ def _read_file(path: Path, text_column: str | None, label_column: str | None) ->
     columns = list(rows[0])
     text_key = _column(columns, text_column, TEXT_COLUMNS, "text", path)
     label_key = _column(columns, label_column, LABEL_COLUMNS, "label", path)
-    pairs = []
+    pairs: list[tuple[object, str]] = []
     for i, row in enumerate(rows):
         text, label = row.get(text_key), row.get(label_key)
         if isinstance(text, str) and not text.strip():
@@ -254,12 +258,12 @@ def _decode(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def _read_table(path: Path, *, delimiter: str, quoting: int) -> list[dict]:
+def _read_table(path: Path, *, delimiter: str, quoting: Literal[0, 1, 2, 3]) -> list[dict[str, Any]]:
     return list(csv.DictReader(io.StringIO(_decode(path), newline=""), delimiter=delimiter, quoting=quoting))
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for number, line in enumerate(_decode(path).splitlines(), start=1):
         if not line.strip():
             continue

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
+from workbench.data.checks import check_token_length
 from workbench.data.corpus import Corpus, load_corpus
 from workbench.errors import DataError
 
@@ -27,7 +29,7 @@ __all__ = ["CausalLMCollator", "TokenBlocks", "causal_lm_collator", "masked_lm_c
 _TOKENIZE_BATCH = 1000  # documents per fast-tokenizer call
 
 
-class TokenBlocks(Dataset):
+class TokenBlocks(Dataset[dict[str, torch.Tensor]]):
     """Fixed-length blocks of token ids; item ``i`` is ``{"input_ids": LongTensor(block_size)}``."""
 
     def __init__(self, blocks: torch.Tensor, *, corpus_tokens: int, name: str = "") -> None:
@@ -57,7 +59,7 @@ class TokenBlocks(Dataset):
     def __repr__(self) -> str:
         return f"TokenBlocks(name={self.name!r}, blocks={len(self)}, block_size={self.block_size})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A summary: name, blocks, block_size, tokens held, tokens the corpus gave."""
         return {
             "name": self.name,
@@ -84,17 +86,9 @@ def token_blocks(
     """
     if not isinstance(add_special_tokens, bool):
         raise DataError("add_special_tokens must be True (masked LM) or False (causal LM).")
-    smallest = 3 if add_special_tokens else 2
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < smallest:
-        raise DataError(f"block_size must be a whole number of at least {smallest}, not {block_size!r}.")
-    limit = tokenizer.model_max_length
-    if limit and limit < 1_000_000 and block_size > limit:
-        raise DataError(
-            f"block_size {block_size} is longer than the tokenizer's model_max_length {limit}; "
-            f"use block_size of at most {limit}."
-        )
+    check_token_length(tokenizer, "block_size", block_size, smallest=3 if add_special_tokens else 2)
     corpus = load_corpus(corpus)
-    start, end = _block_ends(tokenizer) if add_special_tokens else (None, None)
+    special = _block_ends(tokenizer) if add_special_tokens else None  # checked before the long tokenizing
     content = block_size - 2 if add_special_tokens else block_size
 
     stream = _token_stream(tokenizer, corpus.texts)  # (corpus_tokens,)
@@ -105,9 +99,9 @@ def token_blocks(
             "use a smaller block_size or more text."
         )
     blocks = stream[: n_blocks * content].view(n_blocks, content)  # (n_blocks, content)
-    if add_special_tokens:
-        starts = torch.full((n_blocks, 1), start, dtype=torch.long)
-        ends = torch.full((n_blocks, 1), end, dtype=torch.long)
+    if special is not None:
+        starts = torch.full((n_blocks, 1), special[0], dtype=torch.long)
+        ends = torch.full((n_blocks, 1), special[1], dtype=torch.long)
         blocks = torch.cat([starts, blocks, ends], dim=1)  # (n_blocks, block_size)
     return TokenBlocks(blocks.contiguous(), corpus_tokens=stream.numel(), name=corpus.name)
 
@@ -182,7 +176,7 @@ class CausalLMCollator:
 
     pad_token_id: int | None
 
-    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not examples:
             raise DataError("The causal-LM collator got an empty batch; give it at least one example.")
         rows = [torch.as_tensor(example["input_ids"], dtype=torch.long) for example in examples]

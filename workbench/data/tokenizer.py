@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from workbench.data.checks import check_whole_number
 from workbench.data.corpus import Corpus, load_corpus
 from workbench.errors import DataError
 
@@ -47,9 +48,9 @@ def train_tokenizer(
     """
     if kind not in TOKENIZER_KINDS:
         raise DataError(f"Unknown tokenizer kind {kind!r}; choose one of: {', '.join(TOKENIZER_KINDS)}.")
-    _check_positive_int("vocab_size", vocab_size)
-    _check_positive_int("min_frequency", min_frequency)
-    _check_positive_int("model_max_length", model_max_length)
+    check_whole_number("vocab_size", vocab_size)
+    check_whole_number("min_frequency", min_frequency)
+    check_whole_number("model_max_length", model_max_length)
     texts = load_corpus(corpus).texts  # validates: str items, not empty
     if kind == "bpe":
         minimum = len(BPE_SPECIAL_TOKENS) + _BYTE_ALPHABET
@@ -90,18 +91,13 @@ def train_tokenizer(
     )
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DataError(f"{name} must be a positive whole number, not {value!r}.")
-
-
 def _batches(texts: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(texts), _BATCH):
         yield texts[start : start + _BATCH]
 
 
 def _train_wordpiece(texts: list[str], vocab_size: int, min_frequency: int, *, lowercase: bool) -> Tokenizer:
-    pad, unk, cls, sep, mask = WORDPIECE_SPECIAL_TOKENS
+    _pad, unk, cls, sep, _mask = WORDPIECE_SPECIAL_TOKENS
     backend = Tokenizer(models.WordPiece(unk_token=unk, continuing_subword_prefix="##"))
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
