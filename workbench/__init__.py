@@ -2,13 +2,26 @@
 
 The engine (``models``, ``data``, ``training``, ``explain``) never imports Jupyter; the views
 live in ``workbench.ui``. Names are imported on first use, so ``import workbench`` (and the
-``workbench`` command) starts fast.
+``workbench`` command) starts fast. The ``TYPE_CHECKING`` block below shows them to editors and
+type checkers.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.assets import fetch as fetch_asset
+    from workbench.data import LabelledData, load_corpus, load_labelled, train_tokenizer
+    from workbench.errors import WorkbenchError
+    from workbench.explain.attention import attention
+    from workbench.explain.attribution import attribute
+    from workbench.explain.generate import generate
+    from workbench.explain.lens import logit_lens
+    from workbench.explain.probe import fill_mask, next_token
+    from workbench.models import ModelBundle, load_model
+    from workbench.training import Callback, DistributedTrainer, TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
@@ -33,7 +46,26 @@ _EXPORTS = {
     "train_tokenizer": "workbench.data",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Callback",
+    "DistributedTrainer",
+    "LabelledData",
+    "ModelBundle",
+    "TrainConfig",
+    "Trainer",
+    "WorkbenchError",
+    "attention",
+    "attribute",
+    "fetch_asset",
+    "fill_mask",
+    "generate",
+    "load_corpus",
+    "load_labelled",
+    "load_model",
+    "logit_lens",
+    "next_token",
+    "train_tokenizer",
+]
 
 
 def __getattr__(name: str) -> Any:

