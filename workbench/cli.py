@@ -7,9 +7,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:  # names for the annotations only: the command starts without loading torch
+    from workbench.data import LabelledData
+    from workbench.models import ModelKind
+    from workbench.training.config import TaskName
 
 
 def _assets_list(args: argparse.Namespace) -> int:
@@ -75,15 +81,15 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _parse_optional(kind):
-    def parse(text: str):
+def _parse_optional(kind: Callable[[str], object]) -> Callable[[str], object]:
+    def parse(text: str) -> object:
         return None if text.lower() == "none" else kind(text)
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = getattr(kind, "__name__", "value")  # argparse names the type in its error message
     return parse
 
 
-def _train(args: argparse.Namespace, task: str) -> int:
+def _train(args: argparse.Namespace, task: TaskName) -> int:
     import dataclasses
 
     from workbench.models import load_model
@@ -94,6 +100,8 @@ def _train(args: argparse.Namespace, task: str) -> int:
     values = {k: v for k, v in vars(args).items() if k in names}
     values.setdefault("output_dir", f"runs/{task}")
     config = TrainConfig.from_dict(values)
+    train: LabelledData | list[str]
+    val: LabelledData | list[str]
     if task == "classify":
         from workbench.data import load_labelled
 
@@ -106,10 +114,9 @@ def _train(args: argparse.Namespace, task: str) -> int:
         corpus = load_corpus(args.data)
         n_val = max(1, int(len(corpus) * args.eval_fraction))
         train, val = corpus.texts[n_val:], corpus.texts[:n_val]
-        kind = "masked-lm" if task == "masked-lm" else "causal-lm"
-        bundle = load_model(
-            args.model, kind=kind, **({"corpus": corpus} if args.model in ("tiny-bert", "tiny-gpt") else {})
-        )
+        kind: ModelKind = "masked-lm" if task == "masked-lm" else "causal-lm"
+        preset = args.model in ("tiny-bert", "tiny-gpt")
+        bundle = load_model(args.model, kind=kind, corpus=corpus if preset else None)
     trainer = Trainer(bundle, task, train, eval_data=val, config=config)
     if args.resume:
         trainer.resume_from()
@@ -152,7 +159,7 @@ def _compress(args: argparse.Namespace) -> int:
         compressed = export_onnx(bundle, out)
     if args.method != "onnx":
         compressed.save(out)
-    eval_data = None
+    eval_data: LabelledData | list[str] | None = None
     if args.data:
         if bundle.kind == "classifier":
             from workbench.data import load_labelled

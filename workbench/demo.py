@@ -11,8 +11,13 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench import assets
+
+if TYPE_CHECKING:
+    from workbench.explain import FillMaskResult
+    from workbench.training import TrainingHistory
 
 PROBES = [
     "my lord , i [MASK] you .",
@@ -67,13 +72,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
     probes = [
         {"text": p, "before": b.to_dict()["predictions"], "after": a.to_dict()["predictions"]}
-        for p, b, a in zip(PROBES, before, after)
+        for p, b, a in zip(PROBES, before, after, strict=True)
     ]
     (out / "probes.json").write_text(json.dumps(probes, indent=2))
     _plot_losses(trainer.history, out / "loss.png")
 
     print("\nfill-mask, top-5 before -> after training:")
-    for p, b, a in zip(PROBES, before, after):
+    for p, b, a in zip(PROBES, before, after, strict=True):
         print(f"  {p}")
         print(f"    before: {_top5(b)}")
         print(f"    after:  {_top5(a)}")
@@ -87,12 +92,12 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _top5(result) -> str:
+def _top5(result: FillMaskResult) -> str:
     pred = result.predictions[0]
-    return "  ".join(f"{t.strip() or repr(t)} {p:.2f}" for t, p in zip(pred.tokens, pred.probabilities))
+    return "  ".join(f"{t.strip() or repr(t)} {p:.2f}" for t, p in zip(pred.tokens, pred.probabilities, strict=True))
 
 
-def _plot_losses(history, path: Path) -> None:
+def _plot_losses(history: TrainingHistory, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display, no Jupyter

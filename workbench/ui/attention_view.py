@@ -37,19 +37,21 @@ def pack_matrix(weights: np.ndarray) -> bytes:
     scale = w.max(axis=1)
     safe = np.where(scale > 0, scale, 1.0)
     q = np.rint(w / safe[:, None] * 255).astype(np.uint8)
-    return scale.astype("<f4").tobytes() + q.tobytes()
+    packed: bytes = scale.astype("<f4").tobytes() + q.tobytes()
+    return packed
 
 
 def unpack_matrix(raw: bytes, n: int) -> np.ndarray:
     """The inverse of ``pack_matrix`` (within 1/255 of each row's maximum)."""
     scale = np.frombuffer(raw[: 4 * n], dtype="<f4")
     q = np.frombuffer(raw[4 * n : 4 * n + n * n], dtype=np.uint8).reshape(n, n)
-    return q.astype(np.float32) / 255 * scale[:, None]
+    matrix: np.ndarray = q.astype(np.float32) / 255 * scale[:, None]
+    return matrix
 
 
 def thumbnails(weights: np.ndarray, size: int = THUMB) -> tuple[bytes, int]:
     """Every head average-pooled to (t, t), t = min(n, size), each scaled to its own maximum; (bytes, t)."""
-    layers, heads, n, _ = weights.shape
+    n = weights.shape[2]  # weights: (layers, heads, query, key)
     t = min(n, size)
     edges = np.linspace(0, n, t + 1).astype(int)[:-1]
     pooled = np.add.reduceat(np.add.reduceat(weights, edges, axis=2), edges, axis=3)  # (layers, heads, t, t)
@@ -110,7 +112,7 @@ class AttentionView(anywidget.AnyWidget):
             self._send_head()
 
     @traitlets.observe("selected")
-    def _on_selected(self, change: dict) -> None:
+    def _on_selected(self, change: dict[str, Any]) -> None:
         self._send_head()
 
     def _send_head(self) -> None:
@@ -140,8 +142,8 @@ class AttentionView(anywidget.AnyWidget):
         """
         r = self.result
         heads = {
-            f"{l}:{h}": base64.b64encode(pack_matrix(r.weights[l, h])).decode()
-            for l in range(r.num_layers)
+            f"{layer}:{h}": base64.b64encode(pack_matrix(r.weights[layer, h])).decode()
+            for layer in range(r.num_layers)
             for h in range(r.num_heads)
         }
         state = {

@@ -29,7 +29,7 @@ from workbench.ui._standalone import standalone_page
 __all__ = ["AttributionView"]
 
 
-def _row(result: AttributionResult, text_index: int) -> dict:
+def _row(result: AttributionResult, text_index: int) -> dict[str, Any]:
     f = result.faithfulness
     return {
         "text": text_index,
@@ -61,8 +61,8 @@ class AttributionView(anywidget.AnyWidget):
     _esm = widget_module("attribution.js")
     _css = widget_css("attribution.css")
 
-    rows = traitlets.List([]).tag(sync=True)
-    texts = traitlets.List([]).tag(sync=True)
+    rows: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
+    texts: traitlets.List[str] = traitlets.List([]).tag(sync=True)
     text_index = traitlets.Int(0).tag(sync=True)
     target = traitlets.Unicode("").tag(sync=True)  # the target's name; "" shows the first one of the text
     title = traitlets.Unicode("").tag(sync=True)

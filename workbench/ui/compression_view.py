@@ -30,7 +30,7 @@ def _number(value: Any, digits: int = 6) -> float | None:
     return float(f"{float(value):.{digits}g}")
 
 
-def report_state(report: CompressionReport) -> dict:
+def report_state(report: CompressionReport) -> dict[str, Any]:
     """The report as the view draws it: numbers rounded, token text as data (set with textContent)."""
     lengths = list(report.latency_ms["original"])
     rows = [

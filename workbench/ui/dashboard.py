@@ -13,13 +13,16 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import anywidget
 import traitlets
 
 from workbench.training.events import Callback, Control, TrainState
+from workbench.training.job import TrainingJob
 from workbench.training.metrics import finite_or_none
+from workbench.training.run import Run
 from workbench.ui._assets import widget_file, widget_module
 from workbench.ui.snapshot import curves_svg
 
@@ -30,7 +33,7 @@ MAX_POINTS = 800  # per series sent to the browser: enough for a smooth curve, s
 MIN_INTERVAL_S = 0.2  # at most five updates a second, whatever the step rate
 
 
-def downsample(values: list, max_points: int = MAX_POINTS) -> list[int]:
+def downsample(values: Sequence[float | None], max_points: int = MAX_POINTS) -> list[int]:
     """Indices of at most ~``max_points`` values: each bucket's first point and extremes, and the last point."""
     n = len(values)
     if n <= max_points:
@@ -41,10 +44,10 @@ def downsample(values: list, max_points: int = MAX_POINTS) -> list[int]:
     for b in range(buckets):
         lo, hi = int(b * size), min(n, max(int((b + 1) * size), int(b * size) + 1))
         keep.add(lo)
-        finite = [i for i in range(lo, hi) if values[i] is not None and math.isfinite(values[i])]
+        finite = {i: v for i in range(lo, hi) if (v := values[i]) is not None and math.isfinite(v)}
         if finite:
-            keep.add(min(finite, key=values.__getitem__))
-            keep.add(max(finite, key=values.__getitem__))
+            keep.add(min(finite, key=finite.__getitem__))
+            keep.add(max(finite, key=finite.__getitem__))
     return sorted(keep)
 
 
@@ -59,26 +62,26 @@ class DashboardCallback(Callback):
     def __init__(self, dashboard: TrainingDashboard):
         self.dashboard = dashboard
 
-    def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_train_begin(self, trainer: Run, state: TrainState, control: Control) -> None:
         self.dashboard._thread_started()
         self.dashboard._changed()
 
-    def on_log(self, trainer: Any, state: TrainState, control: Control, logs: dict) -> None:
+    def on_log(self, trainer: Run, state: TrainState, control: Control, logs: dict[str, Any]) -> None:
         self.dashboard._changed()
 
-    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict) -> None:
+    def on_evaluate(self, trainer: Run, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
         self.dashboard._changed()
 
-    def on_pause(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_pause(self, trainer: Run, state: TrainState, control: Control) -> None:
         self.dashboard._changed(immediately=True)
 
-    def on_resume(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_resume(self, trainer: Run, state: TrainState, control: Control) -> None:
         self.dashboard._changed(immediately=True)
 
-    def on_save(self, trainer: Any, state: TrainState, control: Control, path: str) -> None:
+    def on_save(self, trainer: Run, state: TrainState, control: Control, path: str) -> None:
         self.dashboard._changed()
 
-    def on_train_end(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_train_end(self, trainer: Run, state: TrainState, control: Control) -> None:
         self.dashboard._finished()
 
 
@@ -92,7 +95,7 @@ class TrainingDashboard(anywidget.AnyWidget):
     _esm = widget_module("dashboard.js")
     _css = widget_file("dashboard.css")
 
-    runs = traitlets.List([]).tag(sync=True)
+    runs: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
     status = traitlets.Dict({}).tag(sync=True)
     log_scale = traitlets.Bool(False).tag(sync=True)
     notice = traitlets.Unicode("").tag(sync=True)
@@ -101,9 +104,9 @@ class TrainingDashboard(anywidget.AnyWidget):
     def __init__(self, title: str = "Training", **kwargs: Any):
         super().__init__(**kwargs)
         self.title = title
-        self._trainers: list[Any] = []
+        self._trainers: list[Run] = []
         self._names: list[str] = []
-        self.job: Any = None
+        self.job: TrainingJob | None = None
         self._lock = threading.Lock()
         self._last_push = 0.0
         self._timer: threading.Timer | None = None
@@ -118,10 +121,10 @@ class TrainingDashboard(anywidget.AnyWidget):
     # ------------------------------------------------------------ public API
 
     @property
-    def trainer(self) -> Any:
+    def trainer(self) -> Run | None:
         return self._trainers[-1] if self._trainers else None
 
-    def attach(self, trainer: Any, name: str | None = None) -> TrainingDashboard:
+    def attach(self, trainer: Run, name: str | None = None) -> TrainingDashboard:
         """Show ``trainer``'s run (overlaid on earlier ones) without starting it; the Start button starts it."""
         if self.job is not None and self.job.running:
             raise RuntimeError("A run is still going on this dashboard; stop it (or wait) before attaching another.")
@@ -132,7 +135,7 @@ class TrainingDashboard(anywidget.AnyWidget):
         self._push()
         return self
 
-    def run(self, trainer: Any, name: str | None = None, *, background: bool | None = None) -> None:
+    def run(self, trainer: Run, name: str | None = None, *, background: bool | None = None) -> None:
         """Show the dashboard, attach ``trainer`` and start it; return at once (background) or when it ends.
 
         In the background the kernel stays free for other cells and the buttons work; a
@@ -176,7 +179,7 @@ class TrainingDashboard(anywidget.AnyWidget):
 
     # -------------------------------------------------------- button handling
 
-    def _on_command(self, widget: Any, content: dict, buffers: list) -> None:
+    def _on_command(self, widget: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
         command = content.get("command") if isinstance(content, dict) else None
         trainer = self.trainer
         if command == "start" and trainer is not None:
@@ -227,7 +230,7 @@ class TrainingDashboard(anywidget.AnyWidget):
             self.runs = runs
             self.status = status
 
-    def _run_payload(self, index: int, trainer: Any) -> dict:
+    def _run_payload(self, index: int, trainer: Run) -> dict[str, Any]:
         train = trainer.history.train
         keep = downsample([r["loss"] for r in train])
         payload = {
@@ -248,7 +251,7 @@ class TrainingDashboard(anywidget.AnyWidget):
         payload["eval_loss"] = _round([r.get("eval_loss", math.nan) for r in evals])
         return payload
 
-    def _status_payload(self) -> dict:
+    def _status_payload(self) -> dict[str, Any]:
         trainer = self.trainer
         if trainer is None:
             return {"status": "created", "message": "no run yet", "title": self.title}
@@ -323,7 +326,7 @@ class TrainingDashboard(anywidget.AnyWidget):
 
     def _finished(self) -> None:
         self._push()
-        if self._snapshot_handle is not None:
+        if self._snapshot_handle is not None and self.trainer is not None:
             try:
                 from IPython.display import HTML
 
