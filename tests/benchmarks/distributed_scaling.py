@@ -76,7 +76,7 @@ def main() -> None:
         two = run.fit()
         two_wall = time.perf_counter() - start
     one_tps, two_tps = _throughput(one), _throughput(two)
-    gap = max(abs(a - b) for a, b in zip(one.losses(), two.losses()))
+    gap = max(abs(a - b) for a, b in zip(one.losses(), two.losses(), strict=True))
     result = {
         "steps": args.steps,
         "global_batch": GLOBAL_BATCH,

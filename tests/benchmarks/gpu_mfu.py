@@ -1,8 +1,9 @@
 """Model FLOPs utilisation of the Trainer on a CUDA device, for a GPT-2-small-sized causal LM.
 
 12 layers, hidden 768, 12 heads, 1,024 positions, bf16 autocast (fp16 where the GPU has no bf16).
-The model FLOPs are counted per token as PaLM's appendix B does (6 x non-embedding parameters,
-the vocabulary head where it runs, 12 x layers x hidden x sequence for attention) and divided by
+The model FLOPs are counted per token by the Trainer's own ``flops_per_token`` (PaLM's appendix B:
+6 x the weights that multiply, the vocabulary head where it runs, 12 x layers x hidden x sequence
+for attention; embedding look-ups count nothing) and divided by
 the device's dense bf16 peak from its data sheet. The Trainer's own figure (its ``mfu`` record)
 is printed beside a plain PyTorch loop on the same model, batch and precision, measured
 interleaved, so the Trainer's overhead shows. Goal: at least 50% of the bf16 peak.
@@ -38,53 +39,67 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--smoke", action="store_true", help="a 2-layer model on the CPU in fp32: checks the script, measures nothing"
+    )
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print(json.dumps({"skipped": "no CUDA device on this machine"}))
+    if not torch.cuda.is_available() and not args.smoke:
+        print(json.dumps({"skipped": "no CUDA device on this machine (--smoke runs the script on the CPU)"}))
         return
 
     from workbench.models import load_model
     from workbench.training import TrainConfig, Trainer
-    from workbench.training.metrics import peak_flops
+    from workbench.training.metrics import flops_per_token, parameter_split, peak_flops
 
-    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    seq = 1024
-    text = _corpus()
+    device = torch.device("cpu" if args.smoke else "cuda")
+    if args.smoke:
+        precision, seq, size = "fp32", 64, {"layers": 2, "hidden": 64, "heads": 2, "vocab_size": 2_000}
+        text = _corpus(words=20_000)
+    else:
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        seq, size = 1024, {"layers": 12, "hidden": 768, "heads": 12, "vocab_size": 32_000}  # GPT-2 small's shape
+        text = _corpus()
     chunks = [text[i : i + 20_000] for i in range(0, len(text), 20_000)]
-    bundle = load_model("tiny-gpt", corpus=chunks, layers=12, hidden=768, heads=12, vocab_size=32_000,
-                        max_positions=seq)
-    config = bundle.model.config
-    vocab, hidden, layers = config.vocab_size, config.hidden_size, config.num_hidden_layers
-    embedding = sum(p.numel() for n, p in bundle.model.named_parameters() if "embed" in n)
-    non_embedding = bundle.num_parameters - embedding
-    # per token: weights forward+backward, the tied/untied head, attention scores and values
-    flops_per_token = 6.0 * non_embedding + 6.0 * hidden * vocab + 12.0 * layers * hidden * seq
-    peak = peak_flops(torch.device("cuda"), precision)
+    bundle = load_model("tiny-gpt", corpus=chunks, max_positions=seq, **size)
+    vocab = bundle.model.config.vocab_size
+    split = parameter_split(bundle.model)
+    # the Trainer's own count: weights and the head at every position, attention; embeddings count nothing
+    flops = flops_per_token(bundle.model, seq)
+    peak = peak_flops(device, precision)
 
     def trainer_run() -> float:
-        cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, block_size=seq, precision=precision,
-                          progress=False, log_every=5, device="cuda", learning_rate=3e-4)
+        cfg = TrainConfig(
+            max_steps=args.steps,
+            batch_size=args.batch,
+            block_size=seq,
+            precision=precision,
+            progress=False,
+            log_every=5,
+            device=device.type,
+            learning_rate=3e-4,
+        )
         history = Trainer(bundle, "causal-lm", chunks, config=cfg).fit()
         rates = [r["tokens_per_second"] for r in history.train if r.get("tokens_per_second")]
         return statistics.median(rates[1:] or rates)
 
     def plain_run() -> float:
-        model = bundle.model.cuda().train()
+        model = bundle.model.to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         scaler = torch.amp.GradScaler(enabled=precision == "fp16")
-        ids = torch.randint(0, vocab, (args.batch, seq), device="cuda")
+        ids = torch.randint(0, vocab, (args.batch, seq), device=device)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         times = []
         for step in range(args.steps):
-            torch.cuda.synchronize()
+            sync()
             start = time.perf_counter()
-            with torch.autocast("cuda", dtype=dtype):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 loss = model(input_ids=ids, labels=ids).loss
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            torch.cuda.synchronize()
+            sync()
             if step >= 3:
                 times.append(time.perf_counter() - start)
         return args.batch * seq / statistics.median(times)
@@ -95,19 +110,20 @@ def main() -> None:
         plain_rates.append(plain_run())
     trainer_tps, plain_tps = statistics.median(trainer_rates), statistics.median(plain_rates)
     result = {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu (smoke run: measures nothing)",
         "precision": precision,
         "parameters": bundle.num_parameters,
-        "non_embedding_parameters": non_embedding,
+        "body_parameters": split.body,
+        "head_parameters": split.head,
         "vocab_size": vocab,
         "sequence": seq,
         "batch": args.batch,
-        "flops_per_token": flops_per_token,
+        "flops_per_token": flops,
         "peak_flops": peak,
         "trainer_tokens_per_second": round(trainer_tps, 1),
         "plain_pytorch_tokens_per_second": round(plain_tps, 1),
-        "trainer_mfu": round(trainer_tps * flops_per_token / peak, 4) if peak else None,
-        "plain_pytorch_mfu": round(plain_tps * flops_per_token / peak, 4) if peak else None,
+        "trainer_mfu": round(trainer_tps * flops / peak, 4) if peak else None,
+        "plain_pytorch_mfu": round(plain_tps * flops / peak, 4) if peak else None,
         "goal_mfu": 0.5,
     }
     print(json.dumps(result))

@@ -11,6 +11,7 @@ last line is JSON: peak MB per notebook, the largest, and the goal (1,500 MB).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -38,10 +39,8 @@ def peak_rss_mb(path: Path, quick: bool) -> tuple[float, float]:
         nonlocal peak
         while not done.is_set():
             for child in me.children(recursive=True):
-                try:
+                with contextlib.suppress(psutil.Error):  # a child may end between the listing and the read
                     peak = max(peak, child.memory_info().rss / 2**20)
-                except psutil.Error:
-                    pass
             time.sleep(0.05)
 
     watcher = threading.Thread(target=sample, daemon=True)

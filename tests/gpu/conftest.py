@@ -21,5 +21,7 @@ def corpus() -> list[str]:
     subjects = ["The cat", "A dog", "The king", "My friend", "The river", "A bird", "The queen", "Our ship"]
     verbs = ["sees", "follows", "loves", "fears", "finds", "leaves", "calls", "waits for"]
     objects = ["the moon", "a stranger", "the old house", "the sea", "a bright star", "the quiet town"]
-    return [f"{s} {v} {o} at dawn number {i}." for i, (s, v, o) in
-            enumerate((s, v, o) for s in subjects for v in verbs for o in objects)]
+    return [
+        f"{s} {v} {o} at dawn number {i}."
+        for i, (s, v, o) in enumerate((s, v, o) for s in subjects for v in verbs for o in objects)
+    ]

@@ -25,7 +25,8 @@ def test_causal_lm_loss_falls_on_cuda_in_mixed_precision(corpus, precision):
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
     bundle = load_model("tiny-gpt", corpus=corpus, **SMALL)
-    trainer = Trainer(bundle, "causal-lm", corpus, config=_config(max_steps=60, learning_rate=3e-3, precision=precision))
+    config = _config(max_steps=60, learning_rate=3e-3, precision=precision)
+    trainer = Trainer(bundle, "causal-lm", corpus, config=config)
     history = trainer.fit()
     losses = history.losses()
     assert trainer.precision == precision
@@ -38,11 +39,16 @@ def test_resume_on_cuda_continues_the_same_run(corpus, tmp_path):
     first = Trainer(straight, "causal-lm", corpus, config=_config(max_steps=20, precision="fp32", seed=1)).fit()
 
     halves = load_model("tiny-gpt", corpus=corpus, **SMALL)
-    Trainer(halves, "causal-lm", corpus,
-            config=_config(max_steps=10, precision="fp32", seed=1, output_dir=str(tmp_path))).fit()
+    Trainer(
+        halves, "causal-lm", corpus, config=_config(max_steps=10, precision="fp32", seed=1, output_dir=str(tmp_path))
+    ).fit()
     resumed_bundle = load_model("tiny-gpt", corpus=corpus, **SMALL)
-    resumed = Trainer(resumed_bundle, "causal-lm", corpus,
-                      config=_config(max_steps=20, precision="fp32", seed=1, output_dir=str(tmp_path)))
+    resumed = Trainer(
+        resumed_bundle,
+        "causal-lm",
+        corpus,
+        config=_config(max_steps=20, precision="fp32", seed=1, output_dir=str(tmp_path)),
+    )
     resumed.resume_from(latest_checkpoint(tmp_path))
     second = resumed.fit()
     assert second.losses()[-1] == pytest.approx(first.losses()[-1], rel=1e-3, abs=1e-3)
@@ -57,8 +63,13 @@ def test_stop_from_another_thread_saves_and_ends_the_run_on_cuda(corpus, tmp_pat
             if state.step >= 5:
                 reached.set()
 
-    trainer = Trainer(bundle, "causal-lm", corpus, callbacks=[Signal()],
-                      config=_config(max_steps=100_000, precision="fp32", output_dir=str(tmp_path)))
+    trainer = Trainer(
+        bundle,
+        "causal-lm",
+        corpus,
+        callbacks=[Signal()],
+        config=_config(max_steps=100_000, precision="fp32", output_dir=str(tmp_path)),
+    )
     job = trainer.start()
     assert reached.wait(120), "the run on CUDA did not reach step 5 in two minutes"
     trainer.stop()
