@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import multiprocessing
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -35,6 +34,7 @@ from workbench.training.history import TrainingHistory
 from workbench.training.job import TrainingJob
 from workbench.training.plan import plan_run
 from workbench.training.processes import WorkerSpec, free_port, fresh_accelerate_state, run_worker
+from workbench.training.saving import warn_resume_renamed
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
@@ -146,12 +146,7 @@ class DistributedTrainer:
 
     def resume(self, path: str | Path | None = None) -> DistributedTrainer:
         """Deprecated name of ``resume_from`` (``DistributedJob.resume()`` un-pauses a run; this picks a checkpoint)."""
-        warnings.warn(
-            "DistributedTrainer.resume(path) is now DistributedTrainer.resume_from(path), which picks the checkpoint "
-            "to start from; resume() will be removed (to continue a paused run, use resume_running()).",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_resume_renamed("DistributedTrainer")
         return self.resume_from(path)
 
     def pause(self) -> None:

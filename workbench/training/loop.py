@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from workbench.training.optimization import make_optimizer
 from workbench.training.plan import plan_run
 from workbench.training.precision import drop_autocast_forward, make_accelerator
 from workbench.training.progress import LogWindow, Speedometer, smoothed
-from workbench.training.saving import final_save, load_run, save_run, saved_at_this_step
+from workbench.training.saving import final_save, load_run, save_run, saved_at_this_step, warn_resume_renamed
 from workbench.training.tasks import make_task
 
 if TYPE_CHECKING:
@@ -158,12 +157,7 @@ class Trainer:
 
     def resume(self, path: str | Path | None = None) -> Trainer:
         """Deprecated name of ``resume_from`` (``TrainingJob.resume()`` un-pauses a run; this loads a checkpoint)."""
-        warnings.warn(
-            "Trainer.resume(path) is now Trainer.resume_from(path), which loads a checkpoint; "
-            "resume() will be removed (to continue a paused run, use job.resume() or trainer.resume_running()).",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_resume_renamed("Trainer")
         return self.resume_from(path)
 
     def pause(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from workbench.training import checkpoint as ckpt
 if TYPE_CHECKING:
     from workbench.training.loop import Trainer
 
-__all__ = ["checkpoint_root", "final_save", "load_run", "save_run", "saved_at_this_step"]
+__all__ = ["checkpoint_root", "final_save", "load_run", "save_run", "saved_at_this_step", "warn_resume_renamed"]
 
 
 def checkpoint_root(trainer: Trainer) -> Path:
@@ -98,3 +99,16 @@ def final_save(trainer: Trainer, processes_can_meet: bool) -> None:
     except CheckpointError as e:
         state.message += f"; the final checkpoint could not be written: {e}"
         raise
+
+
+def warn_resume_renamed(owner: str) -> None:
+    """Say once per call site that ``owner.resume(path)`` is now ``owner.resume_from(path)``.
+
+    The job's ``resume()`` un-pauses a run; the trainer's picked a checkpoint. One name per meaning.
+    """
+    warnings.warn(
+        f"{owner}.resume(path) is now {owner}.resume_from(path), which picks the checkpoint to start from; "
+        "resume() will be removed (to continue a paused run, use job.resume() or trainer.resume_running()).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
