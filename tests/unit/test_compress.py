@@ -1,4 +1,4 @@
-"""Compression on tiny models: int8, pruning and ONNX run, shrink, stay close, round-trip, and never touch the original."""
+"""Compression of tiny models: int8, pruning and ONNX run, shrink, stay close, round-trip, spare the original."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from workbench.compress import compare_models, export_onnx, prune, quantize
+from workbench.compress.agreement import jensen_shannon
 from workbench.compress.operations import weights_bytes
-from workbench.compress.report import jensen_shannon
 from workbench.errors import CompressionError
 from workbench.models import load_model
 

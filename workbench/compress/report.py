@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.compress.agreement import attention_drift, attribution_agreement
 from workbench.errors import CompressionError
 from workbench.models import ModelBundle
 
-__all__ = ["CompressionReport", "compare_models", "jensen_shannon"]
+__all__ = ["CompressionReport", "compare_models"]
 
 
 @dataclass
@@ -135,20 +136,6 @@ class CompressionReport:
         return "\n".join(lines)
 
 
-def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen–Shannon divergence in bits between distributions along the last axis (0 when p equals q)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(a > 0, a * np.log2(np.where(a > 0, a, 1) / np.where(m > 0, m, 1)), 0.0)
-        return np.asarray(terms.sum(-1))
-
-    return np.asarray(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
-
-
 def _check_pair(original: ModelBundle, compressed: ModelBundle) -> None:
     for role, bundle in (("original", original), ("compressed", compressed)):
         if not isinstance(bundle, ModelBundle):
@@ -191,8 +178,8 @@ def compare_models(
     if not lengths or lengths[0] < 2:
         raise CompressionError("lengths must hold input lengths of at least 2 tokens, such as (16, 64, 128).")
     metric, values, agreement = _metric(original, compressed, eval_data, max_eval)
-    js = _attention_drift(original, compressed, texts)
-    spearman, examples = _attributions(original, compressed, texts, attribution)
+    js = attention_drift(original, compressed, texts)
+    spearman, examples = attribution_agreement(original, compressed, texts, attribution)
     return CompressionReport(
         original=original.name,
         compressed=compressed.name,
@@ -294,88 +281,6 @@ def _perplexity(bundle: ModelBundle, texts: Sequence[str]) -> float:
             total += float(losses[keep].sum())
             count += int(keep.sum())
     return math.exp(total / max(count, 1)) if count else math.nan
-
-
-# ------------------------------------------------------------------------------- what's inside
-
-
-def _attentions(bundle: ModelBundle, text: str) -> tuple[np.ndarray, int]:
-    """(layers, heads, query, key) attention of one text, and its length in tokens."""
-    from workbench.explain.inputs import with_model_mask
-    from workbench.models import eager_attention
-    from workbench.models.onnx import OnnxModel
-
-    enc = bundle.tokenizer(
-        with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True, max_length=bundle.max_positions
-    )
-    model = bundle.model
-    with torch.inference_mode():
-        if isinstance(model, OnnxModel):
-            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_attentions=True)
-        else:
-            with eager_attention(model):
-                out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_attentions=True)
-    return torch.stack([a[0] for a in out.attentions]).float().numpy(), int(enc["input_ids"].shape[1])
-
-
-def _attention_drift(original: ModelBundle, compressed: ModelBundle, texts: Sequence[str]) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, 0))
-    per_text = []
-    for text in texts:
-        a, _ = _attentions(original, text)
-        b, _ = _attentions(compressed, text)
-        per_text.append(jensen_shannon(a, b).mean(-1))  # (layers, heads): mean over queries
-    return np.asarray(np.mean(per_text, axis=0))
-
-
-def _attributions(
-    original: ModelBundle, compressed: ModelBundle, texts: Sequence[str], method: str
-) -> tuple[list[float], list[dict[str, Any]]]:
-    from scipy.stats import spearmanr
-
-    from workbench.explain import attribute
-    from workbench.explain.attribution import METHODS
-
-    if method not in METHODS:
-        raise CompressionError(f"Unknown attribution method {method!r}; use one of: {', '.join(METHODS)}.")
-    if method in ("integrated_gradients", "gradient_x_input") and compressed.compression.get("method") in (
-        "int8",
-        "onnx",
-    ):
-        raise CompressionError(
-            f"{method} needs gradients, which int8 and ONNX models do not give; "
-            "compare with attribution='occlusion' or 'shap'."
-        )
-    spearman: list[float] = []
-    examples: list[dict[str, Any]] = []
-    if original.kind == "encoder":  # no head, so no output to attribute
-        return spearman, examples
-    for text in texts:
-        a = attribute(original, text, method=method, faithfulness=False)
-        b = attribute(compressed, text, target=a.target, method=method, faithfulness=False)
-        sa, sb = a.scores[a.features], b.scores[b.features]
-        if np.allclose(sa, sb):
-            rho = 1.0
-        elif sa.size < 2 or np.ptp(sa) == 0 or np.ptp(sb) == 0:
-            rho = math.nan
-        else:
-            rho = float(spearmanr(sa, sb).statistic)
-        spearman.append(rho)
-        examples.append(
-            {
-                "text": text,
-                "target": a.target_name,
-                "tokens": list(a.tokens.text),
-                "special": [bool(x) for x in a.tokens.special],
-                "spaces": [seg[len(seg.rstrip()) :] != "" for seg in a.segments],
-                "features": a.features.tolist(),
-                "original": a.scores.tolist(),
-                "compressed": b.scores.tolist(),
-                "spearman": rho,
-            }
-        )
-    return spearman, examples
 
 
 # ------------------------------------------------------------------------------------- speed
