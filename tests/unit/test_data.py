@@ -101,7 +101,7 @@ def test_empty_corpus_says_so():
 
 
 def test_unknown_corpus_name_lists_the_known_names():
-    with pytest.raises(DataError, match="Unknown corpus 'hamlet'.*rotten-tomatoes, shakespeare"):
+    with pytest.raises(DataError, match=r"Unknown corpus 'hamlet'.*rotten-tomatoes, shakespeare"):
         load_corpus("hamlet")
 
 
@@ -112,7 +112,7 @@ def test_missing_path_says_it_does_not_exist(tmp_path):
 
 def test_folder_without_txt_files_says_so(tmp_path):
     (tmp_path / "data.csv").write_text("a,b\n", encoding="utf-8")
-    with pytest.raises(DataError, match="no .txt files"):
+    with pytest.raises(DataError, match=r"no \.txt files"):
         load_corpus(tmp_path)
 
 
@@ -175,7 +175,7 @@ def test_vocab_size_too_small_says_the_minimum(kind, size, minimum):
 
 
 def test_unknown_tokenizer_kind_lists_the_kinds():
-    with pytest.raises(DataError, match="Unknown tokenizer kind 'unigram'.*wordpiece, bpe"):
+    with pytest.raises(DataError, match=r"Unknown tokenizer kind 'unigram'.*wordpiece, bpe"):
         train_tokenizer(SENTENCES, kind="unigram")
 
 
@@ -335,13 +335,13 @@ def test_labelled_jsonl_reads_the_columns_it_is_told(tmp_path):
 
 def test_labelled_file_without_label_column_names_its_columns(tmp_path):
     (tmp_path / "d.csv").write_text("text,score\nhello,3\n", encoding="utf-8")
-    with pytest.raises(DataError, match="no label column.*'text', 'score'"):
+    with pytest.raises(DataError, match=r"no label column.*'text', 'score'"):
         load_labelled(tmp_path / "d.csv")
 
 
 def test_labelled_file_without_text_column_names_its_columns(tmp_path):
     (tmp_path / "d.csv").write_text("body,label\nhello,1\n", encoding="utf-8")
-    with pytest.raises(DataError, match="no text column.*'body', 'label'"):
+    with pytest.raises(DataError, match=r"no text column.*'body', 'label'"):
         load_labelled(tmp_path / "d.csv")
 
 
@@ -367,7 +367,7 @@ def test_a_text_that_is_not_str_is_refused():
 
 
 def test_unknown_labelled_name_lists_the_known_names():
-    with pytest.raises(DataError, match="Unknown data set 'imdb'.*movie-snippets, rotten-tomatoes, sms-spam"):
+    with pytest.raises(DataError, match=r"Unknown data set 'imdb'.*movie-snippets, rotten-tomatoes, sms-spam"):
         load_labelled("imdb")
 
 
@@ -398,6 +398,28 @@ def test_classification_collator_pads_to_the_longest_in_the_batch(wordpiece):
     assert batch["input_ids"].shape == (2, 6)
     assert batch["attention_mask"].tolist()[1] == [1, 1, 1, 0, 0, 0]
     assert batch["labels"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [
+        ("block_size", lambda tok, n: token_blocks(tok, SENTENCES, block_size=n, add_special_tokens=False)),
+        ("max_length", lambda tok, n: classification_dataset(tok, load_labelled([("a", "x"), ("b", "y")]), n)),
+    ],
+)
+def test_both_datasets_refuse_a_length_in_the_same_sentence(wordpiece, name, build):
+    limit = wordpiece.model_max_length
+    with pytest.raises(DataError, match=rf"^{name} {limit + 1} is longer .* use {name} of at most {limit}\.$"):
+        build(wordpiece, limit + 1)
+    for bad in (1, True, 2.5):
+        with pytest.raises(DataError, match=rf"^{name} must be a whole number of at least 2, not {bad!r}\.$"):
+            build(wordpiece, bad)
+
+
+def test_length_grouped_order_refuses_a_batch_size_that_is_not_a_positive_whole_number():
+    for bad in (0, False, "8"):
+        with pytest.raises(DataError, match=r"^batch_size must be a positive whole number, not "):
+            length_grouped_order([1, 2, 3], batch_size=bad)
 
 
 def test_length_grouped_order_is_a_seeded_permutation():
