@@ -163,3 +163,17 @@ def test_bf16_on_a_cpu_with_native_bf16_and_fp32_anywhere_say_nothing(monkeypatc
         assert precision_module.resolve_precision("auto", torch.device("cpu")) == "bf16"
         monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)
         assert precision_module.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_measuring_the_cpu_peak_leaves_the_seeded_random_stream_alone():
+    # The first MFU figure of a process measures the CPU's matmul peak mid-run; drawing its
+    # matrices from the global generator shifted every later mask, so the first run in a kernel
+    # could not be repeated exactly.
+    from workbench.training import metrics
+
+    metrics._measured_cpu_peak.cache_clear()
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    assert metrics.peak_flops(torch.device("cpu"), "fp32") > 0
+    assert torch.equal(torch.rand(4), expected)
