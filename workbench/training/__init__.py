@@ -6,8 +6,9 @@ does not load torch. The ``TYPE_CHECKING`` block below shows them to editors and
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from workbench.exports import load_export
 
 if TYPE_CHECKING:
     from workbench.training.callbacks import Checkpointer, ConsolePrinter, EarlyStopping, MetricsWriter
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from workbench.training.plan import RunPlan, plan_run
     from workbench.training.run import Run
 
-_EXPORTS = {
+_EXPORTS: dict[str, str | tuple[str, str]] = {
     "TASKS": "config",
     "TaskName": "config",
     "TrainConfig": "config",
@@ -66,12 +67,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'workbench.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"workbench.training.{module}"), name)
-    globals()[name] = value
-    return value
+    return load_export(__name__, _EXPORTS, globals(), name)
 
 
 def __dir__() -> list[str]:
