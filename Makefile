@@ -41,7 +41,7 @@ lint: setup
 
 # The tutorials run too, short (WORKBENCH_QUICK=1): nbval executes every cell and fails on an error.
 test: setup browser-deps lint
-	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --durations=25 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q
