@@ -24,6 +24,7 @@ from workbench.training.events import Callback, Control, TrainState
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
+    from workbench.training.run import Run
 
 __all__ = ["ProbeRecorder"]
 
@@ -139,21 +140,21 @@ class ProbeRecorder(Callback):
     def _due(self, step: int) -> bool:
         return not self.records or self.records[-1]["step"] != step
 
-    def _record_into(self, trainer: Any, state: TrainState) -> None:
+    def _record_into(self, trainer: Run, state: TrainState) -> None:
         if self._due(state.step):
             trainer.history.records.append(self.record(trainer.bundle, state.step))
 
     # --- events ------------------------------------------------------------------------------
 
-    def on_train_begin(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_train_begin(self, trainer: Run, state: TrainState, control: Control) -> None:
         self.check(trainer.bundle)
         self.restore(trainer.history.records)
         if self.at_start and state.step == 0:
             self._record_into(trainer, state)
 
-    def on_evaluate(self, trainer: Any, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
+    def on_evaluate(self, trainer: Run, state: TrainState, control: Control, metrics: dict[str, Any]) -> None:
         self._record_into(trainer, state)
 
-    def on_step_end(self, trainer: Any, state: TrainState, control: Control) -> None:
+    def on_step_end(self, trainer: Run, state: TrainState, control: Control) -> None:
         if self.every and state.step % self.every == 0:
             self._record_into(trainer, state)
