@@ -21,7 +21,7 @@ from typing import Any, TypeAlias, TypeGuard
 
 from workbench.errors import ModelListError, ProbeError
 from workbench.models import ModelBundle
-from workbench.training.checkpoint import checkpoint_label, list_checkpoints
+from workbench.training.checkpoint import checkpoint_label, run_checkpoints
 
 __all__ = ["Comparison", "ModelSource", "Models", "compare", "load_resolved", "resolve_models"]
 
@@ -81,8 +81,7 @@ def resolve_models(models: object, caller: str = "compare") -> list[tuple[str, M
     if isinstance(models, Mapping):
         pairs = [(str(label), model) for label, model in models.items()]
     elif isinstance(models, (str, os.PathLike)):
-        root = Path(models)
-        found = list_checkpoints(root) or list_checkpoints(root / "checkpoints")
+        found = run_checkpoints(models)
         pairs = [(checkpoint_label(p), p) for p in found] if found else [(_label(models), models)]
     elif isinstance(models, ModelBundle):
         pairs = [(models.name, models)]

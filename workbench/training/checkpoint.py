@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from workbench.models import ModelBundle
 
 __all__ = [
+    "CHECKPOINTS_FOLDER",
     "STATE_FILE",
     "checkpoint_label",
     "checkpoint_name",
@@ -34,6 +35,7 @@ __all__ = [
     "model_fingerprint",
     "prune_checkpoints",
     "read_checkpoint",
+    "run_checkpoints",
     "write_checkpoint",
     "write_shared_checkpoint",
 ]
@@ -41,6 +43,7 @@ __all__ = [
 # The one place that knows how a checkpoint folder is named: ``step-`` and the step in seven digits.
 _NAME = re.compile(r"^step-([0-9]{7})$")  # ASCII digits only: "step-٠٠٠٠٠٠١" is not a checkpoint
 STATE_FILE = "trainer_state.json"
+CHECKPOINTS_FOLDER = "checkpoints"  # a run's output_dir keeps its checkpoints here
 
 
 def checkpoint_name(step: int) -> str:
@@ -277,6 +280,11 @@ def list_checkpoints(root: Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if checkpoint_step(p) is not None and (p / STATE_FILE).exists()]
     return sorted(found, key=lambda p: p.name)
+
+
+def run_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
+    """Complete checkpoints, oldest first, of a run folder: its own or those in its ``checkpoints`` folder."""
+    return list_checkpoints(Path(folder)) or list_checkpoints(Path(folder) / CHECKPOINTS_FOLDER)
 
 
 def latest_checkpoint(root: Path) -> Path | None:

@@ -138,7 +138,7 @@ class DistributedTrainer:
         from workbench.training import checkpoint as ckpt
 
         if path is None:
-            path = ckpt.latest_checkpoint(Path(self.config.output_dir or ".") / "checkpoints")
+            path = ckpt.latest_checkpoint(Path(self.config.output_dir or ".") / ckpt.CHECKPOINTS_FOLDER)
             if path is None:
                 raise CheckpointError(f"No complete checkpoint under {self.config.output_dir}/checkpoints.")
         self._resume_from = str(path)

@@ -37,7 +37,8 @@ def plan_run(config: TrainConfig, train_examples: int, eval_examples: int | None
     """
     if train_examples == 0:
         raise DataError("The training data is empty; give at least one batch of examples.")
-    if config.batch_size * processes > train_examples:
+    global_batch = config.batch_size * processes
+    if global_batch > train_examples:
         per = f" per process x {processes} processes" if processes > 1 else ""
         raise DataError(
             f"batch_size {config.batch_size}{per} is larger than the training data ({train_examples} examples); "
@@ -45,7 +46,6 @@ def plan_run(config: TrainConfig, train_examples: int, eval_examples: int | None
         )
     if eval_examples == 0:
         raise DataError("The evaluation data is empty; pass eval_data=None to skip evaluation.")
-    global_batch = config.batch_size * processes
     micro_batches = math.ceil(train_examples / global_batch)
     steps_per_epoch = max(1, micro_batches // config.gradient_accumulation_steps)
     max_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))

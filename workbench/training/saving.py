@@ -17,7 +17,7 @@ __all__ = ["checkpoint_root", "final_save", "load_run", "save_run", "saved_at_th
 
 def checkpoint_root(trainer: Trainer) -> Path:
     """Where the run's checkpoints go: ``output_dir/checkpoints``."""
-    return Path(trainer.config.output_dir or ".") / "checkpoints"
+    return Path(trainer.config.output_dir or ".") / ckpt.CHECKPOINTS_FOLDER
 
 
 def save_run(trainer: Trainer) -> Path:

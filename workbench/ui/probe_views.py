@@ -180,14 +180,10 @@ class ProbeTimeline(anywidget.AnyWidget):
 
 
 def _records_from_checkpoint(path: Path) -> list[dict[str, Any]]:
-    from workbench.training.checkpoint import STATE_FILE, latest_checkpoint
+    from workbench.training.checkpoint import STATE_FILE, run_checkpoints
 
-    folder: Path | None
-    if (path / STATE_FILE).exists():
-        folder = path
-    else:
-        folder = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
-    if folder is None:
+    found = [path] if (path / STATE_FILE).exists() else run_checkpoints(path)
+    if not found:
         raise FileNotFoundError(f"{path} holds no checkpoint; give a step-NNNNNNN folder or the run's output_dir.")
-    saved = json.loads((folder / STATE_FILE).read_text())
+    saved = json.loads((found[-1] / STATE_FILE).read_text())
     return [r for r in saved.get("history", {}).get("records", []) if r.get("kind") == "probe"]
