@@ -49,3 +49,10 @@ class ModelListError(ProbeError, TypeError):
 
 class AttributionError(WorkbenchError, ValueError):
     """An attribution's text, target, method or model does not fit."""
+
+
+class MemoryBudgetError(WorkbenchError, ValueError):
+    """An explain call would need more memory than its budget (``memory_mb``); raised before it allocates.
+
+    The sentence says what the call needs and what to do: a shorter text, a lower resolution, or a larger budget.
+    """

@@ -1,0 +1,391 @@
+"""Every head's attention map at any length, kept as each layer's queries and keys instead of the maps.
+
+A model's full maps grow with the square of the text: SmolLM2 at 4,096 tokens has 30 × 9 maps of
+4,096 × 4,096, 18 GB in float32. Instead, one forward with the model's own SDPA kernel hands each
+layer's queries and keys (after rotary embeddings, before the kernel) to ``_capture``, which
+
+- computes the per-head statistics and block-pooled maps streaming over blocks of queries, from
+  the exact float32 queries and keys, while the forward goes on (a few MB at a time), and
+- keeps the queries and keys (float32, or float16 where float32 does not fit the budget), from
+  which ``AttentionMaps`` recomputes any head, row or region on demand: ``softmax(q·kᵀ·scale + mask)``,
+  the same arithmetic as the model's eager attention.
+
+Works for every model whose attention goes through transformers' ``AttentionInterface`` (BERT,
+ModernBERT, Llama, GPT-2 and most others); ``capture`` returns None for the rest, and the caller
+falls back to eager attention.
+
+Example::
+
+    with inference(model):
+        captured = capture(model.base_model, inputs, plan)
+    captured.maps.rows(layer=3, head=1, start=0, stop=64)   # (64, n) float32
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["AttentionMaps", "Captured", "LayerKeys", "ScanPlan", "capture", "induction_pairs", "pooled_bins"]
+
+CAPTURE = "workbench_capture"  # the name the capture is registered under in transformers' AttentionInterface
+POOLED_BINS = 256  # pooled maps are at most this many blocks a side
+_state = threading.local()  # the collector of the forward running in this thread
+
+
+def pooled_bins(n: int, bins: int = POOLED_BINS) -> int:
+    """Tokens per block of the pooled maps for ``n`` tokens: 1 up to ``bins`` tokens, then ceil(n / bins)."""
+    return max(1, -(-n // bins))
+
+
+def induction_pairs(ids: list[int], special: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Query and key positions of the induction pattern: for a token at ``q``, each token that followed an
+    earlier occurrence of the same token (the key ``k + 1`` where ``ids[k] == ids[q]``, ``k + 1 < q``).
+
+    Special tokens are left out. Returns two int64 arrays of equal length, sorted by query.
+    """
+    where: dict[int, list[int]] = {}
+    queries: list[int] = []
+    keys: list[int] = []
+    for q, token in enumerate(ids):
+        if special[q]:
+            continue
+        earlier = where.setdefault(int(token), [])
+        for k in earlier:
+            if k + 1 < q:
+                queries.append(q)
+                keys.append(k + 1)
+        earlier.append(q)
+    return np.asarray(queries, dtype=np.int64), np.asarray(keys, dtype=np.int64)
+
+
+@dataclass
+class LayerKeys:
+    """One layer's queries and keys, what its attention is recomputed from."""
+
+    query: torch.Tensor  # (heads, n, head_dim)
+    key: torch.Tensor  # (kv_heads, n, head_dim): grouped-query heads share a key head
+    scaling: float
+    causal: bool  # keys after the query are masked
+    allowed: torch.Tensor | None  # (n, n) bool where the model's own mask is neither full nor causal
+
+
+@dataclass
+class AttentionMaps:
+    """Every head's attention, recomputed on demand from each layer's queries and keys.
+
+    Rows sum to 1; values equal the model's eager attention within float32 rounding (within 1e-3
+    where the queries and keys were kept in float16 to fit the budget: ``precision`` says which).
+    """
+
+    layers: list[LayerKeys]
+    num_tokens: int
+    precision: str  # "float32" or "float16"
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.layers[0].query.shape[0])
+
+    def nbytes(self) -> int:
+        """Bytes held: queries, keys and masks of every layer."""
+        seen: set[int] = set()
+        total = 0
+        for layer in self.layers:
+            for t in (layer.query, layer.key, layer.allowed):
+                if t is not None and t.data_ptr() not in seen:
+                    seen.add(t.data_ptr())
+                    total += t.numel() * t.element_size()
+        return total
+
+    def probs(self, layer: int, start: int, stop: int, key_stop: int | None = None) -> torch.Tensor:
+        """Attention of queries ``start:stop`` to keys ``0:key_stop`` (default: all), every head:
+        ``(heads, rows, keys)``."""
+        lk = self.layers[layer]
+        key_stop = self.num_tokens if key_stop is None else min(key_stop, self.num_tokens)
+        return _block_probs(lk, lk.key, start, stop, key_stop=key_stop, n=self.num_tokens)
+
+    def rows(self, layer: int, head: int, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of one head's map: ``(stop - start, n)`` float32."""
+        lk = self.layers[layer]
+        group = lk.query.shape[0] // lk.key.shape[0]
+        kv = head // group
+        one = LayerKeys(lk.query[head : head + 1], lk.key[kv : kv + 1], lk.scaling, lk.causal, lk.allowed)
+        out: np.ndarray = _block_probs(one, one.key, start, stop, key_stop=self.num_tokens, n=self.num_tokens)[
+            0
+        ].numpy()
+        return out
+
+
+@dataclass
+class ScanPlan:
+    """What the streaming pass computes besides the statistics, and how much it holds at once."""
+
+    special: np.ndarray  # (n,) bool
+    punctuation: np.ndarray  # (n,) bool
+    induction: tuple[np.ndarray, np.ndarray]  # (query, key) positions
+    block_size: int  # tokens per block of the pooled maps
+    rows_per_step: int  # queries scored at once (a multiple of block_size)
+    keep_weights: bool  # also return every full map (short texts only)
+    storage: torch.dtype  # dtype the queries and keys are kept in
+
+
+@dataclass
+class Captured:
+    """What one captured forward leaves: the maps' sources, the statistics and the pooled maps."""
+
+    maps: AttentionMaps
+    stats: dict[str, np.ndarray]  # name -> (layers, heads)
+    pooled: (
+        np.ndarray
+    )  # (layers, heads, blocks, blocks): mean over a block's queries of the attention summed over a key block
+    weights: np.ndarray | None  # (layers, heads, n, n) when plan.keep_weights
+    unsupported: str = ""
+
+
+@dataclass
+class _Collector:
+    plan: ScanPlan
+    n: int
+    layers: list[LayerKeys] = field(default_factory=list)
+    sums: list[dict[str, np.ndarray]] = field(default_factory=list)
+    pooled: list[np.ndarray] = field(default_factory=list)
+    weights: list[np.ndarray] = field(default_factory=list)
+    unsupported: str = ""
+    masks: dict[int, tuple[bool, torch.Tensor | None]] = field(default_factory=dict)  # data_ptr -> (causal, allowed)
+
+    def add(
+        self, module: Any, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, **kwargs: Any
+    ) -> None:
+        """Scan one layer's attention as the forward reaches it, and keep its queries and keys."""
+        scaling, is_causal = kwargs.pop("scaling", None), kwargs.pop("is_causal", None)
+        if self.unsupported:
+            return
+        for name in ("softcap", "s_aux", "sinks"):
+            if kwargs.get(name) is not None:
+                self.unsupported = f"its attention uses {name}"
+                return
+        if kwargs.get("position_bias") is not None:
+            self.unsupported = "its attention adds a position bias"
+            return
+        if query.shape[0] != 1 or query.shape[2] != self.n or key.shape[2] != self.n:
+            self.unsupported = "its attention layers see another length than the input"
+            return
+        causal = bool(is_causal if is_causal is not None else getattr(module, "is_causal", False))
+        allowed = None
+        if mask is not None:
+            causal, allowed = self._mask(mask)
+        scale = float(scaling) if scaling is not None else float(query.shape[-1]) ** -0.5
+        exact = LayerKeys(query[0], key[0], scale, causal, allowed)
+        sums, pooled, weights = _scan(exact, self.n, self.plan)
+        self.sums.append(sums)
+        self.pooled.append(pooled)
+        if weights is not None:
+            self.weights.append(weights)
+        self.layers.append(
+            LayerKeys(
+                _compact(query[0], self.plan.storage), _compact(key[0], self.plan.storage), scale, causal, allowed
+            )
+        )
+
+    def _mask(self, mask: torch.Tensor) -> tuple[bool, torch.Tensor | None]:
+        """(causal, allowed): a full or causal mask becomes a flag; any other is kept as an (n, n) bool."""
+        ptr = mask.data_ptr()
+        if ptr not in self.masks:  # the layers share one mask: look at it once
+            m = mask[0, 0] if mask.dim() == 4 else mask
+            allowed = (m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2).expand(self.n, self.n)
+            if bool(allowed.all()):
+                self.masks[ptr] = (False, None)
+            elif torch.equal(allowed, torch.ones(self.n, self.n, dtype=torch.bool).tril_()):
+                self.masks[ptr] = (True, None)
+            else:
+                self.masks[ptr] = (False, allowed.clone())
+        return self.masks[ptr]
+
+
+def _compact(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, holding no more storage than its own elements (a view of a fused q/k/v keeps all three)."""
+    out = t.to(dtype)
+    if out.untyped_storage().nbytes() > out.numel() * out.element_size():
+        out = out.contiguous() if not out.is_contiguous() else out.clone()
+    return out
+
+
+def _scores(lk: LayerKeys, start: int, stop: int, key: torch.Tensor) -> torch.Tensor:
+    """``q·kᵀ·scale`` of queries ``start:stop`` against ``key`` ``(kv_heads, keys, d)``: ``(heads, rows, keys)``."""
+    heads, _, d = lk.query.shape
+    kv_heads = key.shape[0]
+    group = heads // kv_heads
+    rows = stop - start
+    q = lk.query[:, start:stop].float().reshape(kv_heads, group * rows, d)
+    scores = torch.bmm(q, key.float().transpose(1, 2))  # (kv_heads, group * rows, keys)
+    return scores.view(heads, rows, key.shape[1]).mul_(lk.scaling)
+
+
+def _allowed(lk: LayerKeys, start: int, stop: int, key_stop: int, n: int) -> torch.Tensor | None:
+    """Which keys each query may see: ``(rows, keys)`` bool, or None when it sees them all."""
+    allowed = None
+    if lk.allowed is not None:
+        allowed = torch.zeros(stop - start, key_stop, dtype=torch.bool)
+        width = min(key_stop, n)
+        allowed[:, :width] = lk.allowed[start:stop, :width]
+        return allowed
+    if lk.causal or key_stop > n:
+        queries = torch.arange(start, stop)[:, None]
+        keys = torch.arange(key_stop)[None, :]
+        allowed = keys < n
+        if lk.causal:
+            allowed = allowed & (keys <= queries)
+    return allowed
+
+
+def _scan(lk: LayerKeys, n: int, plan: ScanPlan) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+    """One layer's per-head statistic sums, pooled map and (when asked) full maps, over blocks of queries."""
+    heads = lk.query.shape[0]
+    size = plan.block_size
+    blocks = -(-n // size)
+    padded = blocks * size
+    key = lk.key
+    if padded > n:  # keys padded to whole blocks, so a block pools with one reshape; the padding is masked
+        key = torch.cat([key, key.new_zeros(key.shape[0], padded - n, key.shape[2])], dim=1)
+    special = torch.zeros(padded)
+    special[:n] = torch.from_numpy(plan.special.astype(np.float32))
+    punctuation = torch.zeros(padded)
+    punctuation[:n] = torch.from_numpy(plan.punctuation.astype(np.float32))
+    iq, ik = (torch.from_numpy(a) for a in plan.induction)
+    names = ("entropy", "mean_distance", "special", "punctuation", "previous", "next", "self", "induction")
+    sums = {name: torch.zeros(heads, dtype=torch.float64) for name in names}
+    pooled = torch.zeros(heads, blocks, blocks)
+    weights = np.zeros((heads, n, n), dtype=np.float32) if plan.keep_weights else None
+    for start in range(0, n, plan.rows_per_step):
+        stop = min(start + plan.rows_per_step, n)
+        key_stop = -(-stop // size) * size if lk.causal and lk.allowed is None else padded
+        p = _block_probs(lk, key, start, stop, key_stop=key_stop, n=n)
+        rows = torch.arange(start, stop)
+        local = rows - start
+        distance = (rows[:, None] - torch.arange(key_stop)[None, :]).abs().float()  # (rows, keys)
+        sums["entropy"] += torch.special.entr(p).sum(-1).sum(-1, dtype=torch.float64)
+        sums["mean_distance"] += (p * distance).sum(-1).sum(-1, dtype=torch.float64)
+        sums["special"] += (p @ special[:key_stop]).sum(-1, dtype=torch.float64)
+        sums["punctuation"] += (p @ punctuation[:key_stop]).sum(-1, dtype=torch.float64)
+        sums["self"] += p[:, local, rows].sum(-1, dtype=torch.float64)
+        prev = rows >= 1
+        sums["previous"] += p[:, local[prev], rows[prev] - 1].sum(-1, dtype=torch.float64)
+        nxt = (rows + 1 < n) & (rows + 1 < key_stop)
+        sums["next"] += p[:, local[nxt], rows[nxt] + 1].sum(-1, dtype=torch.float64)
+        chosen = (iq >= start) & (iq < stop)
+        if bool(chosen.any()):
+            sums["induction"] += p[:, iq[chosen] - start, ik[chosen]].sum(-1, dtype=torch.float64)
+        # pooled: sum over each key block, then over each query block (the last query block may be short)
+        by_key = p.view(heads, stop - start, key_stop // size, size).sum(-1)  # (heads, rows, key blocks)
+        short = -(stop - start) % size
+        if short:
+            by_key = torch.cat([by_key, by_key.new_zeros(heads, short, by_key.shape[2])], dim=1)
+        pooled[:, start // size : -(-stop // size), : key_stop // size] += by_key.view(
+            heads, -1, size, by_key.shape[2]
+        ).sum(2)
+        if weights is not None:
+            weights[:, start:stop, : min(key_stop, n)] = p[..., :n].numpy()
+    counts = torch.full((blocks,), float(size))
+    counts[-1] = n - (blocks - 1) * size
+    pooled /= counts[None, :, None]  # mean over a block's queries: each row sums to 1 over the key blocks
+    q_with_pairs = len(np.unique(plan.induction[0]))
+    divisors = {"previous": max(n - 1, 1), "next": max(n - 1, 1), "induction": max(q_with_pairs, 1)}
+    means = {k: (v / divisors.get(k, n)).numpy() for k, v in sums.items()}
+    return means, pooled.numpy(), weights
+
+
+def _block_probs(lk: LayerKeys, key: torch.Tensor, start: int, stop: int, *, key_stop: int, n: int) -> torch.Tensor:
+    """Attention of queries ``start:stop`` to ``key[:, :key_stop]`` (keys past ``n`` are padding, masked out):
+    ``(heads, rows, key_stop)``, the eager kernel's arithmetic: softmax(q·kᵀ·scale + mask)."""
+    scores = _scores(lk, start, stop, key[:, :key_stop])
+    allowed = _allowed(lk, start, stop, key_stop, n)
+    if allowed is not None:
+        scores.masked_fill_(~allowed, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
+def _capture_forward(  # noqa: PLR0917 - the signature transformers calls every attention function with
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    collector: _Collector | None = getattr(_state, "collector", None)
+    if collector is not None:
+        collector.add(module, query, key, attention_mask, scaling=scaling, is_causal=is_causal, **kwargs)
+    return sdpa_attention_forward(
+        module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+    )
+
+
+@functools.cache
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(CAPTURE, _capture_forward)
+    AttentionMaskInterface.register(CAPTURE, sdpa_mask)
+
+
+@contextlib.contextmanager
+def _capturing(model: Any, collector: _Collector) -> Iterator[None]:
+    """The model's attention goes through ``_capture_forward`` inside the block; its kernel is restored after."""
+    _register()
+    before = getattr(model.config, "_attn_implementation", None) or "eager"
+    _state.collector = collector
+    try:
+        model.set_attn_implementation(CAPTURE)
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(before)
+    finally:
+        _state.collector = None
+
+
+def capture(model: Any, inputs: dict[str, torch.Tensor], plan: ScanPlan, num_layers: int) -> Captured | None:
+    """Run ``model`` (the base model, no output head) once on one text, capturing its attention per ``plan``.
+
+    Returns None when the model's attention does not go through transformers' attention interface
+    (or uses something the recomputation cannot follow: soft-capping, sinks, a position bias); the
+    caller then falls back to eager attention. Call it under ``inference``.
+    """
+    if not hasattr(model, "set_attn_implementation"):
+        return None
+    n = int(inputs["input_ids"].shape[1])
+    collector = _Collector(plan, n)
+    try:
+        with _capturing(model, collector):
+            model(**inputs)
+    except (ValueError, KeyError) as e:  # a model that refuses an attention implementation it does not know
+        if "attn" in str(e).lower() or "attention" in str(e).lower():
+            return None
+        raise
+    if collector.unsupported or len(collector.layers) != num_layers:
+        return None
+    stats = {k: np.stack([s[k] for s in collector.sums]).astype(np.float32) for k in collector.sums[0]}
+    precision = "float32" if plan.storage == torch.float32 else "float16"
+    return Captured(
+        AttentionMaps(collector.layers, n, precision),
+        stats,
+        np.stack(collector.pooled),
+        np.stack(collector.weights) if plan.keep_weights else None,
+    )
