@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from workbench.errors import WorkbenchError
     from workbench.explain.attention import attention
     from workbench.explain.attribution import attribute
+    from workbench.explain.budget import set_memory_budget
     from workbench.explain.generate import generate
     from workbench.explain.lens import logit_lens
     from workbench.explain.probe import fill_mask, next_token
@@ -44,6 +45,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "load_model": "workbench.models",
     "logit_lens": "workbench.explain",
     "next_token": "workbench.explain",
+    "set_memory_budget": "workbench.explain",
     "train_tokenizer": "workbench.data",
 }
 
@@ -65,6 +67,7 @@ __all__ = [
     "load_model",
     "logit_lens",
     "next_token",
+    "set_memory_budget",
     "train_tokenizer",
 ]
 

@@ -1,10 +1,12 @@
 """Explain: attention, token attributions with their faithfulness, and probes.
 
-The explain errors live in ``workbench.errors``; ``ProbeError`` and ``AttributionError`` are also here.
+The explain errors live in ``workbench.errors``; ``ProbeError``, ``AttributionError`` and
+``MemoryBudgetError`` are also here. Every call works within a memory budget (``memory_mb``, by
+default the kernel's: ``set_memory_budget``) and says so, before allocating, when it cannot.
 Views of these results (``AttentionView``, ``to_bertviz``, ...) are in ``workbench.ui``: nothing here imports it.
 """
 
-from workbench.errors import AttributionError, ProbeError
+from workbench.errors import AttributionError, MemoryBudgetError, ProbeError
 from workbench.explain.attention import (
     STATISTICS,
     AttentionResult,
@@ -14,6 +16,7 @@ from workbench.explain.attention import (
     head_statistics,
 )
 from workbench.explain.attribution import METHODS, AttributionResult, attribute, attribute_many
+from workbench.explain.budget import DEFAULT_MEMORY_MB, memory_budget, set_memory_budget
 from workbench.explain.compare import Comparison, compare
 from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.generate import GeneratedToken, GenerationResult, generate
@@ -24,6 +27,7 @@ from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = [
+    "DEFAULT_MEMORY_MB",
     "METHODS",
     "STATISTICS",
     "SURVEY_MEASURES",
@@ -38,6 +42,7 @@ __all__ = [
     "GeneratedToken",
     "GenerationResult",
     "LogitLensResult",
+    "MemoryBudgetError",
     "ProbeError",
     "ProbeRecorder",
     "TokenInfo",
@@ -55,6 +60,8 @@ __all__ = [
     "generate",
     "head_statistics",
     "logit_lens",
+    "memory_budget",
     "next_token",
+    "set_memory_budget",
     "token_info",
 ]
