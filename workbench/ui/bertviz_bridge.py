@@ -10,20 +10,33 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ProbeError, WorkbenchError
 from workbench.explain.attention import AttentionResult
 
-__all__ = ["to_bertviz"]
+__all__ = ["BERTVIZ_MAX_TOKENS", "to_bertviz"]
+
+BERTVIZ_MAX_TOKENS = 512  # bertviz draws every head's full map in the page: at 512 tokens it is ~0.9 GB of HTML
 
 
 def to_bertviz(result: AttentionResult, view: Literal["head", "model"] = "head") -> Any:
     """bertviz's ``head_view`` or ``model_view`` of the result, as an IPython HTML object to display.
 
-    Raises ``ValueError`` for another view and ``WorkbenchError`` when bertviz is not installed.
+    Raises ``ValueError`` for another view, ``ProbeError`` for a result longer than ``BERTVIZ_MAX_TOKENS``
+    or without its full weights (bertviz draws every head whole; ``AttentionView`` draws long texts), and
+    ``WorkbenchError`` when bertviz is not installed.
     Example: ``to_bertviz(attention(bundle, "The cat sat."), "model")``.
     """
     if view not in ("head", "model"):
         raise ValueError(f"view must be 'head' or 'model', got {view!r}.")
+    n = result.num_tokens
+    if result.full_weights is None or n > BERTVIZ_MAX_TOKENS:
+        kept = "" if result.full_weights is not None else " and keeps no full maps"
+        redo = f"max_tokens={BERTVIZ_MAX_TOKENS}" if n > BERTVIZ_MAX_TOKENS else "keep_weights=True"
+        raise ProbeError(
+            f"bertviz draws every head's full map in the page, which works up to {BERTVIZ_MAX_TOKENS} tokens "
+            f"kept in full; this result has {n:,}{kept}: open it in workbench.ui.AttentionView(result), which "
+            f"shows long texts a window at a time, or call attention(..., {redo}) for bertviz."
+        )
     try:
         import bertviz
         import torch
