@@ -14,16 +14,18 @@ Example::
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from workbench.errors import ProbeError
+from workbench.explain.budget import require
 from workbench.explain.inputs import (
     MASK_PLACEHOLDER,
+    accepts_argument,
     check_text,
     check_top_k,
     display_token,
@@ -34,6 +36,7 @@ from workbench.explain.inputs import (
 )
 from workbench.explain.onednn import PackedLinear
 from workbench.explain.onednn import available as onednn_available
+from workbench.explain.output_head import output_vocabulary
 from workbench.explain.tokens import TokenInfo, token_info
 
 if TYPE_CHECKING:
@@ -64,15 +67,29 @@ class LogitLensResult:
     target_probs: np.ndarray  # (rows, positions)
     target_ranks: np.ndarray  # (rows, positions), 0 is the top token
     read_position: int  # where the target is predicted: the mask, or the last position
+    positions: list[int] = field(default_factory=list)  # the token position of each column; all by default
 
     @property
     def num_rows(self) -> int:
         return int(self.top_probs.shape[0])
 
+    def __post_init__(self) -> None:
+        if not self.positions:
+            self.positions = list(range(self.top_probs.shape[1]))
+
+    def column(self, position: int | None = None) -> int:
+        """The column of the arrays that holds token ``position`` (default: where the target is read)."""
+        pos = self.read_position if position is None else position
+        if pos not in self.positions:
+            raise ProbeError(
+                f"Position {pos} was not read: this lens holds positions {self.positions[0]}..{self.positions[-1]}"
+                f" ({len(self.positions)} of them); run logit_lens with positions=[..., {pos}]."
+            )
+        return self.positions.index(pos)
+
     def first_layer_where_top(self, position: int | None = None) -> int | None:
         """The first row at which the target is the top token at ``position`` (default: where it is read)."""
-        pos = self.read_position if position is None else position
-        hits = np.flatnonzero(self.target_ranks[:, pos] == 0)
+        hits = np.flatnonzero(self.target_ranks[:, self.column(position)] == 0)
         return int(hits[0]) if len(hits) else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +105,7 @@ class LogitLensResult:
             "target_probs": np.round(self.target_probs, 6).tolist(),
             "target_ranks": self.target_ranks.tolist(),
             "read_position": self.read_position,
+            "positions": self.positions,
         }
 
     def __repr__(self) -> str:
@@ -145,12 +163,24 @@ def _packed_unembedding(head: Any) -> PackedLinear | None:
     return packed
 
 
-def logit_lens(bundle: ModelBundle, text: str, target: int | str | None = None, *, top_k: int = 5) -> LogitLensResult:
+def logit_lens(
+    bundle: ModelBundle,
+    text: str,
+    target: int | str | None = None,
+    *,
+    top_k: int = 5,
+    positions: Sequence[int] | None = None,
+    memory_mb: int | None = None,
+) -> LogitLensResult:
     """Top-k tokens at every layer and position, and the probability and rank of ``target`` there.
 
     ``target`` is a token string or id; by default the model's own top prediction where it is
-    read (the first mask of a masked LM, the last position of a causal LM). Raises ``ProbeError``
-    for empty text, a model without a language-model head, or a masked LM's text with no mask.
+    read (the first mask of a masked LM, the last position of a causal LM). ``positions`` reads
+    only those positions through the head (the forward still sees the whole text); by default all.
+    The vocabulary is never held for all positions at once: ``CHUNK`` cells at a time, top-k kept.
+    Raises ``ProbeError`` for empty text, a model without a language-model head, a masked LM's text
+    with no mask or a position out of range, and ``MemoryBudgetError`` (before the forward) when
+    the call cannot fit ``memory_mb`` (default: the kernel's budget).
     """
     text, top_k = check_text(text), check_top_k(top_k)
     if bundle.kind not in ("masked-lm", "causal-lm"):
@@ -165,46 +195,51 @@ def logit_lens(bundle: ModelBundle, text: str, target: int | str | None = None, 
         read = ids.index(tok.mask_token_id)
     else:
         read = len(ids) - 1
+    n = len(ids)
+    columns = _check_positions(positions, n)
     head = _lens_head(bundle.model)
+    _require_lens(bundle, n, len(columns), top_k, memory_mb)
+    base: Any = bundle.model.base_model
     with inference(bundle.model):
-        out = bundle.model(**enc, output_hidden_states=True)
+        out = base(**{k: v for k, v in enc.items() if accepts_argument(base, k)}, output_hidden_states=True)
         hidden = out.hidden_states  # (layers + 1) x (1, n, hidden)
-        inner = torch.stack(hidden[:-1])[:, 0]  # (layers, n, hidden): before the final norm
-        rows, n, width = inner.shape
-        own = torch.log_softmax(out.logits[0].float(), dim=-1)  # (n, vocab): the model's own output
-        k = min(top_k, own.shape[-1])
-        default = int(own[read].argmax())
-        target_id = default if target is None else token_id(tok, target, own.shape[-1])
-        # Every layer and position through the head, CHUNK positions at a time: one multiply per
-        # chunk keeps the CPU busy, and each chunk's logits are still in cache while they are
-        # normalised, ranked and searched (208 ms against 288 ms in one piece, SmolLM2 at 19 tokens).
-        flat = inner.reshape(rows * n, width)
-        blocks = [range(start, min(start + CHUNK, rows * n)) for start in range(0, rows * n, CHUNK)] + [None]
+        index = torch.as_tensor(columns)
+        inner = torch.stack([h[0, index] for h in hidden[:-1]])  # (layers, columns, hidden): before the final norm
+        final = out.last_hidden_state[0, index]  # (columns, hidden): what the model's own head reads
+        at_read = out.last_hidden_state[0, read : read + 1]  # (1, hidden)
+        del out, hidden
+        rows, cols, width = inner.shape
+        vocab = output_vocabulary(bundle.model)
+        k = min(top_k, vocab)
+        own_head = _own_head(bundle.model)
+        target_id = int(own_head(at_read).float()[0].argmax()) if target is None else token_id(tok, target, vocab)
+        # Every layer and position through the head, CHUNK cells at a time: one multiply per chunk
+        # keeps the CPU busy, and each chunk's logits are still in cache while they are normalised,
+        # ranked and searched (208 ms against 288 ms in one piece, SmolLM2 at 19 tokens); and the
+        # vocabulary is never held for every cell at once (4,096 positions of SmolLM2: 25 GB).
+        flat = inner.reshape(rows * cols, width)
         tops, targets, ranks = [], [], []
-        for block in blocks:
-            # (chunk, vocab) for a block of layers and positions; the model's own output comes last
-            log_probs = (
-                own if block is None else torch.log_softmax(head(flat[block.start : block.stop]).float(), dim=-1)
-            )
-            chosen = log_probs[:, target_id]
-            tops.append(log_probs.topk(k, dim=-1))
-            targets.append(chosen)
-            ranks.append((log_probs > chosen[:, None]).sum(-1, dtype=torch.int32))  # int64 sums are slower
-        top_probs = torch.cat([t.values for t in tops]).exp().view(rows + 1, n, k)
-        top_ids = torch.cat([t.indices for t in tops]).view(rows + 1, n, k)
-        target_probs = torch.cat(targets).exp().view(rows + 1, n)
-        target_ranks = torch.cat(ranks).view(rows + 1, n)
+        for states, project in ((flat, head), (final, own_head)):  # the layers, then the model's own output
+            for start in range(0, states.shape[0], CHUNK):
+                log_probs = torch.log_softmax(project(states[start : start + CHUNK]).float(), dim=-1)  # (chunk, vocab)
+                chosen = log_probs[:, target_id].clone()  # a view would keep the whole chunk alive
+                tops.append(log_probs.topk(k, dim=-1))
+                targets.append(chosen)
+                ranks.append((log_probs > chosen[:, None]).sum(-1, dtype=torch.int32))  # int64 sums are slower
+        top_probs = torch.cat([t.values for t in tops]).exp().view(rows + 1, cols, k)
+        top_ids = torch.cat([t.indices for t in tops]).view(rows + 1, cols, k)
+        target_probs = torch.cat(targets).exp().view(rows + 1, cols)
+        target_ranks = torch.cat(ranks).view(rows + 1, cols)
     enc_full = tok(model_text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
     info = token_info(tok, enc_full, model_text)
     id_array = top_ids.cpu().numpy()
     names = {int(i): display_token(tok, int(i)) for i in np.unique(id_array)}
     top_tokens = [[[names[int(i)] for i in cell] for cell in row] for row in id_array]
-    layers = len(hidden) - 1
     return LogitLensResult(
         model=bundle.name,
         text=text,
         tokens=info,
-        layer_names=["embeddings"] + [f"layer {i}" for i in range(1, layers + 1)],
+        layer_names=["embeddings"] + [f"layer {i}" for i in range(1, rows + 1)],
         top_ids=id_array,
         top_tokens=top_tokens,
         top_probs=top_probs.cpu().numpy(),
@@ -213,4 +248,49 @@ def logit_lens(bundle: ModelBundle, text: str, target: int | str | None = None, 
         target_probs=target_probs.cpu().numpy(),
         target_ranks=target_ranks.cpu().numpy(),
         read_position=read,
+        positions=columns,
     )
+
+
+def _check_positions(positions: Sequence[int] | None, n: int) -> list[int]:
+    """The positions a call reads, as a list of indexes in range; every position by default."""
+    if positions is None:
+        return list(range(n))
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence | range) or not len(positions):
+        raise ProbeError(f"positions must be a non-empty list of token positions, got {positions!r}.")
+    chosen = []
+    for p in positions:
+        if not isinstance(p, (int, np.integer)) or isinstance(p, bool) or not -n <= int(p) < n:
+            raise ProbeError(f"Position {p!r} is not a token position: the text has {n} tokens (0 to {n - 1}).")
+        chosen.append(int(p) % n)
+    return chosen
+
+
+def _require_lens(bundle: ModelBundle, n: int, columns: int, top_k: int, memory_mb: int | None) -> None:
+    """Raise ``MemoryBudgetError`` when the lens of ``n`` tokens (``columns`` read) cannot fit the budget."""
+    cfg = bundle.model.config
+    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
+    inter = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * hidden)
+    vocab = output_vocabulary(bundle.model)
+    states = 4 * (layers + 1) * n * hidden * 2  # every layer's hidden states, and the positions read
+    forward = 4 * n * (3 * inter + 10 * hidden)  # one layer's activations at once
+    chunk = 4 * CHUNK * vocab * 4  # logits, log-probabilities, the rank comparison
+    cells = (layers + 1) * columns * (top_k * 16 + 16 + 8 * top_k)  # top-k ids, probabilities and names kept
+    require(
+        states + forward + chunk + cells,
+        memory_mb,
+        f"the logit lens on {n:,} tokens of {bundle.name} ({layers + 1} rows × {columns:,} positions)",
+        "a shorter text, or fewer positions (positions=[...])",
+    )
+
+
+def _own_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How the model turns its last hidden state into logits (the last row of the lens)."""
+    children = dict(model.named_children())
+    if "cls" in children:  # BERT's MLM head
+        cls: Callable[[torch.Tensor], torch.Tensor] = model.cls
+        return cls
+    if "head" in children and "decoder" in children:  # ModernBERT: the final norm is inside the base model
+        return lambda h: model.decoder(model.head(h))
+    unembedding: Callable[[torch.Tensor], torch.Tensor] = model.get_output_embeddings()
+    return unembedding
