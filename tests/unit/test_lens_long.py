@@ -53,7 +53,7 @@ def test_a_lens_over_its_budget_answers_before_the_forward(gpt):
     handle = gpt.model.base_model.register_forward_pre_hook(lambda *args: calls.append(1))
     try:
         with pytest.raises(MemoryBudgetError, match=r"The logit lens on \d+ tokens of tiny-gpt .* fewer positions"):
-            logit_lens(gpt, " ".join([TEXT] * 6), memory_mb=1)
+            logit_lens(gpt, " ".join([TEXT] * 5), memory_mb=1)
     finally:
         handle.remove()
     assert calls == []
