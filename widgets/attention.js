@@ -360,9 +360,12 @@ function render({ model, el: host }) {
         if (!has(q)) { missing++; continue; }
         let rowMax = 0;
         for (let c = rows[0]; c <= rows[1]; c++) rowMax = Math.max(rowMax, weight(q, idx[c]));
+        // Unfocused, the links of at least 2% show; the hovered query's links are drawn against its strongest
+        // key in sight (at thousands of tokens a query's attention is spread thin), as the key colours are.
+        const least = focus === null ? 0.02 : Math.max(1e-9, 0.05 * rowMax);
         for (let c = rows[0]; c <= rows[1] && c < idx.length; c++) {
           const w = weight(q, idx[c]);
-          if (w < (focus === null ? 0.02 : 0.005)) continue;
+          if (w < least) continue;
           const alpha = focus === null ? Math.min(1, w) : w / rowMax;
           ctx.strokeStyle = `rgba(9, 105, 218, ${alpha.toFixed(3)})`;
           ctx.lineWidth = focus === null ? 1.2 : 2;

@@ -127,3 +127,157 @@ def test_the_standalone_export_opens_offline_with_no_kernel(chromium, tmp_path):
     page.wait_for_function("() => document.querySelectorAll('.wb-att-thumb').length === 72", timeout=15_000)
     assert dialogs == [] and page.locator("#view img").count() == 0
     context.close()
+
+
+# ----------------------------------------------------------------------------- 4,096 tokens
+
+LONG_SETUP = """\
+from workbench.models import load_model
+from workbench.explain import attention
+from workbench.ui import AttentionView
+texts = ["The cat sat on the mat and looked at the dog.", "To be, or not to be, that is the question."] * 10
+tiny = load_model("tiny-gpt", corpus=texts, layers=2, hidden=32, heads=2, vocab_size=300, max_positions=4096)
+view4k = AttentionView(attention(tiny, "The cat sat on the mat and looked at the dog. " * 400, keep_weights=False))
+view4k"""
+LONG_VIEW = ".jp-NotebookPanel:not(.lm-mod-hidden) .wb-attention"
+SCROLLER = f"{LONG_VIEW} .wb-att-scroller"
+
+# Scrolls the long head view by `step` px a frame for `frames` frames while a PerformanceObserver records
+# long tasks; returns their durations and the most token elements the view held at once.
+SCROLL_AND_MEASURE = """async ([selector, frames, step]) => {
+  const scroller = document.querySelector(selector);
+  const view = scroller.closest('.wb-attention');
+  const durations = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) durations.push(e.duration);
+  });
+  observer.observe({ type: 'longtask' });
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  let most = 0;
+  for (let i = 0; i < frames; i++) {
+    scroller.scrollTop += step;
+    await frame();
+    most = Math.max(most, view.querySelectorAll('.wb-att-token').length);
+  }
+  // Let the last window arrive and be drawn, then collect what the observer still holds.
+  const until = Date.now() + 10000;
+  while (Date.now() < until && view.querySelector('.wb-att-window-status').textContent.includes('loading')) {
+    await frame();
+  }
+  for (const e of observer.takeRecords()) durations.push(e.duration);
+  observer.disconnect();
+  const supported = PerformanceObserver.supportedEntryTypes.includes('longtask');
+  return { durations, most, top: scroller.scrollTop, supported };
+}"""
+
+
+def _rows_drawn(lab, focus: str = "", lines: bool = True) -> None:
+    """Wait until the head view has the rows in sight from the kernel (and lines, when ``lines``)."""
+    lab.wait_for(
+        "([s, focus, lines]) => { const c = document.querySelector(s + ' .wb-att-lines'); const st = "
+        "document.querySelector(s + ' .wb-att-window-status'); return c && (!lines || Number(c.dataset.lines) > 0) "
+        "&& c.dataset.focus === focus && !st.textContent.includes('loading'); }",
+        arg=[LONG_VIEW, focus, lines],
+        what=f"the rows in sight in the long head view (focus {focus or 'none'})",
+    )
+
+
+def _window(lab) -> tuple[int, int]:
+    start, stop = lab.attr(SCROLLER, "data-window").split(":")
+    return int(start), int(stop)
+
+
+def test_the_view_at_4096_tokens_scrolls_hovers_zooms_and_finds_a_token_without_long_tasks(lab):
+    lab.run_view_notebook("attention_long.ipynb", LONG_SETUP)
+    _rows_drawn(lab)
+    tokens = lab.page.locator(f"{LONG_VIEW} .wb-att-token")
+    assert 0 < tokens.count() < 200  # a virtual list: only the rows in sight of 4,096
+    assert lab.page.locator(f"{LONG_VIEW} .wb-att-left .wb-att-token").first.inner_text() == "The"
+
+    # Scrolling: the rows in sight change, the kernel sends their window, and no task blocks the page.
+    measured = lab.page.evaluate(SCROLL_AND_MEASURE, [SCROLLER, 90, 500])
+    print(f"long tasks while scrolling 45,000 px: {measured}")
+    assert measured["supported"]
+    assert max(measured["durations"], default=0) <= 200
+    assert measured["most"] < 200
+    first = int(measured["top"] // 18)
+    start, stop = _window(lab)
+    assert start <= first < stop and first > 2000  # the window the kernel sent covers what is in sight
+    _rows_drawn(lab, lines=False)  # a tiny random model's attention is too even for lines of 2% at distance
+
+    # Hovering a query: its lines only, its keys coloured, and its row over the whole text on the minimap.
+    hovered = lab.page.locator(f"{LONG_VIEW} .wb-att-left .wb-att-token").nth(12)
+    index = hovered.get_attribute("data-index")
+    hovered.hover()
+    _rows_drawn(lab, focus=index)
+    minimap = f"{LONG_VIEW} .wb-att-minimap"
+    lab.wait_for("([s, i]) => document.querySelector(s).dataset.focus === i", arg=[minimap, index], what="minimap")
+    assert 0 <= int(lab.attr(minimap, "data-peak")) <= int(index)  # a causal model attends backwards
+    assert lab.page.locator(f"{LONG_VIEW} .wb-att-right .wb-att-token[style*='background']").count() > 0
+
+    # Clicking the minimap near its top scrolls there; the kernel sends those rows.
+    box = lab.page.locator(minimap).bounding_box()
+    lab.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.1)
+    lab.wait_for(
+        "s => { const w = (document.querySelector(s).dataset.window || '').split(':').map(Number); "
+        "return w[0] <= 409 && 409 < w[1]; }",
+        arg=SCROLLER,
+        what="the window around token 409 after clicking the minimap",
+    )
+
+    # The search box: Enter scrolls to the next token whose text holds the query, marks it, counts matches.
+    lab.page.evaluate("s => { document.querySelector(s).scrollTop = 2000 * 18; }", SCROLLER)
+    lab.wait_for(
+        "s => Number(document.querySelector(s + ' .wb-att-left .wb-att-token').dataset.index) >= 1990",
+        arg=LONG_VIEW,
+        what="the rows around token 2000",
+    )
+    search = lab.page.locator(f"{LONG_VIEW} .wb-att-search")
+    search.fill("MAT")
+    search.press("Enter")
+    status = lab.page.locator(f"{LONG_VIEW} .wb-att-search-status")
+    lab.wait_for(
+        "s => /^\\d+ of \\d+ matches$/.test(document.querySelector(s).textContent)",
+        arg=f"{LONG_VIEW} .wb-att-search-status",
+        what="the match count",
+    )
+    ordinal, total = (int(v) for v in status.inner_text().replace(" matches", "").split(" of "))
+    found = int(search.get_attribute("data-found"))
+    assert 2000 <= found < 2020  # the first match after the token in sight, not the first of all
+    assert total > 200 and ordinal > 100  # ' mat' once a sentence, a 15-token sentence: 273 in 4,096 tokens
+    match = lab.page.locator(f"{LONG_VIEW} .wb-att-left .wb-att-token.wb-match")
+    match.wait_for(state="attached")
+    assert match.get_attribute("data-index") == str(found) and "mat" in match.inner_text().lower()
+    assert _inside(lab, match, SCROLLER)
+    search.press("Enter")
+    lab.wait_for(
+        "([s, text]) => document.querySelector(s).textContent === text",
+        arg=[f"{LONG_VIEW} .wb-att-search-status", f"{ordinal + 1} of {total} matches"],
+        what="the next match",
+    )
+    assert int(search.get_attribute("data-found")) > found
+
+    # Zoom: drag over the pooled image; the kernel sends that region at full resolution, with its labels.
+    lab.page.locator(f"{LONG_VIEW} button[data-mode='matrix']").click()
+    pooled = lab.page.locator(f"{LONG_VIEW} canvas.wb-att-pooled")
+    pooled.wait_for(state="visible")
+    box = pooled.bounding_box()
+    lab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    lab.page.mouse.down()
+    lab.page.mouse.move(box["x"] + box["width"] * 0.53, box["y"] + box["height"] * 0.55, steps=4)
+    lab.page.mouse.up()
+    zoomed = lab.page.locator(f"{LONG_VIEW} canvas.wb-att-zoom-canvas")
+    zoomed.wait_for(state="visible")
+    q0, q1, k0, k1 = (int(zoomed.get_attribute(f"data-{k}")) for k in ("q0", "q1", "k0", "k1"))
+    assert abs(q0 - 2048) <= 32 and abs(k0 - 2048) <= 32  # the dragged corner, at 16 tokens per block
+    assert 0 < q1 - q0 <= 256 and 0 < k1 - k0 <= 256
+    row_labels = lab.page.locator(f"{LONG_VIEW} .wb-att-zoom-rows .wb-att-zoom-label")
+    assert row_labels.count() > 3 and row_labels.first.get_attribute("data-index") == str(q0)
+    lab.page.locator(f"{LONG_VIEW} .wb-att-zoom-out").click()
+    pooled.wait_for(state="visible")
+
+
+def _inside(lab, locator, container: str) -> bool:
+    """Whether the element is within the container's visible box."""
+    inner, outer = locator.bounding_box(), lab.page.locator(container).bounding_box()
+    return outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= outer["y"] + outer["height"]
