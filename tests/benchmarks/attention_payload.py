@@ -5,7 +5,11 @@ first payload (forward pass, statistics, thumbnails, rollout, the first head), b
 the first render and for each further head, and the size of bertviz's head-view HTML for the
 same input. SmolLM2 (30 x 9 heads) at 256 tokens. The last line printed is JSON.
 
-    .venv/bin/python tests/benchmarks/attention_payload.py [--skip-bertviz-512]
+With ``--long``: the first render at 4,096 and 8,192 tokens (goal: at most 2 MiB at 4,096), and the
+bytes of one window of rows and of one zoomed region, for a tiny model with SmolLM2's 30 layers x
+9 heads (the payload depends on the length and the number of heads, not on the weights).
+
+    .venv/bin/python tests/benchmarks/attention_payload.py [--skip-bertviz-512] [--long]
 """
 
 from __future__ import annotations
@@ -59,10 +63,39 @@ def measure(bundle, n: int, bertviz: bool) -> dict:
     return row
 
 
+def measure_long(lengths: tuple[int, ...] = (4096, 8192)) -> dict:
+    """First-render, window and zoom bytes of the long view, on a tiny model shaped like SmolLM2."""
+    corpus = [TEXT[i : i + 200] for i in range(0, 2000, 200)]
+    bundle = load_model(
+        "tiny-gpt", corpus=corpus, layers=30, hidden=36, heads=9, vocab_size=300, max_positions=max(lengths)
+    )
+    rows = {}
+    for n in lengths:
+        start = time.perf_counter()
+        result = attention(bundle, TEXT * 4, max_tokens=n, keep_weights=False)
+        view = AttentionView(result)
+        seconds = time.perf_counter() - start
+        view.window = {"layer": 29, "head": 8, "start": n // 2, "stop": n // 2 + 64}
+        window_bytes = len(view.window_data)
+        view.zoom = {"layer": 29, "head": 8, "q0": n // 2, "q1": n // 2 + 256, "k0": 0, "k1": 256}
+        rows[str(result.num_tokens)] = {
+            "first_render_bytes": view.first_render_bytes(),
+            "window_bytes": window_bytes,
+            "zoom_bytes": len(view.zoom_data),
+            "seconds": round(seconds, 1),
+        }
+        print(f"long {n}: {rows[str(result.num_tokens)]}", file=sys.stderr, flush=True)
+    return {"layers_x_heads": "30 x 9", "lengths": rows, "goals": {"first_render_bytes_4096": "<= 2,097,152"}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-bertviz-512", action="store_true", help="bertviz's 512-token page is ~0.9 GB")
+    parser.add_argument("--long", action="store_true", help="only the long view at 4,096 and 8,192 tokens")
     args = parser.parse_args()
+    if args.long:
+        print(json.dumps(measure_long()))
+        return
     minilm = load_model("minilm")
     rows = {}
     for n in (32, 64, 128, 256, 512):
