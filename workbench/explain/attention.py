@@ -27,7 +27,16 @@ from workbench.models import eager_attention
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
 
-__all__ = ["STATISTICS", "AttentionResult", "attention", "attention_flow", "attention_rollout", "head_statistics"]
+__all__ = [
+    "STATISTICS",
+    "AttentionResult",
+    "attention",
+    "attention_flow",
+    "attention_rollout",
+    "head_statistics",
+    "pool_maps",
+    "shrink_pooled",
+]
 
 STATISTICS = ("entropy", "mean_distance", "special", "punctuation", "previous", "next", "self", "induction")
 THUMB = 24  # thumbnails are at most THUMB x THUMB cells
@@ -53,12 +62,13 @@ class AttentionResult:
     causal: bool = False
     truncated: bool = False
     note: str = ""
-    pooled: np.ndarray | None = None  # (layers, heads, blocks, blocks): rows sum to 1 over key blocks
+    pooled: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), np.float32))
+    # ^ (layers, heads, blocks, blocks): rows sum to 1 over key blocks; pooled from full_weights when not given
     block_size: int = 0  # tokens per block of ``pooled``
     maps: AttentionMaps | None = field(default=None, repr=False, compare=False)  # every head, recomputed on demand
 
     def __post_init__(self) -> None:
-        if self.pooled is None:
+        if not self.pooled.size:
             if self.full_weights is None:
                 raise ValueError("An AttentionResult needs its full weights or its pooled maps.")
             self.block_size = pooled_bins(self.full_weights.shape[2])
@@ -66,20 +76,15 @@ class AttentionResult:
 
     @property
     def num_layers(self) -> int:
-        return int(self._pooled.shape[0])
+        return int(self.pooled.shape[0])
 
     @property
     def num_heads(self) -> int:
-        return int(self._pooled.shape[1])
+        return int(self.pooled.shape[1])
 
     @property
     def num_tokens(self) -> int:
         return len(self.tokens.text)
-
-    @property
-    def _pooled(self) -> np.ndarray:
-        assert self.pooled is not None  # set in __post_init__
-        return self.pooled
 
     @property
     def weights(self) -> np.ndarray:
@@ -148,7 +153,7 @@ class AttentionResult:
         """Every head pooled to ``(layers, heads, t, t)``, t = min(n, size): the mean attention per cell."""
         if not isinstance(size, int) or size < 1:
             raise ProbeError(f"size must be a positive number of cells, got {size!r}.")
-        return shrink_pooled(self._pooled, self.block_size, self.num_tokens, size)
+        return shrink_pooled(self.pooled, self.block_size, self.num_tokens, size)
 
     def to_dict(self, include_weights: bool = False) -> dict[str, Any]:
         """Tokens, shape, statistics and note; the weights too when asked (they can be large)."""
@@ -416,7 +421,7 @@ def attention_rollout(result: AttentionResult, *, add_residual: bool = True) -> 
     if result.full_weights is not None:
         mean: np.ndarray = result.full_weights.astype(np.float64).mean(axis=1)  # (layers, query, key)
     else:
-        mean = result._pooled.astype(np.float64).mean(axis=1)  # (layers, blocks, blocks)
+        mean = result.pooled.astype(np.float64).mean(axis=1)  # (layers, blocks, blocks)
     n = mean.shape[-1]
     rollout = np.eye(n)
     out = np.empty_like(mean)

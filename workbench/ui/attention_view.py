@@ -121,8 +121,6 @@ class AttentionView(anywidget.AnyWidget):
                 f"AttentionView takes an AttentionResult (from workbench.explain.attention), "
                 f"got {type(result).__name__}."
             )
-        if result.pooled is None:  # AttentionResult.__post_init__ sets it for every result
-            raise TypeError("AttentionView needs a result with its pooled maps; build it with attention(...).")
         super().__init__(**kwargs)
         self.result = result
         self.pooled: np.ndarray = result.pooled  # (layers, heads, blocks, blocks)
