@@ -10,10 +10,19 @@ import numpy as np
 import torch
 
 from workbench.errors import CompressionError
+from workbench.explain.attribution.footprint import ModelShape
+from workbench.explain.budget import memory_budget, require
 from workbench.models import ModelBundle, eager_attention
 from workbench.models.onnx import OnnxModel
 
-__all__ = ["attention_drift", "attribution_agreement", "jensen_shannon"]
+__all__ = [
+    "attention_drift",
+    "attribution_agreement",
+    "check_attribution",
+    "jensen_shannon",
+    "require_attribution_budget",
+    "require_drift_budget",
+]
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -30,13 +39,17 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
 
 
-def _attentions(bundle: ModelBundle, text: str) -> tuple[np.ndarray, int]:
-    """(layers, heads, query, key) attention of one text, and its length in tokens."""
+def _encode(bundle: ModelBundle, text: str) -> Any:
     from workbench.explain.inputs import with_model_mask
 
-    enc = bundle.tokenizer(
+    return bundle.tokenizer(
         with_model_mask(bundle.tokenizer, text), return_tensors="pt", truncation=True, max_length=bundle.max_positions
     )
+
+
+def _attentions(bundle: ModelBundle, text: str) -> tuple[np.ndarray, int]:
+    """(layers, heads, query, key) attention of one text, and its length in tokens."""
+    enc = _encode(bundle, text)
     model = bundle.model
     with torch.inference_mode():
         if isinstance(model, OnnxModel):
@@ -47,28 +60,47 @@ def _attentions(bundle: ModelBundle, text: str) -> tuple[np.ndarray, int]:
     return torch.stack([a[0] for a in out.attentions]).float().numpy(), int(enc["input_ids"].shape[1])
 
 
-def attention_drift(original: ModelBundle, compressed: ModelBundle, texts: Sequence[str]) -> np.ndarray:
-    """(layers, heads): Jensen–Shannon divergence between the two models' attention rows, over queries and texts."""
+def require_drift_budget(original: ModelBundle, texts: Sequence[str], memory_mb: int | None = None) -> None:
+    """Raise ``MemoryBudgetError`` when ``attention_drift`` on the longest text cannot fit: it holds one
+    model's full maps while the other's forward gives its own (as the model's tensors, stacked, and
+    copied to numpy), and the divergence's float64 temporaries of one layer."""
+    if not texts:
+        return
+    shape = ModelShape.of(original.model)
+    n = max(int(_encode(original, t)["input_ids"].shape[1]) for t in texts)
+    maps = shape.attention_maps_bytes(n)
+    divergence = 8 * 8 * shape.heads * n * n  # p, q, their mean, logs and masks of one layer, float64
+    require(
+        4 * maps + divergence + shape.layer_bytes(n),
+        memory_mb,
+        f"attention drift on {n:,} tokens of {original.name} (both models' full maps of {shape.layers} layers × "
+        f"{shape.heads} heads)",
+        "shorter texts",
+    )
+
+
+def attention_drift(
+    original: ModelBundle, compressed: ModelBundle, texts: Sequence[str], *, memory_mb: int | None = None
+) -> np.ndarray:
+    """(layers, heads): Jensen–Shannon divergence between the two models' attention rows, over queries and texts.
+
+    Raises ``MemoryBudgetError`` before any forward when the longest text's maps do not fit ``memory_mb``
+    (default: the kernel's budget).
+    """
     if not texts:
         return np.zeros((0, 0))
+    require_drift_budget(original, texts, memory_mb)
     per_text = []
     for text in texts:
         a, _ = _attentions(original, text)
         b, _ = _attentions(compressed, text)
-        per_text.append(jensen_shannon(a, b).mean(-1))  # (layers, heads): mean over queries
+        per_text.append(np.stack([jensen_shannon(a[i], b[i]).mean(-1) for i in range(len(a))]))  # (layers, heads)
     return np.asarray(np.mean(per_text, axis=0))
 
 
-def attribution_agreement(
-    original: ModelBundle, compressed: ModelBundle, texts: Sequence[str], method: str
-) -> tuple[list[float], list[dict[str, Any]]]:
-    """Spearman correlation of the two models' token attributions per text, and what a view shows of each.
-
-    Raises ``CompressionError`` for an unknown method, or a gradient method on an int8 or ONNX model.
-    """
-    from scipy.stats import spearmanr
-
-    from workbench.explain import attribute
+def check_attribution(compressed: ModelBundle, method: str) -> bool:
+    """Whether the method takes gradients; raises ``CompressionError`` for an unknown method, or a
+    gradient method on an int8 or ONNX model."""
     from workbench.explain.attribution import METHODS
 
     if method not in METHODS:
@@ -79,13 +111,50 @@ def attribution_agreement(
             f"{method} needs gradients, which int8 and ONNX models do not give; "
             "compare with attribution='occlusion' or 'shap'."
         )
+    return needs_gradients
+
+
+def require_attribution_budget(
+    original: ModelBundle, compressed: ModelBundle, texts: Sequence[str], method: str, memory_mb: int | None = None
+) -> None:
+    """Raise ``MemoryBudgetError`` when an attribution of one of ``texts`` cannot fit (``attribute``'s own
+    check, on both models); nothing to check for an encoder, which has no output to attribute."""
+    from workbench.explain.attribution import require_budget
+
+    check_attribution(compressed, method)
+    if original.kind == "encoder":
+        return
+    for text in texts:
+        for bundle in (original, compressed):
+            require_budget(bundle, text, method, faithfulness=False, memory_mb=memory_mb)
+
+
+def attribution_agreement(
+    original: ModelBundle,
+    compressed: ModelBundle,
+    texts: Sequence[str],
+    method: str,
+    *,
+    memory_mb: int | None = None,
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """Spearman correlation of the two models' token attributions per text, and what a view shows of each.
+
+    Raises ``CompressionError`` for an unknown method, or a gradient method on an int8 or ONNX model,
+    and ``MemoryBudgetError`` before any attribution runs when one cannot fit ``memory_mb``.
+    """
+    from scipy.stats import spearmanr
+
+    from workbench.explain import attribute
+
+    memory_mb = memory_budget(memory_mb)
+    require_attribution_budget(original, compressed, texts, method, memory_mb)
     spearman: list[float] = []
     examples: list[dict[str, Any]] = []
     if original.kind == "encoder":  # no head, so no output to attribute
         return spearman, examples
     for text in texts:
-        a = attribute(original, text, method=method, faithfulness=False)
-        b = attribute(compressed, text, target=a.target, method=method, faithfulness=False)
+        a = attribute(original, text, method=method, faithfulness=False, memory_mb=memory_mb)
+        b = attribute(compressed, text, target=a.target, method=method, faithfulness=False, memory_mb=memory_mb)
         sa, sb = a.scores[a.features], b.scores[b.features]
         if np.allclose(sa, sb):
             rho = 1.0

@@ -12,8 +12,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.compress.agreement import attention_drift, attribution_agreement
+from workbench.compress.agreement import (
+    attention_drift,
+    attribution_agreement,
+    require_attribution_budget,
+    require_drift_budget,
+)
 from workbench.errors import CompressionError
+from workbench.explain.attribution.footprint import ModelShape
+from workbench.explain.budget import MB, memory_budget, require
 from workbench.models import ModelBundle
 
 __all__ = ["CompressionReport", "compare_models"]
@@ -161,6 +168,7 @@ def compare_models(
     repeats: int = 15,
     attribution: str = "occlusion",
     max_eval: int | None = None,
+    memory_mb: int | None = None,
 ) -> CompressionReport:
     """Compare a model with its compressed copy.
 
@@ -169,17 +177,28 @@ def compare_models(
     (per head) and token attributions (``attribution`` names the method; occlusion runs on
     every kind of compressed model, ONNX included). ``lengths``: input lengths, in tokens, at
     which the median CPU latency of one input is measured over ``repeats`` runs.
+
+    ``memory_mb`` (default: the kernel's budget) bounds every part: the metric's batches are sized to
+    it, and before anything runs each part's smallest step is checked against it (one row of the
+    metric, the longest latency input, both models' full attention maps of the longest text, one
+    attribution step); ``MemoryBudgetError`` says which does not fit.
     """
     from workbench.compress.operations import weights_bytes
 
     _check_pair(original, compressed)
+    budget = memory_budget(memory_mb)
     texts = _check_texts(texts)
     lengths = sorted({min(int(n), original.max_positions) for n in lengths})
     if not lengths or lengths[0] < 2:
         raise CompressionError("lengths must hold input lengths of at least 2 tokens, such as (16, 64, 128).")
-    metric, values, agreement = _metric(original, compressed, eval_data, max_eval)
-    js = attention_drift(original, compressed, texts)
-    spearman, examples = attribution_agreement(original, compressed, texts, attribution)
+    _require_forward(original, lengths[-1], budget, "measuring latency", "shorter lengths")
+    if eval_data is not None and original.kind != "encoder":
+        _require_forward(original, _EVAL_LENGTH, budget, "the evaluation metric", "eval_data=None (no metric)")
+    require_drift_budget(original, texts, budget)
+    require_attribution_budget(original, compressed, texts, attribution, budget)
+    metric, values, agreement = _metric(original, compressed, eval_data, max_eval, budget)
+    js = attention_drift(original, compressed, texts, memory_mb=budget)
+    spearman, examples = attribution_agreement(original, compressed, texts, attribution, memory_mb=budget)
     return CompressionReport(
         original=original.name,
         compressed=compressed.name,
@@ -213,8 +232,32 @@ def _check_texts(texts: Any) -> list[str]:
 # --------------------------------------------------------------------------------- the metric
 
 
+_EVAL_LENGTH = 128  # tokens: evaluation texts are cut here
+BATCH_SHARE = 4  # an evaluation batch takes a quarter of the budget
+
+
+def _row_bytes(bundle: ModelBundle, length: int) -> int:
+    """One input of ``length`` tokens forward: one layer's activations and the logits (a classifier's
+    labels; a language model's vocabulary at every position)."""
+    shape = ModelShape.of(bundle.model)
+    length = min(length, bundle.max_positions)
+    if bundle.kind == "classifier":
+        return shape.layer_bytes(length) + shape.logits_bytes(1, len(bundle.label_names or ()) or 2)
+    return shape.layer_bytes(length) + shape.logits_bytes(length)
+
+
+def _require_forward(bundle: ModelBundle, length: int, memory_mb: int, what: str, advice: str) -> None:
+    n = min(length, bundle.max_positions)
+    require(_row_bytes(bundle, n), memory_mb, f"{what} on {n:,} tokens of {bundle.name}", advice)
+
+
+def _batch_size(bundle: ModelBundle, most: int, memory_mb: int) -> int:
+    """Up to ``most`` evaluation inputs per batch, as many as a quarter of the budget holds (at least 1)."""
+    return max(1, min(most, memory_mb * MB // BATCH_SHARE // _row_bytes(bundle, _EVAL_LENGTH)))
+
+
 def _metric(
-    original: ModelBundle, compressed: ModelBundle, eval_data: Any, max_eval: int | None
+    original: ModelBundle, compressed: ModelBundle, eval_data: Any, max_eval: int | None, memory_mb: int
 ) -> tuple[str | None, dict[str, float], float | None]:
     if eval_data is None or original.kind == "encoder":
         return None, {}, None
@@ -225,7 +268,7 @@ def _metric(
         texts, labels = data.texts[:max_eval], np.asarray(data.labels[:max_eval])
         if not texts:
             raise CompressionError("eval_data holds no examples; give some labelled texts, or None to skip it.")
-        preds = [_predictions(b, texts) for b in (original, compressed)]
+        preds = [_predictions(b, texts, _batch_size(b, 16, memory_mb)) for b in (original, compressed)]
         values = {role: float((p == labels).mean()) for role, p in zip(("original", "compressed"), preds, strict=True)}
         return "accuracy", values, float((preds[0] == preds[1]).mean())
     from workbench.data import load_corpus
@@ -236,13 +279,16 @@ def _metric(
         raise CompressionError("eval_data holds no text; give some texts, or None to skip the metric.")
     return (
         "perplexity",
-        {role: _perplexity(b, texts) for role, b in (("original", original), ("compressed", compressed))},
+        {
+            role: _perplexity(b, texts, _batch_size(b, 8, memory_mb))
+            for role, b in (("original", original), ("compressed", compressed))
+        },
         None,
     )
 
 
 def _batches(
-    bundle: ModelBundle, texts: Sequence[str], size: int = 16, max_length: int = 128
+    bundle: ModelBundle, texts: Sequence[str], size: int, max_length: int = _EVAL_LENGTH
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     length = min(max_length, bundle.max_positions)
     for i in range(0, len(texts), size):
@@ -252,22 +298,22 @@ def _batches(
         yield enc["input_ids"], enc["attention_mask"]
 
 
-def _predictions(bundle: ModelBundle, texts: Sequence[str]) -> np.ndarray:
+def _predictions(bundle: ModelBundle, texts: Sequence[str], size: int) -> np.ndarray:
     out = []
     with torch.inference_mode():
-        for ids, mask in _batches(bundle, texts):
+        for ids, mask in _batches(bundle, texts, size):
             out.append(bundle.model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy())
     return np.concatenate(out)
 
 
-def _perplexity(bundle: ModelBundle, texts: Sequence[str]) -> float:
+def _perplexity(bundle: ModelBundle, texts: Sequence[str], size: int) -> float:
     """exp(mean loss): next-token loss for a causal LM; for a masked LM, the loss at 15% of the tokens,
     masked the same way (a fixed seed) for both models."""
     tok = bundle.tokenizer
     total, count = 0.0, 0
     generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
-        for ids, mask in _batches(bundle, texts, size=8):
+        for ids, mask in _batches(bundle, texts, size):
             if bundle.kind == "causal-lm":
                 logits = bundle.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
                 targets, keep = ids[:, 1:], mask[:, 1:].bool()

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any, TypeAlias, TypeGuard
 
 from workbench.errors import ModelListError, ProbeError
+from workbench.explain.attribution.footprint import ModelShape
+from workbench.explain.budget import memory_budget, require
+from workbench.explain.inputs import check_text, with_model_mask
 from workbench.models import ModelBundle
 from workbench.training.checkpoint import checkpoint_label, run_checkpoints
 
@@ -111,17 +115,24 @@ def load_resolved(model: ModelSource) -> ModelBundle:
     return load_model(str(model))
 
 
-def compare(models: Models, probe: Callable[..., Any] | str, text: str, **options: Any) -> Comparison:
+def compare(
+    models: Models, probe: Callable[..., Any] | str, text: str, *, memory_mb: int | None = None, **options: Any
+) -> Comparison:
     """Run ``probe(bundle, text, **options)`` on each model and return the results side by side.
 
     ``models``: bundles, checkpoint folders (``runs/x/step-0000500``, labelled "step 500"), a run
     folder (all its checkpoints), asset or preset names, or a mapping from a label to any of those.
     ``probe``: ``fill_mask``, ``next_token``, ``logit_lens`` (the functions or their names) or any
-    function with that signature. Raises ``ProbeError`` for an unknown probe or no model.
+    function with that signature. ``memory_mb`` (default: the kernel's budget) goes to a probe that
+    takes it, which checks its own budget; for any other probe, each model's forward on the text
+    (every position's logits) is checked here: for loaded bundles before any probe runs, for folders
+    and names once loaded, before their probe runs. Raises ``ProbeError`` for an unknown probe or
+    no model, and ``MemoryBudgetError`` when a model's forward would not fit the budget.
     """
     from workbench.explain.lens import logit_lens
     from workbench.explain.probe import fill_mask, next_token
 
+    budget = memory_budget(memory_mb)
     named: dict[str, Callable[..., Any]] = {"fill_mask": fill_mask, "next_token": next_token, "logit_lens": logit_lens}
     if isinstance(probe, str):
         if probe not in named:
@@ -129,8 +140,43 @@ def compare(models: Models, probe: Callable[..., Any] | str, text: str, **option
         probe = named[probe]
     if not callable(probe):
         raise ProbeError("probe must be a function such as fill_mask, or its name.")
-    comparison = Comparison(getattr(probe, "__name__", "probe"), text)
-    for label, model in resolve_models(models, "compare"):
+    checks_itself = _takes_budget(probe)
+    if checks_itself:
+        options = {**options, "memory_mb": budget}
+    name = getattr(probe, "__name__", "probe")
+    resolved = resolve_models(models, "compare")
+    if not checks_itself:
+        for _, model in resolved:
+            if isinstance(model, ModelBundle):
+                _require(model, name, text, budget)
+    comparison = Comparison(name, text)
+    for label, model in resolved:
+        bundle = load_resolved(model)
+        if not checks_itself and not isinstance(model, ModelBundle):
+            _require(bundle, name, text, budget)
         comparison.labels.append(label)
-        comparison.results.append(probe(load_resolved(model), text, **options))
+        comparison.results.append(probe(bundle, text, **options))
     return comparison
+
+
+def _takes_budget(probe: Callable[..., Any]) -> bool:
+    try:
+        return "memory_mb" in inspect.signature(probe).parameters
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return False
+
+
+def _require(bundle: ModelBundle, probe: str, text: object, memory_mb: int) -> None:
+    """Raise ``MemoryBudgetError`` when one forward of ``text`` through ``bundle``, with every position's
+    logits, needs more than ``memory_mb``. Raises ``ProbeError`` for text the probes would refuse."""
+    text = check_text(text)
+    tok = bundle.tokenizer
+    ids = tok(with_model_mask(tok, text) if tok.mask_token else text, verbose=False)["input_ids"]
+    n = min(len(ids), bundle.max_positions)
+    shape = ModelShape.of(bundle.model)
+    require(
+        shape.layer_bytes(n) + shape.logits_bytes(n),
+        memory_mb,
+        f"{probe} on {n:,} tokens of {bundle.name}",
+        "a shorter text",
+    )

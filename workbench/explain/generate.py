@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from workbench.errors import ProbeError
+from workbench.explain.attribution.footprint import FLOAT, ModelShape
+from workbench.explain.budget import memory_budget, require
 from workbench.explain.inputs import accepts_argument, check_text, display_token, encode, inference
 
 if TYPE_CHECKING:
@@ -100,14 +102,19 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = 0,
     alternatives: int = 5,
+    memory_mb: int | None = None,
 ) -> GenerationResult:
     """Sample up to ``max_new_tokens`` after ``prompt``; each step keeps its probability and alternatives.
 
     ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 turn those filters off; one ``seed``
-    gives one text. Stops at the end-of-text token. Raises ``ProbeError`` for a model that is not a
-    causal LM, empty prompts, out-of-range settings, or a prompt that fills the model's positions.
+    gives one text. Stops at the end-of-text token. ``memory_mb`` is the call's budget (default: the
+    kernel's, ``set_memory_budget``). Raises ``ProbeError`` for a model that is not a causal LM, empty
+    prompts, out-of-range settings, or a prompt that fills the model's positions; ``MemoryBudgetError``
+    before generating when the key/value cache, the prompt's forward and the kept probabilities
+    would not fit the budget.
     """
     prompt = check_text(prompt)
+    memory_mb = memory_budget(memory_mb)
     if bundle.kind != "causal-lm":
         raise ProbeError(f"generate needs a causal language model; {bundle.name} is a {bundle.kind} model.")
     _check("max_new_tokens", max_new_tokens, 1, integer=True)
@@ -123,6 +130,15 @@ def generate(
     if room < 1:
         raise ProbeError(f"The prompt fills all {bundle.max_positions} positions of {bundle.name}; shorten it.")
     steps = min(max_new_tokens, room)
+    # only the last position's logits, where the model can skip the others
+    keep = {"logits_to_keep": 1} if accepts_argument(bundle.model, "logits_to_keep") else {}
+    length = enc["input_ids"].shape[1]
+    require(
+        _generation_bytes(ModelShape.of(bundle.model), length, steps, alternatives, all_logits=not keep),
+        memory_mb,
+        f"generating {steps:,} tokens after a prompt of {length:,} tokens with {bundle.name}",
+        "a shorter prompt or fewer max_new_tokens",
+    )
     generator = torch.Generator(device="cpu")
     if seed is not None:
         generator.manual_seed(int(seed))
@@ -139,8 +155,6 @@ def generate(
     # transformers 5.24 renamed the key/value cache from `past_key_values` to `cache` (the old name
     # warns and goes in 5.40); models that still take the old name get it
     cache_name = "cache" if accepts_argument(bundle.model, "cache") else "past_key_values"
-    # only the last position's logits, where the model can skip the others
-    keep = {"logits_to_keep": 1} if accepts_argument(bundle.model, "logits_to_keep") else {}
     with inference(bundle.model):
         for _ in range(steps):
             out = bundle.model(input_ids=ids, use_cache=True, **{cache_name: cache}, **keep)
@@ -164,6 +178,17 @@ def generate(
     if len(result.steps) < max_new_tokens and result.stopped_by == "max_new_tokens":
         result.stopped_by = "the model's last position"
     return result
+
+
+def _generation_bytes(shape: ModelShape, prompt: int, steps: int, alternatives: int, *, all_logits: bool) -> int:
+    """The key/value cache of prompt and new tokens, the prompt's forward (one layer's activations and
+    its logits: the last position's, or every position's where the model cannot skip them), sampling's
+    copies of one step's scores, and each step's kept probabilities."""
+    cache = shape.kv_cache_bytes(prompt + steps)
+    forward = shape.layer_bytes(prompt) + shape.logits_bytes(prompt if all_logits else 1)
+    sampling = 8 * FLOAT * shape.vocab  # scores, their sort, cumulative sums and masks
+    kept = steps * (alternatives + 1) * 128  # (token text, probability) pairs as Python objects
+    return cache + forward + sampling + kept
 
 
 def _sample(

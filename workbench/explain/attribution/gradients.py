@@ -8,7 +8,7 @@ import torch
 from workbench.errors import AttributionError
 from workbench.explain.attribution.objective import MethodOutput, Objective
 
-__all__ = ["gradient_x_input", "integrated_gradients"]
+__all__ = ["gradient_x_input", "gradient_x_input_footprint", "integrated_gradients", "integrated_gradients_footprint"]
 
 MAX_STEPS = 1024
 TOLERANCE = 0.01  # completeness: |sum of attributions − (f(x) − f(baseline))| within 1% of the difference
@@ -30,13 +30,20 @@ def _gradients(obj: Objective, points: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def _integrate(obj: Objective, x: torch.Tensor, baseline: torch.Tensor, steps: int) -> torch.Tensor:
-    """Gauss-Legendre quadrature of the gradient along the straight path; attributions ``(n,)``."""
+    """Gauss-Legendre quadrature of the gradient along the straight path; attributions ``(n,)``.
+
+    The points are made and their gradients summed one batch at a time, so memory does not grow with ``steps``.
+    """
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas = torch.tensor((nodes + 1) / 2, dtype=x.dtype, device=x.device)  # in (0, 1)
     w = torch.tensor(weights / 2, dtype=x.dtype, device=x.device)
-    points = baseline[None] + alphas[:, None, None] * (x - baseline)[None]  # (steps, n, hidden)
-    _, grads = _gradients(obj, points)
-    mean_grad = (w[:, None, None] * grads).sum(0)  # (n, hidden)
+    size = obj.rows_per_batch(x.shape[0], gradients=True)
+    mean_grad = torch.zeros_like(x)  # (n, hidden)
+    for start in range(0, steps, size):
+        a = alphas[start : start + size]
+        points = baseline[None] + a[:, None, None] * (x - baseline)[None]  # (batch, n, hidden)
+        _, grads = _gradients(obj, points)
+        mean_grad += (w[start : start + size, None, None] * grads).sum(0)
     return ((x - baseline) * mean_grad).sum(-1)
 
 
@@ -80,3 +87,20 @@ def gradient_x_input(objective: Objective) -> MethodOutput:
     _, grads = _gradients(obj, x[None])
     scores = np.where(obj.features, (grads[0] * x).sum(-1).double().cpu().numpy(), 0.0)
     return scores, {}, "gradient × input on word embeddings"
+
+
+def _embedding_bytes(obj: Objective, copies: int) -> int:
+    return copies * len(obj.input_ids) * obj.shape.hidden * 4  # (n, hidden) float32 each
+
+
+def integrated_gradients_footprint(objective: Objective, *, steps: int = 32) -> tuple[int, str]:
+    """The smallest step: one point with gradients through every layer (or both ends scored at once),
+    with the input, the baseline, the summed gradient and one point's gradient; ``steps`` does not matter."""
+    obj = objective
+    step = max(obj.step_bytes(gradients=True), 2 * obj.step_bytes())
+    return step + _embedding_bytes(obj, 5), "a shorter text"
+
+
+def gradient_x_input_footprint(objective: Objective) -> tuple[int, str]:
+    """One row with gradients through every layer, and the input with its gradient."""
+    return objective.step_bytes(gradients=True) + _embedding_bytes(objective, 2), "a shorter text"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -18,20 +18,25 @@ import numpy as np
 import torch
 
 from workbench.errors import AttributionError, ProbeError
+from workbench.explain.attribution.footprint import ModelShape
+from workbench.explain.budget import DEFAULT_MEMORY_MB, MB, memory_budget, require
 from workbench.explain.inputs import MASK_PLACEHOLDER, check_text, display_token, token_id, with_model_mask
 from workbench.explain.output_head import head_only_at, output_vocabulary
 from workbench.explain.tokens import TokenInfo, token_info
 
 if TYPE_CHECKING:
+    from workbench.explain.attention import AttentionResult
     from workbench.explain.attribution.fast_encoder import FastEncoder
     from workbench.models import ModelBundle
 
-__all__ = ["AttributionError", "MethodOutput", "Objective", "make_objective"]
+__all__ = ["AttributionError", "MethodOutput", "Objective", "make_objective", "tokenized"]
 
 # What every attribution method returns: a score per token (n,), its details (steps, max_evals, ...), and its route.
 MethodOutput: TypeAlias = tuple[np.ndarray, dict[str, Any], str]
 
-DEFAULT_MEMORY_MB = 256  # activations of one inference batch; gradient batches take a third of it
+# A batch of activations takes a quarter of the budget (256 MB of the default 1 GB); a gradient batch a
+# third of that, since backward holds more than the estimate counts.
+BATCH_SHARE = 4
 
 
 @dataclass
@@ -50,10 +55,11 @@ class Objective:
     position: int | None  # where a masked-LM target is read; None otherwise
     removal: str  # "mask" (replace by the mask token) or "delete"
     reference_id: int | None  # the id a removed token becomes in "mask" removal
-    memory_mb: int = DEFAULT_MEMORY_MB
+    memory_mb: int = DEFAULT_MEMORY_MB  # the call's budget in MB, resolved once (``memory_budget``)
     note: str = ""
     _fast: FastEncoder | None = field(default=None, repr=False)
     _score: float | None = field(default=None, repr=False)
+    attention: AttentionResult | None = field(default=None, repr=False)  # read first where a method needs it
     evaluations: int = 0  # rows the model has scored through this objective
 
     # --- removing tokens -------------------------------------------------------------------
@@ -104,16 +110,35 @@ class Objective:
     def num_outputs(self) -> int:
         return len(self.bundle.label_names or ()) if self.task == "classify" else 1
 
+    @property
+    def shape(self) -> ModelShape:
+        return ModelShape.of(self.bundle.model)
+
     def rows_per_batch(self, length: int, gradients: bool = False) -> int:
-        cfg = self.bundle.model.config
-        hidden = int(cfg.hidden_size)
-        inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
-        heads = int(cfg.num_attention_heads)
-        per_token = 4 * (8 * hidden + 2 * inter + heads * length)  # bytes alive at once in one layer
-        if gradients:
-            per_token *= 2 * int(cfg.num_hidden_layers)  # every layer's activations are kept for backward
-        budget = self.memory_mb * 2**20 // (3 if gradients else 1)
-        return max(1, int(budget // max(1, per_token * length)))
+        """How many rows of ``length`` tokens one batch scores within its share of the budget (at least 1)."""
+        budget = self.memory_mb * MB // BATCH_SHARE // (3 if gradients else 1)
+        return max(1, int(budget // max(1, self.shape.row_bytes(length, gradients=gradients))))
+
+    def step_bytes(self, *, gradients: bool = False) -> int:
+        """The smallest step of scoring: one row of the whole input forward (with every layer's
+        activations kept for backward when ``gradients``), and the output it reads."""
+        shape, n = self.shape, len(self.input_ids)
+        outputs = self.num_outputs if self.task == "classify" else None  # a language model's whole vocabulary
+        embeddings = 2 * n * shape.hidden * 4 if gradients else 0  # the input embeddings and their gradient
+        return shape.row_bytes(n, gradients=gradients) + shape.logits_bytes(1, outputs) + embeddings
+
+    def ids_bytes(self, rows: int) -> int:
+        """``rows`` copies of the input's token ids, held as lists (and tuples) of Python ints."""
+        return rows * len(self.input_ids) * 16
+
+    def require(self, needed: float, method: str, advice: str) -> None:
+        """Raise ``MemoryBudgetError`` when ``method`` on this input needs more than the call's budget."""
+        require(
+            needed,
+            self.memory_mb,
+            f"{method} on {len(self.input_ids):,} tokens of {self.bundle.name}",
+            advice,
+        )
 
     def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         pad = self.bundle.tokenizer.pad_token_id
@@ -194,13 +219,38 @@ _TASKS = {"classifier": "classify", "masked-lm": "masked-lm", "causal-lm": "caus
 
 
 def make_objective(
-    bundle: ModelBundle, text: object, target: Any = None, *, memory_mb: int = DEFAULT_MEMORY_MB, fast: bool = True
+    bundle: ModelBundle,
+    text: object,
+    target: Any = None,
+    *,
+    memory_mb: int | None = None,
+    fast: bool = True,
+    prepare: Callable[[Objective], None] | None = None,
 ) -> Objective:
     """Check ``text`` and ``target`` against ``bundle`` and fix what an attribution will explain.
 
     ``target`` is a label name or index (classifier), a token string or id (language models),
-    or None for the model's own top prediction. Raises ``AttributionError`` with a sentence.
+    or None for the model's own top prediction. ``memory_mb`` is the budget (default: the
+    kernel's); ``prepare`` runs once the text is tokenized and before the model runs (where a
+    method checks its budget). Raises ``AttributionError`` with a sentence, and
+    ``MemoryBudgetError`` for a ``memory_mb`` that is not a positive whole number.
     """
+    budget = memory_budget(memory_mb)
+    objective = tokenized(bundle, text, budget)
+    if prepare is not None:
+        prepare(objective)
+    objective.target, objective.target_name = _resolve_target(objective, target)
+    if fast and objective.task == "classify":
+        from workbench.explain.attribution.fast_encoder import FastEncoder
+
+        if FastEncoder.supports(bundle.model) and not bundle.model.training:
+            objective._fast = _cached_fast_encoder(bundle.model)
+    return objective
+
+
+def tokenized(bundle: ModelBundle, text: object, memory_mb: int) -> Objective:
+    """The objective of ``text`` with its target not yet resolved (0): the model has not run. Raises
+    ``AttributionError`` for a bad text or a model without an output to explain."""
     text = check_text(text, "The text to explain", AttributionError)
     task = _TASKS.get(str(getattr(bundle, "kind", "")))
     if task is None:
@@ -209,8 +259,6 @@ def make_objective(
             f"is a {getattr(bundle, 'kind', type(bundle).__name__)} model. Load it with kind='classifier' "
             "(and fine-tune it) or as a language model."
         )
-    if not isinstance(memory_mb, int) or memory_mb < 1:
-        raise AttributionError(f"memory_mb must be a positive number of megabytes, got {memory_mb!r}.")
     tok = bundle.tokenizer
     note = ""
     if task == "masked-lm":
@@ -244,16 +292,9 @@ def make_objective(
         raise AttributionError("The text has no tokens to attribute (only special tokens); write some words.")
     removal = "mask" if tok.mask_token_id is not None else "delete"
     reference = tok.mask_token_id if removal == "mask" else None
-    objective = Objective(
+    return Objective(
         bundle, text, task, ids, info, segments, features, 0, "", position, removal, reference, memory_mb, note
     )
-    objective.target, objective.target_name = _resolve_target(objective, target)
-    if fast and task == "classify":
-        from workbench.explain.attribution.fast_encoder import FastEncoder
-
-        if FastEncoder.supports(bundle.model) and not bundle.model.training:
-            objective._fast = _cached_fast_encoder(bundle.model)
-    return objective
 
 
 # model -> (weights version, FastEncoder)

@@ -7,7 +7,7 @@ import numpy as np
 from workbench.errors import AttributionError
 from workbench.explain.attribution.objective import MethodOutput, Objective
 
-__all__ = ["occlusion"]
+__all__ = ["occlusion", "occlusion_footprint"]
 
 
 def occlusion(objective: Objective, *, window: int = 1) -> MethodOutput:
@@ -32,3 +32,8 @@ def occlusion(objective: Objective, *, window: int = 1) -> MethodOutput:
         counts[span] += 1
     scores = np.where(counts > 0, scores / np.maximum(counts, 1), 0.0)
     return scores, {"window": window}, f"occlusion ({obj.removal} {window} token{'s' if window > 1 else ''} at a time)"
+
+
+def occlusion_footprint(objective: Objective, *, window: int = 1) -> tuple[int, str]:
+    """One row forward, and every occluded copy of the input's ids (one per window)."""
+    return objective.step_bytes() + objective.ids_bytes(int(objective.features.sum())), "a shorter text"

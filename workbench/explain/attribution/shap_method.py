@@ -17,7 +17,7 @@ import numpy as np
 from workbench.errors import AttributionError
 from workbench.explain.attribution.objective import MethodOutput, Objective
 
-__all__ = ["shap_values"]
+__all__ = ["shap_footprint", "shap_values"]
 
 
 class _MaskedTextModel:
@@ -52,12 +52,25 @@ class _MaskedTextModel:
         return out if obj.task == "classify" else out[:, 0]
 
 
+def _check_max_evals(max_evals: object) -> int:
+    if not isinstance(max_evals, int) or isinstance(max_evals, bool) or max_evals < 3:
+        raise AttributionError(f"max_evals must be an integer of at least 3, got {max_evals!r}.")
+    return max_evals
+
+
+def shap_footprint(objective: Objective, *, max_evals: int = 500, seed: int = 0) -> tuple[int, str]:
+    """One row forward, and what shap and our cache hold per masked input: its mask, its masked text
+    or ids, and its outputs."""
+    obj = objective
+    per_input = 24 * len(obj.input_ids) + 4 * len(obj.text) + 8 * obj.num_outputs + 256
+    return obj.step_bytes() + _check_max_evals(max_evals) * per_input, "a shorter text or fewer max_evals"
+
+
 def shap_values(objective: Objective, *, max_evals: int = 500, seed: int = 0) -> MethodOutput:
     """Partition SHAP values of every token toward the objective's target; ``(scores, extra, route)``."""
     import shap
 
-    if not isinstance(max_evals, int) or isinstance(max_evals, bool) or max_evals < 3:
-        raise AttributionError(f"max_evals must be an integer of at least 3, got {max_evals!r}.")
+    _check_max_evals(max_evals)
     obj = objective
     # A masked LM's target sits at a fixed position: masked copies go to the model as token ids, one
     # for one, so no re-tokenization can move it. Classifiers and causal LMs get masked strings, as
