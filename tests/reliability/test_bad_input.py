@@ -19,8 +19,19 @@ import traitlets
 
 from workbench import assets, compress, ui
 from workbench.data import load_corpus, load_labelled, train_tokenizer
-from workbench.errors import WorkbenchError
-from workbench.explain import ProbeRecorder, attention, attribute, compare, fill_mask, generate, logit_lens, next_token
+from workbench.errors import MemoryBudgetError, WorkbenchError
+from workbench.explain import (
+    ProbeRecorder,
+    attention,
+    attribute,
+    attribute_many,
+    compare,
+    fill_mask,
+    generate,
+    logit_lens,
+    next_token,
+    set_memory_budget,
+)
 from workbench.models import load_model
 from workbench.training import DistributedTrainer, TrainConfig, Trainer
 from workbench.training.checkpoint import read_checkpoint
@@ -49,9 +60,22 @@ BAD_TEXT = {  # must fail with a sentence
 BAD_STRINGS = {case: text for case, text in BAD_TEXT.items() if isinstance(text, str)}
 
 
+LONG_TEXT = "the cat sat on the mat and looked at the dog. " * 50  # 600 to 950 tokens: over 1 MB to explain
+
+
 @pytest.fixture(scope="module")
-def models(tiny_bert: ModelBundle, tiny_gpt: ModelBundle, tiny_classifier: ModelBundle) -> dict[str, ModelBundle]:
-    return {"masked-lm": tiny_bert, "causal-lm": tiny_gpt, "classifier": tiny_classifier}
+def models(
+    tiny_bert: ModelBundle, tiny_gpt: ModelBundle, tiny_classifier: ModelBundle, make_tiny: Callable[..., ModelBundle]
+) -> dict[str, ModelBundle]:
+    """The tiny models, and ("long ...") the same kinds taking 1,024 positions, for calls over their memory budget."""
+    return {
+        "masked-lm": tiny_bert,
+        "causal-lm": tiny_gpt,
+        "classifier": tiny_classifier,
+        "long masked-lm": make_tiny("tiny-bert", max_positions=1024),
+        "long causal-lm": make_tiny("tiny-gpt", max_positions=1024),
+        "long classifier": make_tiny("tiny-bert", kind="classifier", label_names=["no", "yes"], max_positions=1024),
+    }
 
 
 def _masked(text: Any) -> Any:
@@ -237,6 +261,36 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
             m["causal-lm"], "causal-lm", ["the cat"] * 8, config=TrainConfig(output_dir="/tmp/x"), num_processes=0
         ),
     ),
+    # over the memory budget: a sentence naming what the call needs, before it runs the model
+    ("attention over its budget", lambda m: attention(m["long masked-lm"], LONG_TEXT, memory_mb=1)),
+    ("logit lens over its budget", lambda m: logit_lens(m["long causal-lm"], LONG_TEXT, memory_mb=1)),
+    (
+        "attribution over its budget",
+        lambda m: attribute(m["long classifier"], LONG_TEXT, method="occlusion", memory_mb=1),
+    ),
+    (
+        "gradients over the kernel's budget",
+        lambda m: _with_kernel_budget(1, lambda: attribute(m["long causal-lm"], LONG_TEXT, method="gradient_x_input")),
+    ),
+    ("generation over its budget", lambda m: generate(m["long causal-lm"], LONG_TEXT, memory_mb=1)),
+    (
+        "compare over its budget",
+        lambda m: compare([m["long masked-lm"]], "fill_mask", LONG_TEXT + " [MASK]", memory_mb=1),
+    ),
+    (
+        "compare_models over its budget",
+        lambda m: compress.compare_models(m["long classifier"], m["long classifier"], texts=[LONG_TEXT], memory_mb=1),
+    ),
+    # a budget that is not a positive whole number of megabytes
+    ("memory_mb of zero", lambda m: attention(m["masked-lm"], "the cat", memory_mb=0)),
+    ("negative memory_mb", lambda m: attribute(m["classifier"], "the cat", method="occlusion", memory_mb=-5)),
+    ("memory_mb as a word", lambda m: generate(m["causal-lm"], "the cat", memory_mb="big")),
+    ("memory_mb True", lambda m: logit_lens(m["causal-lm"], "the cat", memory_mb=True)),
+    ("memory_mb as a fraction", lambda m: compare([m["causal-lm"]], "next_token", "the cat", memory_mb=0.5)),
+    ("memory_mb for many texts", lambda m: attribute_many(m["classifier"], ["the cat"], memory_mb=0, progress=False)),
+    ("memory_mb of compare_models", lambda m: compress.compare_models(m["classifier"], m["classifier"], memory_mb=-1)),
+    ("a kernel budget of zero", lambda m: _with_kernel_budget(0, lambda: None)),
+    ("a kernel budget as a word", lambda m: _with_kernel_budget("1 GB", lambda: None)),
 ]
 VIEWS = [  # (view, a call that gives it the wrong thing)
     ("AttentionView", lambda: ui.AttentionView("not a result")),
@@ -247,6 +301,15 @@ VIEWS = [  # (view, a call that gives it the wrong thing)
 ]
 
 
+def _with_kernel_budget(memory_mb: Any, call: Callable[[], Any]) -> Any:
+    """``call()`` with the kernel's budget set to ``memory_mb``, and the old budget given back after."""
+    old = set_memory_budget(memory_mb)
+    try:
+        return call()
+    finally:
+        set_memory_budget(old)
+
+
 @pytest.mark.parametrize("name, call", NAMES_AND_VALUES)
 def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
     models: dict[str, ModelBundle], name: str, call: Callable[[dict[str, ModelBundle]], Any]
@@ -254,6 +317,8 @@ def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
     with pytest.raises(WorkbenchError) as caught:
         call(models)
     assert _is_one_sentence(caught.value), str(caught.value)
+    if "budget" in name or "memory_mb" in name:
+        assert isinstance(caught.value, MemoryBudgetError), repr(caught.value)
 
 
 @pytest.mark.parametrize("view, call", VIEWS)
