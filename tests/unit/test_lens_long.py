@@ -63,3 +63,15 @@ def test_a_lens_over_its_budget_answers_before_the_forward(gpt):
 def test_a_bad_position_is_one_sentence(gpt, positions):
     with pytest.raises(ProbeError, match="position"):
         logit_lens(gpt, TEXT, positions=positions)
+
+
+def test_explain_calls_keep_no_key_value_cache_and_restore_the_setting(gpt):
+    from workbench.explain.inputs import inference
+
+    assert gpt.model.config.use_cache is True
+    enc = gpt.tokenizer(TEXT, return_tensors="pt")
+    with inference(gpt.model):
+        assert gpt.model.config.use_cache is False
+        out = gpt.model(**enc)
+    assert out.past_key_values is None  # SmolLM2 at 4,096 tokens would have kept 189 MB of them
+    assert gpt.model.config.use_cache is True

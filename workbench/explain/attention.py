@@ -20,6 +20,7 @@ import torch
 from workbench.errors import ProbeError
 from workbench.explain.attention_maps import AttentionMaps, ScanPlan, capture, induction_pairs, pooled_bins
 from workbench.explain.budget import budget_bytes, require
+from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import accepts_argument, check_text, inference
 from workbench.explain.tokens import TokenInfo, token_info
 from workbench.models import eager_attention
@@ -261,7 +262,7 @@ def attention(
         base = getattr(bundle.model, "base_model", bundle.model)
         base_inputs = {k: v for k, v in inputs.items() if accepts_argument(base, k)}
         with inference(bundle.model):
-            captured = capture(base, base_inputs, plan, _shape(bundle)[0])
+            captured = capture(base, base_inputs, plan, ModelShape.of(bundle.model).layers)
     if captured is None:
         return _eager(
             bundle, text=text, pair=pair, info=info, inputs=inputs, truncated=truncated, note=note, memory_mb=memory_mb
@@ -287,27 +288,17 @@ def attention(
     )
 
 
-def _shape(bundle: ModelBundle) -> tuple[int, int, int, int, int, int]:
-    """(layers, heads, kv heads, head dim, hidden, intermediate) from the model's config."""
-    cfg = bundle.model.config
-    hidden = int(cfg.hidden_size)
-    heads = int(cfg.num_attention_heads)
-    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
-    inter = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * hidden)
-    return int(cfg.num_hidden_layers), heads, kv_heads, head_dim, hidden, inter
-
-
 def _plan(bundle: ModelBundle, info: TokenInfo, memory_mb: int | None, keep_weights: bool | None) -> ScanPlan:
     """How the call stays within its budget: full maps kept or not, float32 or float16 queries and keys,
     queries per step. Raises ``MemoryBudgetError`` when even the smallest plan does not fit."""
-    layers, heads, kv_heads, head_dim, hidden, inter = _shape(bundle)
+    shape = ModelShape.of(bundle.model)
+    layers, heads, kv_heads, head_dim = shape.layers, shape.heads, shape.kv_heads, shape.head_dim
     n = len(info.text)
     budget = budget_bytes(memory_mb)
     size = pooled_bins(n)
     blocks = -(-n // size)
     padded = blocks * size
-    forward = 4 * n * (3 * inter + 10 * hidden)  # one layer's activations at once (the kernel keeps no maps)
+    forward = shape.fast_layer_bytes(n)  # one layer's activations at once (the kernel keeps no maps)
     pooled = 4 * (layers + 1) * heads * blocks * blocks
     weights = 4 * layers * heads * n * n
     per_row = 4 * heads * padded * 5 + 4 * padded  # scores, probabilities and their temporaries; distances
@@ -350,10 +341,10 @@ def _eager(
     memory_mb: int | None,
 ) -> AttentionResult:
     """Every map from the model's eager attention, for models whose queries and keys cannot be captured."""
-    layers, heads, _, _, hidden, inter = _shape(bundle)
+    shape = ModelShape.of(bundle.model)
     n = len(info.text)
     require(
-        4 * layers * heads * n * n * 2 + 4 * n * (3 * inter + 10 * hidden),
+        2 * shape.attention_maps_bytes(n) + shape.layer_bytes(n),
         memory_mb,
         f"eager attention on {n:,} tokens of {bundle.name} (whose attention can only be read whole)",
         "a shorter text (max_tokens=...)",

@@ -19,7 +19,15 @@ import threading
 
 from workbench.errors import MemoryBudgetError
 
-__all__ = ["DEFAULT_MEMORY_MB", "MemoryBudgetError", "budget_bytes", "memory_budget", "require", "set_memory_budget"]
+__all__ = [
+    "DEFAULT_MEMORY_MB",
+    "MB",
+    "MemoryBudgetError",
+    "budget_bytes",
+    "memory_budget",
+    "require",
+    "set_memory_budget",
+]
 
 DEFAULT_MEMORY_MB = 1024
 

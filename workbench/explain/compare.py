@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TypeAlias, TypeGuard
 
 from workbench.errors import ModelListError, ProbeError
-from workbench.explain.attribution.footprint import ModelShape
 from workbench.explain.budget import memory_budget, require
+from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import check_text, with_model_mask
 from workbench.models import ModelBundle
 from workbench.training.checkpoint import checkpoint_label, run_checkpoints

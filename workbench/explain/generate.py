@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from workbench.errors import ProbeError
-from workbench.explain.attribution.footprint import FLOAT, ModelShape
 from workbench.explain.budget import memory_budget, require
+from workbench.explain.footprint import FLOAT, ModelShape
 from workbench.explain.inputs import accepts_argument, check_text, display_token, encode, inference
 
 if TYPE_CHECKING:

@@ -92,14 +92,25 @@ def encode(bundle: ModelBundle, text: str) -> dict[str, torch.Tensor]:
 
 @contextlib.contextmanager
 def inference(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout) and no gradients for the call; the model's mode is restored after."""
+    """Eval mode (no dropout), no gradients and no key/value cache for the call; all restored after.
+
+    A causal LM keeps every layer's keys and values by default (``config.use_cache``), for a
+    generation that an explain call does not do: SmolLM2 at 4,096 tokens holds 189 MB of them, 40%
+    of its forward's peak memory. A call that wants the cache (``generate``) asks for it explicitly.
+    """
     was_training = model.training
+    config = getattr(model, "config", None)
+    cached = getattr(config, "use_cache", False) is True
     if was_training:  # switching walks every module: about 1 ms on a small model, so only when needed
         model.eval()
+    if cached:
+        config.use_cache = False  # type: ignore[union-attr]
     try:
         with torch.inference_mode():
             yield
     finally:
+        if cached:
+            config.use_cache = True  # type: ignore[union-attr]
         if was_training:
             model.train()
 

@@ -23,6 +23,7 @@ import torch
 
 from workbench.errors import ProbeError
 from workbench.explain.budget import require
+from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import (
     MASK_PLACEHOLDER,
     accepts_argument,
@@ -268,13 +269,11 @@ def _check_positions(positions: Sequence[int] | None, n: int) -> list[int]:
 
 def _require_lens(bundle: ModelBundle, n: int, columns: int, top_k: int, memory_mb: int | None) -> None:
     """Raise ``MemoryBudgetError`` when the lens of ``n`` tokens (``columns`` read) cannot fit the budget."""
-    cfg = bundle.model.config
-    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
-    inter = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * hidden)
-    vocab = output_vocabulary(bundle.model)
-    states = 4 * (layers + 1) * n * hidden * 2  # every layer's hidden states, and the positions read
-    forward = 4 * n * (3 * inter + 10 * hidden)  # one layer's activations at once
-    chunk = 4 * CHUNK * vocab * 4  # logits, log-probabilities, the rank comparison
+    shape = ModelShape.of(bundle.model)
+    layers = shape.layers
+    states = 4 * (layers + 1) * n * shape.hidden * 2  # every layer's hidden states, and the positions read
+    forward = shape.fast_layer_bytes(n)  # one layer's activations at once
+    chunk = 4 * CHUNK * output_vocabulary(bundle.model) * 4  # logits, log-probabilities, the rank comparison
     cells = (layers + 1) * columns * (top_k * 16 + 16 + 8 * top_k)  # top-k ids, probabilities and names kept
     require(
         states + forward + chunk + cells,

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from workbench.errors import AttributionError, ProbeError
-from workbench.explain.attribution.footprint import ModelShape
 from workbench.explain.budget import DEFAULT_MEMORY_MB, MB, memory_budget, require
+from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import MASK_PLACEHOLDER, check_text, display_token, token_id, with_model_mask
 from workbench.explain.output_head import head_only_at, output_vocabulary
 from workbench.explain.tokens import TokenInfo, token_info
