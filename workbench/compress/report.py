@@ -19,7 +19,7 @@ from workbench.compress.agreement import (
     require_drift_budget,
 )
 from workbench.errors import CompressionError
-from workbench.explain.attribution.footprint import ModelShape
+from workbench.explain.footprint import ModelShape
 from workbench.explain.budget import MB, memory_budget, require
 from workbench.models import ModelBundle
 
