@@ -199,7 +199,7 @@ def test_compare_refuses_before_any_model_runs(models):
     a, b = models["masked-lm"], models["causal-lm"]
     text = _masked("masked-lm", LONG)
     sentence, _ = refused(lambda: compare({"a": a, "b": b}, "next_token", text, memory_mb=1), a, b)
-    assert sentence.startswith("Next_token on ") and "a shorter text" in sentence
+    assert sentence.startswith("The next_token probe on ") and "a shorter text" in sentence
 
 
 def test_compare_hands_its_budget_to_a_probe_that_takes_one(models):

@@ -301,11 +301,14 @@ def _plan(bundle: ModelBundle, info: TokenInfo, memory_mb: int | None, keep_weig
     forward = shape.fast_layer_bytes(n)  # one layer's activations at once (the kernel keeps no maps)
     pooled = 4 * (layers + 1) * heads * blocks * blocks
     weights = 4 * layers * heads * n * n
-    per_row = 4 * heads * padded * 5 + 4 * padded  # scores, probabilities and their temporaries; distances
+    per_row = 4 * heads * padded * 3 + 4 * padded  # scores, probabilities and a temporary; distances
     rows = max(size, min(budget // 16, 64 * 2**20) // per_row // size * size)
     rows = min(rows, padded)
     mask = n * n if getattr(bundle.model.config, "sliding_window", None) else 0  # a mask that is kept
-    fixed = forward + pooled + rows * per_row + mask
+    # the scan runs inside a layer's attention, when the layer holds its input, queries, keys and values,
+    # not its MLP: the two peaks do not add up
+    scan = rows * per_row + 4 * n * 4 * shape.hidden
+    fixed = max(forward, scan) + pooled + mask
     keys = layers * n * (heads + kv_heads) * head_dim  # elements of every layer's queries and keys
     if keep_weights is None:
         keep_weights = weights <= budget // 4 and fixed + weights + 4 * keys <= budget
@@ -410,7 +413,7 @@ def attention_rollout(result: AttentionResult, *, add_residual: bool = True) -> 
     within blocks, an approximation otherwise).
     """
     if result.full_weights is not None:
-        mean: np.ndarray = result.full_weights.astype(np.float64).mean(axis=1)  # (layers, query, key)
+        mean: np.ndarray = result.full_weights.mean(axis=1, dtype=np.float64)  # (layers, query, key)
     else:
         mean = result.pooled.astype(np.float64).mean(axis=1)  # (layers, blocks, blocks)
     n = mean.shape[-1]

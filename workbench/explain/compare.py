@@ -177,6 +177,6 @@ def _require(bundle: ModelBundle, probe: str, text: object, memory_mb: int) -> N
     require(
         shape.layer_bytes(n) + shape.logits_bytes(n),
         memory_mb,
-        f"{probe} on {n:,} tokens of {bundle.name}",
+        f"the {probe} probe on {n:,} tokens of {bundle.name}",
         "a shorter text",
     )
