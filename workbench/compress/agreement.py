@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from workbench.errors import CompressionError
-from workbench.explain.footprint import ModelShape
 from workbench.explain.budget import memory_budget, require
+from workbench.explain.footprint import ModelShape
 from workbench.models import ModelBundle, eager_attention
 from workbench.models.onnx import OnnxModel
 

@@ -19,8 +19,8 @@ from workbench.compress.agreement import (
     require_drift_budget,
 )
 from workbench.errors import CompressionError
-from workbench.explain.footprint import ModelShape
 from workbench.explain.budget import MB, memory_budget, require
+from workbench.explain.footprint import ModelShape
 from workbench.models import ModelBundle
 
 __all__ = ["CompressionReport", "compare_models"]
