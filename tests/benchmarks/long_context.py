@@ -149,12 +149,14 @@ def main() -> None:
             "runs": len(good),
         }
     at = summary.get("4096", {})
+    longest = summary.get("8192", {})
     goals = {
         "attention_vs_forward_le_3": at.get("attention_vs_forward", 99) <= 3,
         "peak_rss_mb_le_1024": at.get("peak_rss_mb", 1e9) <= 1024,
         "first_render_bytes_le_2MiB": at.get("first_render_bytes", 1e12) <= 2 * 2**20,
+        "completes_at_8192_within_1024_mb": longest.get("peak_rss_mb", 1e9) <= 1024,
     }
-    print(json.dumps({"benchmark": "long_context", **cpu_flags(), "lengths": summary, "goals_at_4096": goals}))
+    print(json.dumps({"benchmark": "long_context", **cpu_flags(), "lengths": summary, "goals": goals}))
 
 
 if __name__ == "__main__":

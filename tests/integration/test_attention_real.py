@@ -41,3 +41,36 @@ def test_smollm2_tokens_show_accents_emoji_and_cjk_as_written():
     assert shown == "naïve café 🙂 東京"
     assert not any("Ġ" in t or "Ã" in t for t in result.tokens.text)
     assert result.weights.shape[:2] == (30, 9)
+
+
+def _eager_reference(bundle, text):
+    """The result from the model's own eager output_attentions at 512 tokens, statistics from the full maps."""
+    import sys
+
+    module = sys.modules["workbench.explain.attention"]
+    original = module.capture
+    module.capture = lambda *args, **kwargs: None  # as for a model whose attention cannot be captured
+    try:
+        return attention(bundle, text, max_tokens=512, memory_mb=8192)
+    finally:
+        module.capture = original
+
+
+@pytest.mark.parametrize("name", ["minilm", "smollm2-135m"])
+def test_maps_and_statistics_from_captured_keys_equal_eager_attention_at_512_tokens(name, minilm):
+    from workbench.explain import STATISTICS
+    from workbench.explain.attention import pool_maps
+
+    bundle = minilm if name == "minilm" else load_model(name)
+    text = " ".join(["The movie was slow, but the ending made it worth the wait, said the critic."] * 40)
+    captured = attention(bundle, text, max_tokens=512, keep_weights=False)
+    reference = _eager_reference(bundle, text)
+    assert captured.num_tokens == reference.num_tokens == 512 and captured.full_weights is None
+    for layer in range(captured.num_layers):
+        for head in range(captured.num_heads):
+            np.testing.assert_allclose(captured.head(layer, head), reference.weights[layer, head], atol=1e-5)
+    for statistic in STATISTICS:
+        np.testing.assert_allclose(
+            captured.stats[statistic], reference.stats[statistic], rtol=1e-5, atol=1e-5, err_msg=statistic
+        )
+    np.testing.assert_allclose(captured.pooled, pool_maps(reference.weights, captured.block_size), atol=1e-5)

@@ -288,3 +288,80 @@ def test_induction_share_on_a_hand_made_repeat():
     stats = head_statistics(w, tokens)
     assert stats["induction"][0, 0] == pytest.approx(0.0)
     assert stats["induction"][0, 1] == pytest.approx(1.0)
+
+
+def _variant(bundle, config_class, model_class, **changes):
+    """The same tokenizer with a model built from ``bundle``'s config with ``changes``."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    config = config_class(**{**bundle.model.config.to_dict(), **changes})
+    return dataclasses.replace(bundle, model=model_class(config).eval(), name=f"{bundle.name}-variant")
+
+
+@pytest.fixture(scope="module")
+def grouped_query(make_tiny):
+    """A Llama with grouped-query attention: 4 query heads share 2 key heads, as SmolLM2's 9 share 3."""
+    import transformers
+
+    base = make_tiny("tiny-gpt", max_positions=512, heads=4)
+    return _variant(base, transformers.LlamaConfig, transformers.LlamaForCausalLM, num_key_value_heads=2)
+
+
+@pytest.fixture(scope="module")
+def sliding_window(make_tiny):
+    """A ModernBERT whose layers alternate a 16-token sliding window with full attention: an explicit mask."""
+    import transformers
+
+    base = make_tiny("tiny-bert", max_positions=512)
+    return _variant(
+        base,
+        transformers.ModernBertConfig,
+        transformers.ModernBertForMaskedLM,
+        layer_types=["sliding_attention", "full_attention"],
+        local_attention=16,
+    )
+
+
+@pytest.mark.parametrize("which", ["grouped_query", "sliding_window"])
+def test_captured_maps_equal_eager_attention_with_shared_keys_and_with_a_window(which, request):
+    bundle = request.getfixturevalue(which)
+    captured = attention(bundle, LONG, keep_weights=False)
+    eager = _eager_reference(bundle, LONG)
+    assert captured.maps is not None
+    for layer in range(captured.num_layers):
+        for head in range(captured.num_heads):
+            np.testing.assert_allclose(captured.head(layer, head), eager.weights[layer, head], atol=1e-5)
+    for name in STATISTICS:
+        np.testing.assert_allclose(captured.stats[name], eager.stats[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    if which == "sliding_window":  # the window's layer sees nothing 16 or more tokens away
+        assert captured.maps.layers[0].allowed is not None and captured.maps.layers[1].allowed is None
+        assert captured.row(0, 0, 300)[:250].max() == 0 and captured.row(1, 0, 300)[:250].max() > 0
+
+
+def test_concurrent_calls_leave_the_models_kernel_as_it_was(long_bundle):
+    import threading
+
+    from workbench.models import eager_attention
+
+    before = long_bundle.model.config._attn_implementation
+    errors = []
+
+    def work(use_eager):
+        try:
+            for _ in range(3):
+                if use_eager:
+                    with eager_attention(long_bundle.model):
+                        long_bundle.model(**long_bundle.tokenizer("the cat sat", return_tensors="pt"))
+                else:
+                    attention(long_bundle, "the cat sat on the mat")
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i % 2 == 0,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert long_bundle.model.config._attn_implementation == before

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from workbench.errors import ProbeError
-from workbench.explain.attention_maps import AttentionMaps, ScanPlan, capture, induction_pairs, pooled_bins
+from workbench.explain.attention_maps import AttentionMaps, ScanPlan, capture, induction_mask, pooled_bins
 from workbench.explain.budget import budget_bytes, require
 from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import accepts_argument, check_text, inference
 from workbench.explain.tokens import TokenInfo, token_info
-from workbench.models import eager_attention
+from workbench.models import attention_lock, eager_attention
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
@@ -130,7 +130,7 @@ class AttentionResult:
         """One head's full map ``(query, key)``; ``MemoryBudgetError`` when n × n floats do not fit the budget."""
         n = self.num_tokens
         require(
-            n * n * 4 * 2,
+            12 * n * n,  # the scores, the mask, the probabilities and the copy returned
             memory_mb,
             f"one head's full map of {n:,} tokens",
             "result.rows(...) or result.region(...) for part of it",
@@ -185,6 +185,9 @@ def pool_maps(weights: np.ndarray, size: int) -> np.ndarray:
     """Full maps ``(layers, heads, n, n)`` pooled over blocks of ``size`` tokens: the mean over a block's
     queries of the attention summed over a key block, ``(layers, heads, blocks, blocks)``."""
     n = weights.shape[-1]
+    if size == 1:  # blocks of one token: the maps themselves
+        same: np.ndarray = weights.astype(np.float32, copy=False)
+        return same
     edges = np.arange(0, n, size)
     summed = np.add.reduceat(np.add.reduceat(weights, edges, axis=-1), edges, axis=-2)
     counts = np.diff(np.append(edges, n))
@@ -257,12 +260,10 @@ def attention(
         if k in enc and accepts_argument(bundle.model, k)
     }
     plan = _plan(bundle, info, memory_mb, keep_weights)
-    captured = None
-    if bundle.device.type == "cpu":
-        base = getattr(bundle.model, "base_model", bundle.model)
-        base_inputs = {k: v for k, v in inputs.items() if accepts_argument(base, k)}
-        with inference(bundle.model):
-            captured = capture(base, base_inputs, plan, ModelShape.of(bundle.model).layers)
+    base = getattr(bundle.model, "base_model", bundle.model)
+    base_inputs = {k: v for k, v in inputs.items() if accepts_argument(base, k)}
+    with inference(bundle.model), attention_lock(bundle.model):  # base shares the model's config and kernel
+        captured = capture(base, base_inputs, plan, ModelShape.of(bundle.model).layers)
     if captured is None:
         return _eager(
             bundle, text=text, pair=pair, info=info, inputs=inputs, truncated=truncated, note=note, memory_mb=memory_mb
@@ -301,7 +302,9 @@ def _plan(bundle: ModelBundle, info: TokenInfo, memory_mb: int | None, keep_weig
     forward = shape.fast_layer_bytes(n)  # one layer's activations at once (the kernel keeps no maps)
     pooled = 4 * (layers + 1) * heads * blocks * blocks
     weights = 4 * layers * heads * n * n
-    per_row = 4 * heads * padded * 3 + 4 * padded  # scores, probabilities and a temporary; distances
+    # scores, probabilities and a temporary; distances (non-causal: two int64 temporaries and a float copy);
+    # the induction mask and, at worst (one token repeated), its indices
+    per_row = 4 * heads * padded * 3 + 33 * padded
     rows = max(size, min(budget // 16, 64 * 2**20) // per_row // size * size)
     rows = min(rows, padded)
     mask = n * n if getattr(bundle.model.config, "sliding_window", None) else 0  # a mask that is kept
@@ -324,7 +327,7 @@ def _plan(bundle: ModelBundle, info: TokenInfo, memory_mb: int | None, keep_weig
     return ScanPlan(
         special=np.asarray(info.special, dtype=bool),
         punctuation=np.asarray(info.punctuation, dtype=bool),
-        induction=induction_pairs(info.ids or [-1] * n, info.special),
+        ids=np.asarray(info.ids or [-1] * n),
         block_size=size,
         rows_per_step=int(rows),
         keep_weights=bool(keep_weights),
@@ -346,8 +349,10 @@ def _eager(
     """Every map from the model's eager attention, for models whose queries and keys cannot be captured."""
     shape = ModelShape.of(bundle.model)
     n = len(info.text)
+    maps = shape.attention_maps_bytes(n)
     require(
-        2 * shape.attention_maps_bytes(n) + shape.layer_bytes(n),
+        # the model's maps and our copy of them, one layer's activations, one layer's float64 statistics
+        2 * maps + shape.layer_bytes(n) + 4 * 8 * shape.heads * n * n,
         memory_mb,
         f"eager attention on {n:,} tokens of {bundle.name} (whose attention can only be read whole)",
         "a shorter text (max_tokens=...)",
@@ -356,7 +361,10 @@ def _eager(
         out = bundle.model(**inputs, output_attentions=True)
     if not out.attentions:
         raise ProbeError(f"{bundle.name} returned no attention weights; it may not support output_attentions.")
-    weights = torch.stack([a[0].float() for a in out.attentions]).cpu().numpy()  # (layers, heads, query, key)
+    weights = np.empty((len(out.attentions), *out.attentions[0].shape[1:]), dtype=np.float32)  # (layers, heads, q, k)
+    for layer, maps_of_layer in enumerate(out.attentions):
+        weights[layer] = maps_of_layer[0].float().cpu().numpy()
+    del out  # the model's own copy
     result = AttentionResult(
         bundle.name, text, pair, info, weights, causal=bundle.is_causal, truncated=truncated, note=note
     )
@@ -368,39 +376,30 @@ def head_statistics(weights: np.ndarray, tokens: TokenInfo) -> dict[str, np.ndar
     """Per head, averaged over queries: entropy (nats), mean attention distance (tokens), and the share
     of attention on special tokens, on punctuation, on the previous, the next and the same token, and
     on induction keys (the token after an earlier occurrence of the query's token; averaged over the
-    queries that have one, 0 when none do). From full maps; ``attention`` computes the same streaming."""
+    queries that have one, 0 when none do). From full maps ``(layers, heads, query, key)``, one layer at
+    a time; ``attention`` computes the same streaming. Returns name -> ``(layers, heads)`` float32."""
     layers, heads, n, _ = weights.shape
-    w = weights.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(w > 0, w * np.log(w), 0.0)
-    entropy = -plogp.sum(-1).mean(-1)
     positions = np.arange(n)
     distance = np.abs(positions[:, None] - positions[None, :])  # (query, key)
-    mean_distance = (w * distance).sum(-1).mean(-1)
     special = np.asarray(tokens.special, dtype=bool)
     punctuation = np.asarray(tokens.punctuation, dtype=bool)
-    stats = {
-        "entropy": entropy,
-        "mean_distance": mean_distance,
-        "special": w[..., special].sum(-1).mean(-1) if special.any() else np.zeros((layers, heads)),
-        "punctuation": w[..., punctuation].sum(-1).mean(-1) if punctuation.any() else np.zeros((layers, heads)),
-        "previous": w[..., positions[1:], positions[:-1]].mean(-1) if n > 1 else np.zeros((layers, heads)),
-        "next": w[..., positions[:-1], positions[1:]].mean(-1) if n > 1 else np.zeros((layers, heads)),
-        "self": w[..., positions, positions].mean(-1),
-        "induction": _induction_share(w, tokens),
-    }
+    induction = induction_mask(np.asarray(tokens.ids or [-1] * n), special)  # (query, key)
+    with_induction = induction.any(axis=1)
+    stats = {name: np.zeros((layers, heads)) for name in STATISTICS}
+    for layer in range(layers):
+        w = weights[layer].astype(np.float64)  # (heads, query, key)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats["entropy"][layer] = -np.where(w > 0, w * np.log(w), 0.0).sum(-1).mean(-1)
+        stats["mean_distance"][layer] = (w * distance).sum(-1).mean(-1)
+        stats["special"][layer] = w[..., special].sum(-1).mean(-1)
+        stats["punctuation"][layer] = w[..., punctuation].sum(-1).mean(-1)
+        if n > 1:
+            stats["previous"][layer] = w[:, positions[1:], positions[:-1]].mean(-1)
+            stats["next"][layer] = w[:, positions[:-1], positions[1:]].mean(-1)
+        stats["self"][layer] = w[:, positions, positions].mean(-1)
+        if with_induction.any():
+            stats["induction"][layer] = (w * induction).sum(-1)[:, with_induction].mean(-1)
     return {k: v.astype(np.float32) for k, v in stats.items()}
-
-
-def _induction_share(w: np.ndarray, tokens: TokenInfo) -> np.ndarray:
-    layers, heads, n, _ = w.shape
-    queries, keys = induction_pairs(tokens.ids or [-1] * n, tokens.special)
-    if not len(queries):
-        return np.zeros((layers, heads))
-    share = np.zeros((layers, heads, n))
-    np.add.at(share.transpose(2, 0, 1), queries, w[..., queries, keys].transpose(2, 0, 1))  # summed per query
-    mean: np.ndarray = share[..., np.unique(queries)].mean(-1)
-    return mean
 
 
 def attention_rollout(result: AttentionResult, *, add_residual: bool = True) -> np.ndarray:

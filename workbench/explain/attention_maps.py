@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["AttentionMaps", "Captured", "LayerKeys", "ScanPlan", "capture", "induction_pairs", "pooled_bins"]
+from workbench.models import attention_lock
+
+__all__ = ["AttentionMaps", "Captured", "LayerKeys", "ScanPlan", "capture", "induction_mask", "pooled_bins"]
 
 CAPTURE = "workbench_capture"  # the name the capture is registered under in transformers' AttentionInterface
 POOLED_BINS = 256  # pooled maps are at most this many blocks a side
@@ -45,25 +47,21 @@ def pooled_bins(n: int, bins: int = POOLED_BINS) -> int:
     return max(1, -(-n // bins))
 
 
-def induction_pairs(ids: list[int], special: list[bool]) -> tuple[np.ndarray, np.ndarray]:
-    """Query and key positions of the induction pattern: for a token at ``q``, each token that followed an
-    earlier occurrence of the same token (the key ``k + 1`` where ``ids[k] == ids[q]``, ``k + 1 < q``).
-
-    Special tokens are left out. Returns two int64 arrays of equal length, sorted by query.
-    """
-    where: dict[int, list[int]] = {}
-    queries: list[int] = []
-    keys: list[int] = []
-    for q, token in enumerate(ids):
-        if special[q]:
-            continue
-        earlier = where.setdefault(int(token), [])
-        for k in earlier:
-            if k + 1 < q:
-                queries.append(q)
-                keys.append(k + 1)
-        earlier.append(q)
-    return np.asarray(queries, dtype=np.int64), np.asarray(keys, dtype=np.int64)
+def induction_mask(ids: np.ndarray, special: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Where the induction pattern points, for queries ``start:stop``: ``(rows, n)`` bool, True at key ``k``
+    when the token before it, ``k - 1``, is the query's own token seen earlier (``ids[k - 1] == ids[q]``,
+    ``k < q``): the token that followed an earlier occurrence. Special tokens are left out."""
+    ids = np.asarray(ids)
+    special = np.asarray(special, dtype=bool)
+    n = len(ids)
+    stop = n if stop is None else stop
+    queries = np.arange(start, stop)[:, None]
+    keys = np.arange(n)[None, :]
+    before = np.concatenate([[-1], ids[:-1]])  # the token before each key; none before the first
+    usable = np.concatenate([[False], ~special[:-1]])
+    mask: np.ndarray = (before[None, :] == ids[start:stop, None]) & usable[None, :] & (keys < queries)
+    mask &= ~special[start:stop, None]
+    return mask
 
 
 @dataclass
@@ -133,7 +131,7 @@ class ScanPlan:
 
     special: np.ndarray  # (n,) bool
     punctuation: np.ndarray  # (n,) bool
-    induction: tuple[np.ndarray, np.ndarray]  # (query, key) positions
+    ids: np.ndarray  # (n,) token ids, for the induction share
     block_size: int  # tokens per block of the pooled maps
     rows_per_step: int  # queries scored at once (a multiple of block_size)
     keep_weights: bool  # also return every full map (short texts only)
@@ -146,9 +144,8 @@ class Captured:
 
     maps: AttentionMaps
     stats: dict[str, np.ndarray]  # name -> (layers, heads)
-    pooled: (
-        np.ndarray
-    )  # (layers, heads, blocks, blocks): mean over a block's queries of the attention summed over a key block
+    # (layers, heads, blocks, blocks): mean over a block's queries of the attention summed over a key block
+    pooled: np.ndarray
     weights: np.ndarray | None  # (layers, heads, n, n) when plan.keep_weights
     unsupported: str = ""
 
@@ -157,10 +154,11 @@ class Captured:
 class _Collector:
     plan: ScanPlan
     n: int
+    num_layers: int
     layers: list[LayerKeys] = field(default_factory=list)
     sums: list[dict[str, np.ndarray]] = field(default_factory=list)
-    pooled: list[np.ndarray] = field(default_factory=list)
-    weights: list[np.ndarray] = field(default_factory=list)
+    kept: tuple[torch.Tensor, torch.Tensor, np.ndarray] | None = None  # every layer's queries, keys, pooled maps
+    weights: np.ndarray | None = None  # (layers, heads, n, n), filled layer by layer when the plan keeps them
     unsupported: str = ""
     masks: dict[int, tuple[bool, torch.Tensor | None]] = field(default_factory=dict)  # data_ptr -> (causal, allowed)
 
@@ -181,22 +179,35 @@ class _Collector:
         if query.shape[0] != 1 or query.shape[2] != self.n or key.shape[2] != self.n:
             self.unsupported = "its attention layers see another length than the input"
             return
-        causal = bool(is_causal if is_causal is not None else getattr(module, "is_causal", False))
+        if len(self.layers) >= self.num_layers:
+            self.unsupported = "its attention runs more often than it has layers"
+            return
+        causal = bool(is_causal if is_causal is not None else getattr(module, "is_causal", True))  # as SDPA
         allowed = None
         if mask is not None:
             causal, allowed = self._mask(mask)
         scale = float(scaling) if scaling is not None else float(query.shape[-1]) ** -0.5
         exact = LayerKeys(query[0], key[0], scale, causal, allowed)
-        sums, pooled, weights = _scan(exact, self.n, self.plan)
+        if self.plan.keep_weights and self.weights is None:
+            self.weights = np.zeros((self.num_layers, query.shape[1], self.n, self.n), dtype=np.float32)
+        out = self.weights[len(self.layers)] if self.weights is not None else None
+        sums, pooled = _scan(exact, self.n, self.plan, out)
         self.sums.append(sums)
-        self.pooled.append(pooled)
-        if weights is not None:
-            self.weights.append(weights)
-        self.layers.append(
-            LayerKeys(
-                _compact(query[0], self.plan.storage), _compact(key[0], self.plan.storage), scale, causal, allowed
+        if self.kept is None:
+            # Everything kept lives in three blocks allocated once, not in the forward's own tensors: those
+            # sit among the forward's short-lived allocations and keep the allocator from reusing them
+            # (SmolLM2 at 4,096 tokens: 858 MB at peak over the process's memory that way, 692 MB this way).
+            self.kept = (
+                torch.empty((self.num_layers, *query.shape[1:]), dtype=self.plan.storage),
+                torch.empty((self.num_layers, *key.shape[1:]), dtype=self.plan.storage),
+                np.empty((self.num_layers, *pooled.shape), dtype=np.float32),
             )
-        )
+        queries, keys, pooled_maps = self.kept
+        i = len(self.layers)
+        queries[i].copy_(query[0])
+        keys[i].copy_(key[0])
+        pooled_maps[i] = pooled
+        self.layers.append(LayerKeys(queries[i], keys[i], scale, causal, allowed))
 
     def _mask(self, mask: torch.Tensor) -> tuple[bool, torch.Tensor | None]:
         """(causal, allowed): a full or causal mask becomes a flag; any other is kept as an (n, n) bool."""
@@ -213,14 +224,6 @@ class _Collector:
         return self.masks[ptr]
 
 
-def _compact(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``t`` in ``dtype``, holding no more storage than its own elements (a view of a fused q/k/v keeps all three)."""
-    out = t.to(dtype)
-    if out.untyped_storage().nbytes() > out.numel() * out.element_size():
-        out = out.contiguous() if not out.is_contiguous() else out.clone()
-    return out
-
-
 def _scores(lk: LayerKeys, start: int, stop: int, key: torch.Tensor) -> torch.Tensor:
     """``q·kᵀ·scale`` of queries ``start:stop`` against ``key`` ``(kv_heads, keys, d)``: ``(heads, rows, keys)``."""
     heads, _, d = lk.query.shape
@@ -232,42 +235,40 @@ def _scores(lk: LayerKeys, start: int, stop: int, key: torch.Tensor) -> torch.Te
     return scores.view(heads, rows, key.shape[1]).mul_(lk.scaling)
 
 
-def _allowed(lk: LayerKeys, start: int, stop: int, key_stop: int, n: int) -> torch.Tensor | None:
-    """Which keys each query may see: ``(rows, keys)`` bool, or None when it sees them all."""
-    allowed = None
-    if lk.allowed is not None:
-        allowed = torch.zeros(stop - start, key_stop, dtype=torch.bool)
-        width = min(key_stop, n)
-        allowed[:, :width] = lk.allowed[start:stop, :width]
-        return allowed
-    if lk.causal or key_stop > n:
-        queries = torch.arange(start, stop)[:, None]
-        keys = torch.arange(key_stop)[None, :]
-        allowed = keys < n
-        if lk.causal:
-            allowed = allowed & (keys <= queries)
+def _allowed(lk: LayerKeys, start: int, stop: int, key_stop: int, n: int) -> torch.Tensor:
+    """Which keys each query may see under the layer's own mask: ``(rows, key_stop)`` bool, False on padding."""
+    assert lk.allowed is not None  # only layers with a mask of their own keep one
+    allowed = torch.zeros(stop - start, key_stop, dtype=torch.bool, device=lk.allowed.device)
+    width = min(key_stop, n)
+    allowed[:, :width] = lk.allowed[start:stop, :width]
     return allowed
 
 
-def _scan(lk: LayerKeys, n: int, plan: ScanPlan) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
-    """One layer's per-head statistic sums, pooled map and (when asked) full maps, over blocks of queries."""
+def _scan(
+    lk: LayerKeys, n: int, plan: ScanPlan, out: np.ndarray | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One layer's per-head statistics and pooled map, over blocks of queries; its full maps written into
+    ``out`` ``(heads, n, n)`` when given. Runs on the device the queries are on; returns numpy arrays."""
     heads = lk.query.shape[0]
+    device = lk.query.device
     size = plan.block_size
     blocks = -(-n // size)
     padded = blocks * size
     key = lk.key
     if padded > n:  # keys padded to whole blocks, so a block pools with one reshape; the padding is masked
         key = torch.cat([key, key.new_zeros(key.shape[0], padded - n, key.shape[2])], dim=1)
-    special = torch.zeros(padded)
-    special[:n] = torch.from_numpy(plan.special.astype(np.float32))
-    punctuation = torch.zeros(padded)
-    punctuation[:n] = torch.from_numpy(plan.punctuation.astype(np.float32))
-    iq, ik = (torch.from_numpy(a) for a in plan.induction)
+
+    def per_key(flags: np.ndarray) -> torch.Tensor:  # (padded,) float32 on the device, 0 on the padding
+        column = torch.zeros(padded)
+        column[:n] = torch.from_numpy(flags.astype(np.float32))
+        return column.to(device)
+
+    special, punctuation = per_key(plan.special), per_key(plan.punctuation)
+    positions = torch.arange(padded, dtype=torch.float32, device=device)
     names = ("entropy", "mean_distance", "special", "punctuation", "previous", "next", "self", "induction")
-    sums = {name: torch.zeros(heads, dtype=torch.float64) for name in names}
-    pooled = torch.zeros(heads, blocks, blocks)
-    weights = np.zeros((heads, n, n), dtype=np.float32) if plan.keep_weights else None
-    positions = torch.arange(padded, dtype=torch.float32)
+    sums = {name: torch.zeros(heads, dtype=torch.float64, device=device) for name in names}
+    pooled = torch.zeros(heads, blocks, blocks, device=device)
+    with_induction = 0  # queries that have an induction key
     for start in range(0, n, plan.rows_per_step):
         stop = min(start + plan.rows_per_step, n)
         key_stop = -(-stop // size) * size if lk.causal and lk.allowed is None else padded
@@ -276,7 +277,7 @@ def _scan(lk: LayerKeys, n: int, plan: ScanPlan) -> tuple[dict[str, np.ndarray],
         p = shifted.exp()
         total = p.sum(-1, keepdim=True)
         p.div_(total)  # softmax, as the eager kernel: (heads, rows, keys)
-        rows = torch.arange(start, stop)
+        rows = torch.arange(start, stop, device=device)
         local = rows - start
         # entropy = -sum p log p = log(total) - sum p * shifted (masked keys: p = 0, shifted finite)
         rows_dot = torch.bmm(p.view(-1, 1, key_stop), shifted.view(-1, key_stop, 1)).view(heads, -1)  # sum p*shifted
@@ -291,7 +292,7 @@ def _scan(lk: LayerKeys, n: int, plan: ScanPlan) -> tuple[dict[str, np.ndarray],
         if lk.causal and lk.allowed is None:  # every key at or before the query: |q - k| = q - k
             distance = rows.float() - position
         else:
-            distance = (p * (rows[:, None] - torch.arange(key_stop)[None, :]).abs().float()).sum(-1)
+            distance = (p * (rows[:, None] - positions[None, :key_stop]).abs_()).sum(-1)
         sums["mean_distance"] += distance.sum(-1, dtype=torch.float64)
         sums["special"] += on_special.sum(-1, dtype=torch.float64)
         sums["punctuation"] += on_punctuation.sum(-1, dtype=torch.float64)
@@ -300,9 +301,11 @@ def _scan(lk: LayerKeys, n: int, plan: ScanPlan) -> tuple[dict[str, np.ndarray],
         sums["previous"] += p[:, local[prev], rows[prev] - 1].sum(-1, dtype=torch.float64)
         nxt = (rows + 1 < n) & (rows + 1 < key_stop)
         sums["next"] += p[:, local[nxt], rows[nxt] + 1].sum(-1, dtype=torch.float64)
-        chosen = (iq >= start) & (iq < stop)
-        if bool(chosen.any()):
-            sums["induction"] += p[:, iq[chosen] - start, ik[chosen]].sum(-1, dtype=torch.float64)
+        induction = induction_mask(plan.ids, plan.special, start, stop)[:, : min(key_stop, n)]  # (rows, keys)
+        query_index, key_index = (torch.from_numpy(a).to(device) for a in np.nonzero(induction))
+        if len(query_index):
+            sums["induction"] += p[:, query_index, key_index].sum(-1, dtype=torch.float64)
+            with_induction += int(induction.any(axis=1).sum())
         # pooled: summed over each query block × key block (the last query block may be short)
         count = stop - start
         short = -count % size
@@ -310,15 +313,14 @@ def _scan(lk: LayerKeys, n: int, plan: ScanPlan) -> tuple[dict[str, np.ndarray],
         pooled[:, start // size : -(-stop // size), : key_stop // size] += p_rows.view(
             heads, (count + short) // size, size, key_stop // size, size
         ).sum((2, 4))
-        if weights is not None:
-            weights[:, start:stop, : min(key_stop, n)] = p[..., :n].numpy()
-    counts = torch.full((blocks,), float(size))
+        if out is not None:
+            out[:, start:stop, : min(key_stop, n)] = p[..., :n].cpu().numpy()
+    counts = torch.full((blocks,), float(size), device=device)
     counts[-1] = n - (blocks - 1) * size
     pooled /= counts[None, :, None]  # mean over a block's queries: each row sums to 1 over the key blocks
-    q_with_pairs = len(np.unique(plan.induction[0]))
-    divisors = {"previous": max(n - 1, 1), "next": max(n - 1, 1), "induction": max(q_with_pairs, 1)}
-    means = {k: (v / divisors.get(k, n)).numpy() for k, v in sums.items()}
-    return means, pooled.numpy(), weights
+    divisors = {"previous": max(n - 1, 1), "next": max(n - 1, 1), "induction": max(with_induction, 1)}
+    means = {k: (v / divisors.get(k, n)).cpu().numpy() for k, v in sums.items()}
+    return means, pooled.cpu().numpy()
 
 
 MASKED = -1e30  # added to a masked score: exp() gives exactly 0, and 0 × the score stays finite (unlike -inf)
@@ -329,13 +331,11 @@ def _masked_scores(lk: LayerKeys, key: torch.Tensor, start: int, stop: int, *, k
     ``MASKED`` (keys past ``n`` are padding): ``(heads, rows, key_stop)``."""
     scores = _scores(lk, start, stop, key[:, :key_stop])
     if lk.allowed is not None:
-        allowed = _allowed(lk, start, stop, key_stop, n)
-        assert allowed is not None  # a kept mask always gives one
-        return scores.add_((~allowed).float().mul_(MASKED))
+        return scores.add_((~_allowed(lk, start, stop, key_stop, n)).float().mul_(MASKED))
     first = start + 1 if lk.causal else n  # keys before this are seen by every query of the block
     if first < key_stop:
-        queries = torch.arange(start, stop)[:, None]
-        keys = torch.arange(first, key_stop)[None, :]
+        queries = torch.arange(start, stop, device=scores.device)[:, None]
+        keys = torch.arange(first, key_stop, device=scores.device)[None, :]
         hidden = keys >= n
         if lk.causal:
             hidden = hidden | (keys > queries)
@@ -381,18 +381,22 @@ def _register() -> None:
 
 @contextlib.contextmanager
 def _capturing(model: Any, collector: _Collector) -> Iterator[None]:
-    """The model's attention goes through ``_capture_forward`` inside the block; its kernel is restored after."""
+    """The model's attention goes through ``_capture_forward`` inside the block; its kernel is restored after.
+
+    Holds the model's ``attention_lock``: another thread's call waits rather than restore this one's kernel.
+    """
     _register()
-    before = getattr(model.config, "_attn_implementation", None) or "eager"
-    _state.collector = collector
-    try:
-        model.set_attn_implementation(CAPTURE)
+    with attention_lock(model):
+        before = getattr(model.config, "_attn_implementation", None) or "eager"
+        _state.collector = collector
         try:
-            yield
+            model.set_attn_implementation(CAPTURE)
+            try:
+                yield
+            finally:
+                model.set_attn_implementation(before)
         finally:
-            model.set_attn_implementation(before)
-    finally:
-        _state.collector = None
+            _state.collector = None
 
 
 def capture(model: Any, inputs: dict[str, torch.Tensor], plan: ScanPlan, num_layers: int) -> Captured | None:
@@ -405,7 +409,7 @@ def capture(model: Any, inputs: dict[str, torch.Tensor], plan: ScanPlan, num_lay
     if not hasattr(model, "set_attn_implementation"):
         return None
     n = int(inputs["input_ids"].shape[1])
-    collector = _Collector(plan, n)
+    collector = _Collector(plan, n, num_layers)
     try:
         with _capturing(model, collector):
             model(**inputs)
@@ -420,6 +424,6 @@ def capture(model: Any, inputs: dict[str, torch.Tensor], plan: ScanPlan, num_lay
     return Captured(
         AttentionMaps(collector.layers, n, precision),
         stats,
-        np.stack(collector.pooled),
-        np.stack(collector.weights) if plan.keep_weights else None,
+        collector.kept[2] if collector.kept is not None else np.zeros((0, 0, 0, 0), np.float32),
+        collector.weights,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -99,20 +100,33 @@ def inference(model: torch.nn.Module) -> Iterator[None]:
     of its forward's peak memory. A call that wants the cache (``generate``) asks for it explicitly.
     """
     was_training = model.training
-    config = getattr(model, "config", None)
-    cached = getattr(config, "use_cache", False) is True
     if was_training:  # switching walks every module: about 1 ms on a small model, so only when needed
         model.eval()
-    if cached:
-        config.use_cache = False  # type: ignore[union-attr]
+    config = getattr(model, "config", None)
+    with _cache_lock:  # the first call on a model turns its cache off, the last one out turns it back on
+        calls = _cache_off.get(id(config))
+        if calls is not None:
+            _cache_off[id(config)] = calls + 1
+        elif getattr(config, "use_cache", False) is True:
+            _cache_off[id(config)] = 1
+            config.use_cache = False  # type: ignore[union-attr]
     try:
         with torch.inference_mode():
             yield
     finally:
-        if cached:
-            config.use_cache = True  # type: ignore[union-attr]
+        with _cache_lock:
+            calls = _cache_off.get(id(config))
+            if calls == 1:
+                del _cache_off[id(config)]
+                config.use_cache = True  # type: ignore[union-attr]
+            elif calls is not None:
+                _cache_off[id(config)] = calls - 1
         if was_training:
             model.train()
+
+
+_cache_lock = threading.Lock()
+_cache_off: dict[int, int] = {}  # id of a config whose cache inference() turned off -> calls inside
 
 
 def token_id(tokenizer: Any, target: object, vocab_size: int) -> int:

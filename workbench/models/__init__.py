@@ -16,7 +16,16 @@ write what ``workbench.compress`` makes; ``hf`` is what they share about transfo
 from __future__ import annotations
 
 from workbench.models.bundle import ModelBundle
-from workbench.models.hf import KINDS, ModelKind, eager_attention
+from workbench.models.hf import KINDS, ModelKind, attention_lock, eager_attention
 from workbench.models.loading import MODEL_NAMES, PRESETS, load_model
 
-__all__ = ["KINDS", "MODEL_NAMES", "PRESETS", "ModelBundle", "ModelKind", "eager_attention", "load_model"]
+__all__ = [
+    "KINDS",
+    "MODEL_NAMES",
+    "PRESETS",
+    "ModelBundle",
+    "ModelKind",
+    "attention_lock",
+    "eager_attention",
+    "load_model",
+]

@@ -7,6 +7,8 @@ builds models (``models``, ``compress``) can share it without importing each oth
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
@@ -18,6 +20,7 @@ __all__ = [
     "KINDS",
     "ModelKind",
     "SwitchesAttention",
+    "attention_lock",
     "eager_attention",
     "kind_from_config",
     "quiet_transformers",
@@ -74,19 +77,35 @@ class SwitchesAttention(Protocol):
 Switchable = TypeVar("Switchable", bound=SwitchesAttention)
 
 
+_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def attention_lock(model: Any) -> threading.RLock:
+    """The one lock of ``model``'s attention kernel: held by every call that switches the kernel, runs the
+    model and switches it back, so two threads never restore each other's kernel."""
+    with _locks_guard:
+        lock = _locks.get(model)
+        if lock is None:
+            lock = _locks[model] = threading.RLock()
+        return lock
+
+
 @contextlib.contextmanager
 def eager_attention(model: Switchable) -> Iterator[Switchable]:
     """Switch a model to eager attention inside the block, so attention weights come back.
 
     SDPA and flash kernels return no weights (an empty tuple, without an error); the
-    previous implementation is restored on exit, even after an exception.
+    previous implementation is restored on exit, even after an exception. Holds the model's
+    ``attention_lock`` for the block.
     """
-    before = getattr(model.config, "_attn_implementation", None) or "eager"
-    if before == "eager":
-        yield model
-        return
-    model.set_attn_implementation("eager")
-    try:
-        yield model
-    finally:
-        model.set_attn_implementation(before)
+    with attention_lock(model):
+        before = getattr(model.config, "_attn_implementation", None) or "eager"
+        if before == "eager":
+            yield model
+            return
+        model.set_attn_implementation("eager")
+        try:
+            yield model
+        finally:
+            model.set_attn_implementation(before)
