@@ -78,3 +78,15 @@ def test_every_live_view_runs_the_prelude_before_its_module(view: type) -> None:
 def test_the_export_inlines_the_same_module_text_as_the_live_view(view: str) -> None:
     body = _script_body(standalone_page(view, view, {}))
     assert _constant(body, "esm") == widget_module(f"{view}.js")
+
+
+def test_a_page_over_its_budget_is_refused_before_it_is_built(tmp_path):
+    from workbench.errors import MemoryBudgetError
+    from workbench.ui._standalone import standalone_page
+
+    state = {"rows": ["token"] * 200_000}  # about 1.8 MB of JSON: its page needs three times that
+    with pytest.raises(MemoryBudgetError, match=r"standalone page of the attribution view \(1\.\d MB of state\)"):
+        standalone_page("big", "attribution", state, path=tmp_path / "page.html", memory_mb=2)
+    assert not (tmp_path / "page.html").exists()
+    page = standalone_page("big", "attribution", state, path=tmp_path / "page.html", memory_mb=8)
+    assert (tmp_path / "page.html").read_text(encoding="utf-8") == page and len(page) > 1_800_000

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workbench.explain.budget import require
 from workbench.ui._assets import widget_css, widget_module
 
 __all__ = ["script_json", "standalone_page"]
@@ -23,19 +24,30 @@ def standalone_page(
     on_set: str = "",
     before_render: str = "",
     path: str | Path | None = None,
+    memory_mb: int | None = None,
 ) -> str:
     """The page for view ``module`` (``attention`` loads ``attention.js``, after the prelude, and ``attention.css``).
 
     ``state`` goes in as JSON; ``binary`` values are base64 strings decoded to bytes; ``extra``
     values are inlined as JS constants of those names; ``on_set`` is JS run inside ``model.set(k, v)``
     after the change; ``before_render`` runs once before the view renders. Written to ``path`` when given.
+    Raises ``MemoryBudgetError`` before building the page when it (the state's JSON and the page that holds
+    it: about three copies) would need more than ``memory_mb`` (default: the kernel's budget).
     """
+    state_json = script_json(state)
     constants = "".join(f"const {name} = {script_json(value)};\n" for name, value in (extra or {}).items())
+    size = len(state_json) + len(constants) + sum(len(v) for v in (binary or {}).values())
+    require(
+        3 * size,
+        memory_mb,
+        f"the standalone page of the {module} view ({size / 2**20:,.1f} MB of state)",
+        "a view of less data",
+    )
     page = _PAGE.format(
         title=html.escape(title),
         css=widget_css(f"{module}.css"),
         esm=script_json(widget_module(f"{module}.js")),
-        state=script_json(state),
+        state=state_json,
         binary=script_json(binary or {}),
         constants=constants,
         on_set=on_set,

@@ -302,6 +302,7 @@ class AttentionView(anywidget.AnyWidget):
             on_set="answer(k, v);",
             before_render=_ANSWER_OFFLINE + 'model.set("selected", state.selected);',
             path=path,
+            memory_mb=memory_mb,
         )
 
     def _export_heads(self, heads: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:

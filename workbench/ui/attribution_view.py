@@ -93,8 +93,11 @@ class AttributionView(anywidget.AnyWidget):
             self.title = title or f"Attributions: {self.results[0].model}"
             self.target = self.results[0].target_name
 
-    def to_html(self, path: str | Path | None = None) -> str:
-        """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``)."""
+    def to_html(self, path: str | Path | None = None, *, memory_mb: int | None = None) -> str:
+        """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``).
+
+        Raises ``MemoryBudgetError`` when the page would not fit ``memory_mb`` (default: the kernel's budget).
+        """
         state = {
             "rows": self.rows,
             "texts": self.texts,
@@ -102,4 +105,4 @@ class AttributionView(anywidget.AnyWidget):
             "target": self.target,
             "title": self.title,
         }
-        return standalone_page(self.title, "attribution", state, path=path)
+        return standalone_page(self.title, "attribution", state, path=path, memory_mb=memory_mb)

@@ -105,8 +105,15 @@ class CompressionView(anywidget.AnyWidget):
         self.source = report
         self.report = report_state(report)
 
-    def to_html(self, path: str | Path | None = None) -> str:
-        """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``)."""
+    def to_html(self, path: str | Path | None = None, *, memory_mb: int | None = None) -> str:
+        """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``).
+
+        Raises ``MemoryBudgetError`` when the page would not fit ``memory_mb`` (default: the kernel's budget).
+        """
         return standalone_page(
-            self.report["title"], "compression", {"report": self.report, "example": self.example}, path=path
+            self.report["title"],
+            "compression",
+            {"report": self.report, "example": self.example},
+            path=path,
+            memory_mb=memory_mb,
         )
