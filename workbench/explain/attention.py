@@ -108,7 +108,9 @@ class AttentionResult:
             raise ProbeError(f"head must be an index below {self.num_heads}, got {head!r}.")
 
     def rows(self, layer: int, head: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows ``start:stop`` (queries) of one head's map over every key: ``(stop - start, n)`` float32."""
+        """Rows ``start:stop`` (queries) of one head's map over every key: ``(stop - start, n)`` float32.
+
+        Raises ``ProbeError`` for a layer, head or span out of range."""
         self._check(layer, head)
         n = self.num_tokens
         stop = n if stop is None else stop
@@ -122,7 +124,7 @@ class AttentionResult:
         return self.maps.rows(layer, head, start, stop)
 
     def row(self, layer: int, head: int, query: int) -> np.ndarray:
-        """Where one query attends: one row of a head's map, ``(n,)``."""
+        """Where one query attends: one row of a head's map, ``(n,)``; ``ProbeError`` out of range."""
         one: np.ndarray = self.rows(layer, head, query, query + 1)[0]
         return one
 
@@ -138,14 +140,16 @@ class AttentionResult:
         return self.rows(layer, head)
 
     def region(self, layer: int, head: int, queries: tuple[int, int], keys: tuple[int, int]) -> np.ndarray:
-        """A window of one head's map at full resolution: queries ``[q0, q1)`` × keys ``[k0, k1)``."""
+        """A window of one head's map at full resolution: queries ``[q0, q1)`` × keys ``[k0, k1)``,
+        ``(q1 - q0, k1 - k0)``; ``ProbeError`` for a window out of range."""
         (q0, q1), (k0, k1) = queries, keys
         if not (0 <= k0 < k1 <= self.num_tokens):
             raise ProbeError(f"keys must satisfy 0 <= k0 < k1 <= {self.num_tokens}, got {keys}.")
         return self.rows(layer, head, q0, q1)[:, k0:k1]
 
     def thumbnail(self, layer: int, head: int, size: int = THUMB) -> np.ndarray:
-        """One head's map pooled to at most ``size`` × ``size`` cells: the mean attention per cell ``(t, t)``."""
+        """One head's map pooled to at most ``size`` × ``size`` cells: the mean attention per cell ``(t, t)``;
+        ``ProbeError`` for a layer or head out of range."""
         self._check(layer, head)
         one: np.ndarray = self.thumbnails(size)[int(layer), int(head)]
         return one

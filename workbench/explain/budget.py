@@ -43,7 +43,9 @@ def _check(memory_mb: object) -> int:
 
 
 def set_memory_budget(memory_mb: int) -> int:
-    """Set the budget (MB) of every later explain call in this process that is not given its own; returns the old."""
+    """Set the budget (MB) of every later explain call in this process that is not given its own; returns the old.
+
+    Raises ``MemoryBudgetError`` when ``memory_mb`` is not a positive whole number (the old budget stays)."""
     global _budget_mb
     memory_mb = _check(memory_mb)
     with _lock:
@@ -52,7 +54,9 @@ def set_memory_budget(memory_mb: int) -> int:
 
 
 def memory_budget(memory_mb: int | None = None) -> int:
-    """The budget in MB a call works within: its own ``memory_mb`` when given, else the kernel's."""
+    """The budget in MB a call works within: its own ``memory_mb`` when given, else the kernel's.
+
+    Raises ``MemoryBudgetError`` when ``memory_mb`` is given and is not a positive whole number."""
     return _budget_mb if memory_mb is None else _check(memory_mb)
 
 
