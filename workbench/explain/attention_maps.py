@@ -106,13 +106,6 @@ class AttentionMaps:
                     total += t.numel() * t.element_size()
         return total
 
-    def probs(self, layer: int, start: int, stop: int, key_stop: int | None = None) -> torch.Tensor:
-        """Attention of queries ``start:stop`` to keys ``0:key_stop`` (default: all), every head:
-        ``(heads, rows, keys)``."""
-        lk = self.layers[layer]
-        key_stop = self.num_tokens if key_stop is None else min(key_stop, self.num_tokens)
-        return _block_probs(lk, lk.key, start, stop, key_stop=key_stop, n=self.num_tokens)
-
     def rows(self, layer: int, head: int, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of one head's map: ``(stop - start, n)`` float32."""
         lk = self.layers[layer]

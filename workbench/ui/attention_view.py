@@ -123,7 +123,6 @@ class AttentionView(anywidget.AnyWidget):
             )
         super().__init__(**kwargs)
         self.result = result
-        self.pooled: np.ndarray = result.pooled  # (layers, heads, blocks, blocks)
         n = result.num_tokens
         self.long = n > FULL_HEAD_TOKENS
         flow = attention_flow(result) if n <= FLOW_MAX_TOKENS else None
@@ -147,7 +146,7 @@ class AttentionView(anywidget.AnyWidget):
                 "has_flow": flow is not None,
                 "long": self.long,
                 "block_size": result.block_size,
-                "blocks": int(self.pooled.shape[-1]),
+                "blocks": int(self.result.pooled.shape[-1]),
                 "rollout_size": int(rollout.shape[-1]),
                 "rollout_block": rollout_block,
                 "window_rows": WINDOW_ROWS,
@@ -198,7 +197,7 @@ class AttentionView(anywidget.AnyWidget):
         layer, head = chosen
         with self.hold_sync():
             if self.long:
-                self.pooled_data = pack_matrix(self.pooled[layer, head])
+                self.pooled_data = pack_matrix(self.result.pooled[layer, head])
                 self.pooled_key = f"{layer}:{head}"
             else:
                 self.head_data = pack_matrix(self.result.rows(layer, head))
@@ -258,7 +257,7 @@ class AttentionView(anywidget.AnyWidget):
         """
         r = self.result
         chosen = self._export_heads(heads)
-        n, blocks = r.num_tokens, self.pooled.shape[-1]
+        n, blocks = r.num_tokens, self.result.pooled.shape[-1]
         pooled_bytes = r.num_layers * r.num_heads * blocks * blocks if self.long else 0
         require(
             len(chosen) * n * n * EXPORT_BYTES_PER_CELL + pooled_bytes * EXPORT_BYTES_PER_CELL,
@@ -270,7 +269,7 @@ class AttentionView(anywidget.AnyWidget):
         pooled = {}
         if self.long:
             pooled = {
-                f"{layer}:{h}": base64.b64encode(pack_matrix(self.pooled[layer, h])).decode()
+                f"{layer}:{h}": base64.b64encode(pack_matrix(self.result.pooled[layer, h])).decode()
                 for layer in range(r.num_layers)
                 for h in range(r.num_heads)
             }
