@@ -214,9 +214,9 @@ class SiteMap:
 
 
 def _in_features(module: torch.nn.Module) -> int:
+    if isinstance(getattr(module, "in_features", None), int):  # a Linear, also one quantized to int8
+        return int(module.in_features)  # type: ignore[arg-type]
     weight = getattr(module, "weight", None)
-    if isinstance(module, torch.nn.Linear):
-        return module.in_features
     if weight is not None and weight.dim() == 2 and type(module).__name__ == "Conv1D":  # GPT-2: (in, out)
         return int(weight.shape[0])
     return 0
