@@ -14,16 +14,6 @@ const OVERSCAN = 6; // rows drawn above and below the viewport
 const REQUEST_DELAY_MS = 80; // a window is asked for once scrolling pauses this long
 const MATRIX_PX = 512; // px a side of the pooled image
 
-function bytesOf(value) {
-  // anywidget hands binary traits over as DataView (or ArrayBuffer / typed array in other hosts)
-  if (!value) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (value.buffer instanceof ArrayBuffer) return new Uint8Array(value.buffer, value.byteOffset || 0, value.byteLength);
-  return new Uint8Array(0);
-}
-
 // A rows x cols matrix packed as rows float32 row scales followed by rows*cols uint8 (value/255 * scale).
 function decodeMatrix(raw, rows, cols = rows) {
   const bytes = bytesOf(raw);

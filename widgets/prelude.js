@@ -42,3 +42,13 @@ function diverging(t) {
 function sequential(t) {
   return mix(WHITE, BLUE, t);
 }
+
+// A binary trait's bytes: anywidget hands them over as a DataView (other hosts: ArrayBuffer, a typed array).
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (value.buffer instanceof ArrayBuffer) return new Uint8Array(value.buffer, value.byteOffset || 0, value.byteLength);
+  return new Uint8Array(0);
+}

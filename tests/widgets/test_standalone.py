@@ -14,7 +14,7 @@ from workbench.ui._standalone import script_json, standalone_page
 # Texts that would end the script element early or switch the HTML parser into the script's
 # "double-escaped" state (after "<!--", a "<script" makes "</script>" no longer end the element).
 PAYLOADS = ["<!--<script>", "<script>alert(1)</script>", "</script><!--", "-->", "a && b", "line\u2028break"]
-VIEWS = ["attention", "attribution", "compression"]
+VIEWS = ["attention", "attribution", "compression", "patching"]
 
 
 def _script_body(page: str) -> str:
