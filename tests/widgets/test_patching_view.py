@@ -200,3 +200,14 @@ def test_packed_values_round_trip_exactly():
     values = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
     assert len(pack_values(values)) == 60
     np.testing.assert_array_equal(unpack_values(pack_values(values), 3, 5), values)
+
+
+def test_the_engines_head_ablation_map_opens_its_heads(tiny_gpt):
+    from workbench.explain.ablation import ablate_each_head
+
+    result = ablate_each_head(tiny_gpt, "The cat sat on the", target=" mat")
+    view = PatchingView(result, tiny_gpt)
+    assert view.meta["by_head"] and view.meta["can_open"] and view.meta["site_names"][1] == ["head.1.0", "head.1.1"]
+    np.testing.assert_array_equal(unpack_values(view.values, 2, 2), result.values)
+    view.open_head(1, 1)
+    assert view.attention.selected == {"layer": 1, "head": 1} and view.attention.result.text == "The cat sat on the"
