@@ -97,10 +97,11 @@ def test_the_default_target_is_the_probability_of_the_models_own_top_token(model
     assert "0.0" in repr(result) and result.metric in repr(result)
 
 
-@pytest.mark.parametrize("kind", ["zero", "mean"])
-def test_ablating_each_head_in_one_batch_equals_ablating_them_one_at_a_time(models, kind):
-    bundle, text = models["gpt"], TEXTS["gpt"]
-    pair = (" the", " cat")
+@pytest.mark.parametrize("which, kind", [("gpt", "zero"), ("gpt", "mean"), ("bert", "zero")])
+def test_ablating_each_head_in_one_batch_equals_ablating_them_one_at_a_time(models, which, kind):
+    """The batched route (a layer's heads as copies in one forward, started at that layer) against plain runs."""
+    bundle, text = models[which], TEXTS[which]
+    pair = (" the", " cat") if which == "gpt" else ("the", "cat")
     reference = ["a dog ran in the park", "the mat"] if kind == "mean" else None
     effects = ablate_each_head(bundle, text, target=pair, kind=kind, reference=reference)
     found = site_map(bundle.model)
@@ -112,6 +113,15 @@ def test_ablating_each_head_in_one_batch_equals_ablating_them_one_at_a_time(mode
             assert effects.value(layer, head) == pytest.approx(alone.change, abs=1e-5)
             assert effects.clean_metric == alone.metric_before
     assert np.abs(effects.values).max() > 1e-2
+
+
+def test_batches_cut_smaller_by_the_budget_give_the_same_map(models, monkeypatch):
+    from workbench.explain import ablation
+
+    whole = ablate_each_head(models["gpt"], TEXTS["gpt"])
+    monkeypatch.setattr(ablation, "BATCH_SHARE", 10**9)  # a share of the budget that holds a single copy
+    one_by_one = ablate_each_head(models["gpt"], TEXTS["gpt"])
+    assert np.allclose(one_by_one.values, whole.values, atol=1e-6) and np.abs(whole.values).max() > 1e-3
 
 
 def test_mean_ablating_a_one_token_text_with_itself_as_reference_changes_nothing(models):

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from workbench.explain.metrics import BoundMetric, bind_metric
 from workbench.explain.output_head import head_only_at
 from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import TokenPrediction
-from workbench.explain.sites import Site, Writer, hooked, site_map, text_tokens
+from workbench.explain.sites import Site, Writer, hooked, site_map, start_at, text_tokens
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
@@ -163,11 +164,25 @@ def _reading(bundle: ModelBundle, text: object, call: str) -> _Reading:
     raise ProbeError(f"{call} needs a masked or causal language model; {bundle.name} is a {bundle.kind} model.")
 
 
-def _logits(bundle: ModelBundle, reading: _Reading, writers: list[tuple[Site, Writer]], rows: int = 1) -> torch.Tensor:
-    """The logits at the read position of ``rows`` copies of the text run with ``writers``: ``(rows, vocab)``."""
+def _logits(
+    bundle: ModelBundle,
+    reading: _Reading,
+    writers: list[tuple[Site, Writer]],
+    rows: int = 1,
+    start: tuple[int, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The logits at the read position of ``rows`` copies of the text run with ``writers``: ``(rows, vocab)``.
+
+    ``start=(layer, stream)`` enters ``layer`` with ``stream`` ``(1, positions, hidden)`` (the plain run's,
+    cached) and skips the layers before it, which no writer changes."""
     batch = {k: v.expand(rows, *v.shape[1:]) for k, v in reading.enc.items()}
     where = torch.full((rows, 1), reading.position)
-    with inference(bundle.model), hooked(bundle.model, writers), head_only_at(bundle.model, where):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(inference(bundle.model))
+        if start is not None:
+            stack.enter_context(start_at(bundle.model, start[0], start[1].expand(rows, -1, -1)))
+        stack.enter_context(hooked(bundle.model, writers))
+        stack.enter_context(head_only_at(bundle.model, where))
         return bundle.model(**batch).logits[:, 0].float()  # (rows, vocab)
 
 
@@ -178,7 +193,8 @@ def _reference_texts(reference: object, kind: str, call: str) -> list[str] | Non
         raise ProbeError(f"{call} reads reference texts only for kind='mean'; drop reference or ask for kind='mean'.")
     texts = [reference] if isinstance(reference, str) else reference
     if not isinstance(texts, (list, tuple)) or not texts:
-        raise ProbeError(f"reference is a text or a non-empty list of texts; got {type(reference).__name__}.")
+        shown = f"an empty {type(texts).__name__}" if isinstance(texts, (list, tuple)) else type(texts).__name__
+        raise ProbeError(f"reference is a text or a non-empty list of texts; got {shown}.")
     return [check_text(t, "A reference text") for t in texts]
 
 
@@ -237,8 +253,9 @@ def _require(bundle: ModelBundle, reading: _Reading, rows: int, memory_mb: int |
     shape = ModelShape.of(bundle.model)
     n = reading.enc["input_ids"].shape[1]
     per_row = shape.layer_bytes(n) + shape.logits_bytes(1) + n * shape.hidden * 4  # a layer, the logits, the stream
-    require(per_row, memory_mb, f"{what} on {n:,} tokens of {bundle.name}", "a shorter text")
-    return max(1, min(rows, memory_budget(memory_mb) * MB // BATCH_SHARE // per_row))
+    cached = shape.layers * n * shape.hidden * 4 if rows > 1 else 0  # the plain run's stream entering each layer
+    require(per_row + cached, memory_mb, f"{what} on {n:,} tokens of {bundle.name}", "a shorter text")
+    return max(1, min(rows, (memory_budget(memory_mb) * MB // BATCH_SHARE - cached) // per_row))
 
 
 def ablate(
@@ -295,7 +312,8 @@ def ablate_each_head(
     memory_mb: int | None = None,
 ) -> PatchingResult:
     """A map of what each head does alone: ``values[layer, head]`` is the metric with that head ablated
-    minus the plain run's metric (negative: the head helped). Many ablated copies run in one forward.
+    minus the plain run's metric (negative: the head helped). The heads of one layer run as copies in one
+    forward that starts at their layer from the plain run's stream there.
 
     Takes ``target``, ``kind`` and ``reference`` as :func:`ablate` does and raises as it does. Returns a
     :class:`PatchingResult` with ``method="ablation"``, ``kind="head"``; its ``clean_metric`` and
@@ -308,15 +326,20 @@ def ablate_each_head(
     sites = found.all_sites(("head",))
     per_batch = _require(bundle, reading, len(sites), memory_mb, "ablating each head")
     means = head_means(bundle, references or [reading.model_text], sites) if kind == "mean" else {}
-    plain = _logits(bundle, reading, [])
+    entering: dict[int, torch.Tensor] = {}  # layer -> the plain run's stream entering it, (1, positions, hidden)
+    keepers = [(Site("resid_pre", layer), _keeper(entering, layer)) for layer in range(found.num_layers)]
+    plain = _logits(bundle, reading, keepers)  # reading changes nothing: the logits are the plain run's
     metric = _bound_target(bundle, target, plain)
     plain_metric = float(metric(plain)[0])
     effects = np.zeros(len(sites), dtype=np.float32)
-    for start in range(0, len(sites), per_batch):
-        chunk = sites[start : start + per_batch]  # row i of this batch ablates chunk[i] alone
-        writers = [(s, _ablator(kind, means.get(s), _one_row(i, len(chunk)))) for i, s in enumerate(chunk)]
-        values = metric(_logits(bundle, reading, writers, rows=len(chunk)))  # (rows,)
-        effects[start : start + len(chunk)] = values.numpy() - plain_metric
+    # A head changes nothing before its layer: each batch holds heads of one layer and starts there.
+    for first in range(0, len(sites), found.num_heads):
+        layer = sites[first].layer
+        for start in range(first, first + found.num_heads, per_batch):
+            chunk = sites[start : min(start + per_batch, first + found.num_heads)]  # row i ablates chunk[i] alone
+            writers = [(s, _ablator(kind, means.get(s), _one_row(i, len(chunk)))) for i, s in enumerate(chunk)]
+            logits = _logits(bundle, reading, writers, rows=len(chunk), start=(layer, entering[layer]))
+            effects[start : start + len(chunk)] = metric(logits).numpy() - plain_metric  # (rows,)
     note = (
         f"{kind} ablation of each head alone; a value is the metric with that head ablated minus the plain "
         f"run's {plain_metric:.4g}" + (f", means over {len(references)} reference texts" if references else "")
@@ -336,6 +359,13 @@ def ablate_each_head(
         read_position=reading.position,
         note=note,
     )
+
+
+def _keeper(kept: dict[int, torch.Tensor], layer: int) -> Writer:
+    def keep(x: torch.Tensor) -> None:
+        kept[layer] = x.clone()
+
+    return keep
 
 
 def _one_row(index: int, rows: int) -> torch.Tensor:

@@ -6,6 +6,8 @@ Example::
     print(out)                       # the text, then each token with its probability
     out.steps[0].alternatives        # [(' Paris', 0.77), (' a', 0.04), ...]
     attribute(bundle, out.context(0), out.steps[0].token_id)   # why that token
+    steered = generate(bundle, "I think the movie was", steer=(vector, 4.0))   # see steering.py
+    print(steered)                   # the steered text beside the plain one, from the same seed
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from workbench.errors import ProbeError
 from workbench.explain.budget import memory_budget, require
 from workbench.explain.footprint import FLOAT, ModelShape
 from workbench.explain.inputs import accepts_argument, check_text, display_token, encode, inference
+from workbench.explain.sites import hooked
+from workbench.explain.steering import steering_writer
 
 if TYPE_CHECKING:
+    from workbench.explain.steering import SteeringVector
     from workbench.models import ModelBundle
 
 __all__ = ["GeneratedToken", "GenerationResult", "generate"]
@@ -46,13 +51,19 @@ class GeneratedToken:
 
 @dataclass
 class GenerationResult:
-    """The prompt, the tokens generated after it, and how the sampling was set."""
+    """The prompt, the tokens generated after it, and how the sampling was set.
+
+    A steered generation also holds ``steer`` (layer, coefficient, the vector's norm and prompts) and
+    ``plain``: the generation from the same prompt and seed without the steering.
+    """
 
     model: str
     prompt: str
     steps: list[GeneratedToken] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     stopped_by: str = "max_new_tokens"  # or "end of text"
+    steer: dict[str, Any] | None = None
+    plain: GenerationResult | None = None
 
     @property
     def completion(self) -> str:
@@ -75,14 +86,37 @@ class GenerationResult:
             "steps": [s.to_dict() for s in self.steps],
             "settings": self.settings,
             "stopped_by": self.stopped_by,
+            "steer": self.steer,
+            "plain": self.plain.to_dict() if self.plain is not None else None,
         }
 
     def __str__(self) -> str:
+        if self.plain is not None and self.steer is not None:
+            return _side_by_side(self, self.plain, self.steer)
         lines = [self.text, ""]
         for i, s in enumerate(self.steps):
             alts = "  ".join(f"{t!r} {p:.2f}" for t, p in s.alternatives[:3])
             lines.append(f"{i:3d} {s.token!r:>16} p={s.probability:.3f}   top: {alts}")
         return "\n".join(lines)
+
+
+def _side_by_side(steered: GenerationResult, plain: GenerationResult, steer: dict[str, Any]) -> str:
+    """Both texts, then each step's token and probability in two columns: steered, plain."""
+    lines = [
+        f"steered (layer {steer['layer']}, {steer['coefficient']:+g} x a vector of norm {steer['norm']:.3g}):",
+        steered.text,
+        "plain (same seed):",
+        plain.text,
+        "",
+        f"{'step':>4}  {'steered':>18} {'p':>6}   {'plain':>18} {'p':>6}",
+    ]
+    for i in range(max(len(steered.steps), len(plain.steps))):
+        cells = []
+        for run in (steered, plain):
+            step = run.steps[i] if i < len(run.steps) else None
+            cells.append(f"{step.token!r:>18} {step.probability:6.3f}" if step else f"{'':>18} {'':>6}")
+        lines.append(f"{i:4d}  {cells[0]}   {cells[1]}".rstrip())
+    return "\n".join(lines)
 
 
 def _check(name: str, value: Any, low: float, high: float | None = None, integer: bool = False) -> None:
@@ -102,6 +136,7 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = 0,
     alternatives: int = 5,
+    steer: tuple[SteeringVector, float] | None = None,
     memory_mb: int | None = None,
 ) -> GenerationResult:
     """Sample up to ``max_new_tokens`` after ``prompt``; each step keeps its probability and alternatives.
@@ -112,6 +147,11 @@ def generate(
     prompts, out-of-range settings, or a prompt that fills the model's positions; ``MemoryBudgetError``
     before generating when the key/value cache, the prompt's forward and the kept probabilities
     would not fit the budget.
+
+    ``steer=(vector, coefficient)`` adds ``coefficient × vector`` (a :class:`SteeringVector`) to the
+    residual stream leaving the vector's layer at every position, and returns the steered generation
+    with the plain one (same seed) as its ``plain``. Raises ``ProbeError`` for a vector from another
+    model, a layer the model lacks, or a coefficient that is not a finite number.
     """
     prompt = check_text(prompt)
     memory_mb = memory_budget(memory_mb)
@@ -124,7 +164,7 @@ def generate(
     _check("alternatives", alternatives, 1, integer=True)
     if top_p == 0:
         raise ProbeError("top_p must be above 0 (1 keeps every token).")
-    tok = bundle.tokenizer
+    steering = steering_writer(bundle, steer) if steer is not None else None
     enc = encode(bundle, prompt)
     room = bundle.max_positions - enc["input_ids"].shape[1]
     if room < 1:
@@ -139,9 +179,6 @@ def generate(
         f"generating {steps:,} tokens after a prompt of {length:,} tokens with {bundle.name}",
         "a shorter prompt or fewer max_new_tokens",
     )
-    generator = torch.Generator(device="cpu")
-    if seed is not None:
-        generator.manual_seed(int(seed))
     settings = {
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
@@ -149,8 +186,37 @@ def generate(
         "top_p": top_p,
         "seed": seed,
     }
-    result = GenerationResult(bundle.name, prompt, settings=settings)
-    ids = enc["input_ids"]
+    plain = _sample_steps(
+        bundle, prompt, enc["input_ids"], steps=steps, settings=settings, alternatives=alternatives, keep=keep
+    )
+    if steering is None:
+        return plain
+    site, writer, description = steering
+    with hooked(bundle.model, [(site, writer)]):  # on the prompt's forward and on every generated token's
+        steered = _sample_steps(
+            bundle, prompt, enc["input_ids"], steps=steps, settings=settings, alternatives=alternatives, keep=keep
+        )
+    steered.steer, steered.plain = description, plain
+    return steered
+
+
+def _sample_steps(
+    bundle: ModelBundle,
+    prompt: str,
+    ids: torch.Tensor,
+    *,
+    steps: int,
+    settings: dict[str, Any],
+    alternatives: int,
+    keep: dict[str, int],
+) -> GenerationResult:
+    """Up to ``steps`` tokens after ``ids`` ``(1, n)``, sampled as ``settings`` say from a generator seeded anew."""
+    tok = bundle.tokenizer
+    temperature, top_k, top_p, seed = (settings[k] for k in ("temperature", "top_k", "top_p", "seed"))
+    generator = torch.Generator(device="cpu")
+    if seed is not None:
+        generator.manual_seed(int(seed))
+    result = GenerationResult(bundle.name, prompt, settings=dict(settings))
     cache = None
     # transformers 5.24 renamed the key/value cache from `past_key_values` to `cache` (the old name
     # warns and goes in 5.40); models that still take the old name get it
@@ -175,7 +241,7 @@ def generate(
                 result.stopped_by = "end of text"
                 break
             ids = torch.tensor([[choice]], device=bundle.device)
-    if len(result.steps) < max_new_tokens and result.stopped_by == "max_new_tokens":
+    if len(result.steps) < settings["max_new_tokens"] and result.stopped_by == "max_new_tokens":
         result.stopped_by = "the model's last position"
     return result
 
