@@ -245,7 +245,9 @@ def _top(bundle: ModelBundle, logits: torch.Tensor, position: int, top_k: int) -
     probs = logits.softmax(-1)  # (vocab,)
     values, ids = probs.topk(min(top_k, probs.shape[-1]))
     id_list = [int(i) for i in ids]
-    return TokenPrediction(position, [display_token(bundle.tokenizer, i) for i in id_list], id_list, values.numpy())
+    return TokenPrediction(
+        position, [display_token(bundle.tokenizer, i) for i in id_list], id_list, values.cpu().numpy()
+    )
 
 
 def _require(bundle: ModelBundle, reading: _Reading, rows: int, memory_mb: int | None, what: str) -> int:
@@ -339,7 +341,7 @@ def ablate_each_head(
             chunk = sites[start : min(start + per_batch, first + found.num_heads)]  # row i ablates chunk[i] alone
             writers = [(s, _ablator(kind, means.get(s), _one_row(i, len(chunk)))) for i, s in enumerate(chunk)]
             logits = _logits(bundle, reading, writers, rows=len(chunk), start=(layer, entering[layer]))
-            effects[start : start + len(chunk)] = metric(logits).numpy() - plain_metric  # (rows,)
+            effects[start : start + len(chunk)] = metric(logits).cpu().numpy() - plain_metric  # (rows,)
     note = (
         f"{kind} ablation of each head alone; a value is the metric with that head ablated minus the plain "
         f"run's {plain_metric:.4g}" + (f", means over {len(references)} reference texts" if references else "")
