@@ -183,7 +183,8 @@ def _logits(
             stack.enter_context(start_at(bundle.model, start[0], start[1].expand(rows, -1, -1)))
         stack.enter_context(hooked(bundle.model, writers))
         stack.enter_context(head_only_at(bundle.model, where))
-        return bundle.model(**batch).logits[:, 0].float()  # (rows, vocab)
+        logits: torch.Tensor = bundle.model(**batch).logits[:, 0].float()  # (rows, vocab)
+        return logits
 
 
 def _reference_texts(reference: object, kind: str, call: str) -> list[str] | None:
@@ -233,7 +234,7 @@ def _ablator(kind: str, mean: torch.Tensor | None, rows: torch.Tensor | None = N
 def _check_kind(kind: object) -> AblationKind:
     if kind not in ABLATION_KINDS:
         raise ProbeError(f"kind must be 'zero' or 'mean', got {kind!r}.")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def _bound_target(bundle: ModelBundle, target: object, plain: torch.Tensor) -> BoundMetric:
