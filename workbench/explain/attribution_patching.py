@@ -1,0 +1,194 @@
+"""Attribution patching: activation patching's first-order approximation, every site at once.
+
+Nanda's attribution patching (2023) replaces the many patched runs of :func:`~workbench.explain.patching.patch`
+with one forward and one backward of the base run: the effect of putting the source activation ``a'``
+at a site where the base run has ``a`` is estimated as ``grad · (a' - a)``, the metric's gradient there
+times the change, summed over the activation's width (and over the patched positions, for a head).
+The map is normalised like patching (0: the corrupted run, 1: the clean one). It is exact where the
+metric depends linearly on the site, and an estimate elsewhere: ``against=`` a patching result of the
+same sites sets the Pearson correlation of the two maps on the result.
+
+Example::
+
+    full = patch(bundle, clean, corrupted, (" Paris", " Rome"), sites="head")
+    fast = attribution_patching(bundle, clean, corrupted, (" Paris", " Rome"), sites="head", against=full)
+    fast.pearson_r        # how far the first-order map follows the real one
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from workbench.errors import ProbeError
+from workbench.explain.attribution.objective import evaluation
+from workbench.explain.budget import require
+from workbench.explain.footprint import FLOAT, ModelShape
+from workbench.explain.inputs import accepts_argument, inference
+from workbench.explain.metrics import BoundMetric, bind_metric
+from workbench.explain.patch_inputs import PatchInputs, SiteGrid, check_choice, patch_inputs, site_grid
+from workbench.explain.patched_runs import CachedRun, cached_run
+from workbench.explain.patching import grid_jobs, grid_values
+from workbench.explain.patching_result import PatchingResult, normalised_effect
+from workbench.explain.sites import Site, Writer
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
+
+__all__ = ["attribution_patching", "pearson"]
+
+
+def attribution_patching(
+    bundle: ModelBundle,
+    clean: str,
+    corrupted: str,
+    metric: object,
+    *,
+    sites: object = "resid_post",
+    positions: object = None,
+    direction: str = "denoise",
+    read_position: int | None = None,
+    against: PatchingResult | None = None,
+    memory_mb: int | None = None,
+) -> PatchingResult:
+    """The first-order estimate of patching each site at each position (each head at all ``positions`` for
+    ``sites="head"``), as a :class:`PatchingResult` with ``method="attribution_patching"``; arguments as in
+    :func:`~workbench.explain.patching.patch`. ``against`` (a patching result of the same texts and sites)
+    sets ``pearson_r``.
+
+    Raises ``ProbeError`` with a sentence for a missing corrupted text, texts of different lengths, an
+    unknown site, a metric that is not a number or the same on both runs, or an ``against`` result of other
+    sites or texts; ``MemoryBudgetError`` (before the forward) when the backward pass cannot fit ``memory_mb``.
+    """
+    if corrupted is None:
+        raise ProbeError(
+            "Attribution patching needs a corrupted text to compare with; for noise on a subject use "
+            "patch(..., corrupted=None, subject=...)."
+        )
+    direction = check_choice(direction, "direction", ("denoise", "noise"))
+    pair = patch_inputs(bundle, clean, corrupted, read_position)
+    assert pair.corrupted_ids is not None
+    model = bundle.model
+    bound = bind_metric(bundle, metric)
+    n = pair.length
+    grid = site_grid(model, sites, n, positions)
+    if against is not None:
+        _check_against(against, pair, grid)
+    shape = ModelShape.of(model)
+    width = shape.head_dim if grid.kind == "head" else shape.hidden
+    require(
+        shape.row_bytes(n, gradients=True) + 2 * shape.logits_bytes(n) + 4 * FLOAT * len(grid.sites) * n * width,
+        memory_mb,
+        f"attribution patching of {len(grid.sites)} sites over {n} tokens of {bundle.name}",
+        "fewer sites or a shorter text",
+    )
+    base_ids, source_ids = (
+        (pair.corrupted_ids, pair.clean_ids) if direction == "denoise" else (pair.clean_ids, pair.corrupted_ids)
+    )
+    with inference(model):
+        source = cached_run(model, source_ids, bound, pair.read, grid.sites)
+    base, gradients = _base_with_gradients(bundle, base_ids, pair.read, bound, grid.sites)
+    clean_metric, corrupted_metric = (
+        (source.metric, base.metric) if direction == "denoise" else (base.metric, source.metric)
+    )
+    normalised_effect(np.zeros(1), clean_metric, corrupted_metric)  # no gap: one sentence
+    base_name = "corrupted" if direction == "denoise" else "clean"
+    jobs = grid_jobs(grid)
+    estimates = np.zeros(len(jobs))
+    for index, job in enumerate(jobs):
+        at = list(job.positions)
+        change = (source.sites[job.site][at] - base.sites[job.site][at]).double()  # (positions, width)
+        estimates[index] = base.metric + float((gradients[job.site][at].double() * change).sum())
+    values = normalised_effect(grid_values(grid, jobs, estimates), clean_metric, corrupted_metric)
+    result = PatchingResult(
+        model=bundle.name,
+        method="attribution_patching",
+        kind=grid.kind,
+        metric=bound.name,
+        clean=pair.clean,
+        clean_tokens=pair.clean_tokens,
+        values=values,
+        layers=grid.layers,
+        columns=grid.columns,
+        clean_metric=clean_metric,
+        corrupted_metric=corrupted_metric,
+        corrupted=pair.corrupted,
+        corrupted_tokens=pair.corrupted_tokens,
+        differing=pair.differing,
+        direction=direction,  # type: ignore[arg-type]
+        read_position=pair.read,
+        note=f"first-order estimate from one forward and one backward of the {base_name} run.",
+    )
+    if against is not None:
+        result.pearson_r = pearson(values, against.values)
+    return result
+
+
+def _base_with_gradients(
+    bundle: ModelBundle, inputs: dict[str, torch.Tensor], read: int, metric: BoundMetric, sites: list[Site]
+) -> tuple[CachedRun, dict[Site, torch.Tensor]]:
+    """The base run, and the metric's gradient with respect to each site's activation ``(n, width)``.
+
+    Each site gets a zero added to its activation (the value stays bit for bit); the gradient with respect
+    to that zero is the total derivative of the metric there, through every later site."""
+    model = bundle.model
+    zeros: dict[Site, torch.Tensor] = {}
+
+    def adder(site: Site) -> Writer:
+        def add(x: torch.Tensor) -> torch.Tensor:
+            zeros[site] = torch.zeros_like(x, requires_grad=True)  # (1, n, width)
+            return x + zeros[site]
+
+        return add
+
+    extra = {"use_cache": False} if accepts_argument(model, "use_cache") else {}
+    kept: dict[str, torch.Tensor] = {}
+
+    def measured(logits: torch.Tensor) -> torch.Tensor:
+        kept["metric"] = metric(logits)
+        return kept["metric"]
+
+    with evaluation(model), torch.enable_grad():
+        base = cached_run(
+            model,
+            {**inputs, **extra},
+            measured,
+            read,
+            sites,
+            writers=[(site, adder(site)) for site in sites],
+        )
+        grads = torch.autograd.grad(kept["metric"].sum(), [zeros[s] for s in sites], allow_unused=True)
+    gradients = {
+        s: (g[0].detach() if g is not None else torch.zeros_like(zeros[s][0]))
+        for s, g in zip(sites, grads, strict=True)
+    }
+    return base, gradients
+
+
+def _check_against(against: object, pair: PatchInputs, grid: SiteGrid) -> None:
+    clean, corrupted, kind, layers, columns = pair.clean, pair.corrupted, grid.kind, grid.layers, grid.columns
+    if not isinstance(against, PatchingResult):
+        raise ProbeError(
+            f"against= takes the PatchingResult of patch(...) on the same sites, got {type(against).__name__}."
+        )
+    if (against.clean, against.corrupted) != (clean, corrupted):
+        raise ProbeError(
+            "against= must be patching of the same clean and corrupted texts; "
+            f"it patched {against.clean!r} with {against.corrupted!r}."
+        )
+    if (against.kind, against.layers, against.columns) != (kind, layers, columns):
+        raise ProbeError(
+            f"against= must map the same sites: it holds {against.kind} at layers {against.layers}, columns "
+            f"{against.columns}; this call maps {kind} at layers {layers}, columns {columns}."
+        )
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson's r of two maps over the cells both hold; None when fewer than two or one map is constant."""
+    both = np.isfinite(a) & np.isfinite(b)
+    x, y = a[both].astype(np.float64), b[both].astype(np.float64)
+    if x.size < 2 or x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
