@@ -16,12 +16,15 @@ if TYPE_CHECKING:
     from workbench.assets import fetch as fetch_asset
     from workbench.data import LabelledData, load_corpus, load_labelled, train_tokenizer
     from workbench.errors import WorkbenchError
+    from workbench.explain.ablation import ablate
     from workbench.explain.attention import attention
     from workbench.explain.attribution import attribute
     from workbench.explain.budget import set_memory_budget
     from workbench.explain.generate import generate
     from workbench.explain.lens import logit_lens
+    from workbench.explain.patching import patch
     from workbench.explain.probe import fill_mask, next_token
+    from workbench.explain.steering import steering_vector
     from workbench.models import ModelBundle, load_model
     from workbench.training import Callback, DistributedTrainer, TrainConfig, Trainer
 
@@ -35,6 +38,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "TrainConfig": "workbench.training",
     "Trainer": "workbench.training",
     "WorkbenchError": "workbench.errors",
+    "ablate": "workbench.explain",
     "attention": "workbench.explain",
     "attribute": "workbench.explain",
     "fetch_asset": ("workbench.assets", "fetch"),
@@ -45,7 +49,9 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "load_model": "workbench.models",
     "logit_lens": "workbench.explain",
     "next_token": "workbench.explain",
+    "patch": "workbench.explain",
     "set_memory_budget": "workbench.explain",
+    "steering_vector": "workbench.explain",
     "train_tokenizer": "workbench.data",
 }
 
@@ -57,6 +63,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "WorkbenchError",
+    "ablate",
     "attention",
     "attribute",
     "fetch_asset",
@@ -67,7 +74,9 @@ __all__ = [
     "load_model",
     "logit_lens",
     "next_token",
+    "patch",
     "set_memory_budget",
+    "steering_vector",
     "train_tokenizer",
 ]
 

@@ -1,4 +1,9 @@
-"""Explain: attention, token attributions with their faithfulness, and probes.
+"""Explain: attention, token attributions with their faithfulness, probes, and interventions.
+
+Interventions run on the real model through hooks on named sites (``sites``, ``record``):
+activation patching and causal tracing (``patch``), its first-order approximation
+(``attribution_patching``), head ablation (``ablate``, ``ablate_each_head``) and steering
+(``steering_vector``, then ``generate(..., steer=(vector, coefficient))``).
 
 The explain errors live in ``workbench.errors``; ``ProbeError``, ``AttributionError`` and
 ``MemoryBudgetError`` are also here. Every call works within a memory budget (``memory_mb``, by
@@ -7,6 +12,7 @@ Views of these results (``AttentionView``, ``to_bertviz``, ...) are in ``workben
 """
 
 from workbench.errors import AttributionError, MemoryBudgetError, ProbeError
+from workbench.explain.ablation import AblationResult, ablate, ablate_each_head
 from workbench.explain.attention import (
     STATISTICS,
     AttentionResult,
@@ -16,21 +22,30 @@ from workbench.explain.attention import (
     head_statistics,
 )
 from workbench.explain.attribution import METHODS, AttributionResult, attribute, attribute_many
+from workbench.explain.attribution_patching import attribution_patching
 from workbench.explain.budget import DEFAULT_MEMORY_MB, memory_budget, set_memory_budget
 from workbench.explain.compare import Comparison, compare
 from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.generate import GeneratedToken, GenerationResult, generate
 from workbench.explain.lens import LogitLensResult, logit_lens
+from workbench.explain.metrics import Metric, logit_diff, probability
+from workbench.explain.patching import patch
+from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, next_token
 from workbench.explain.recorder import ProbeRecorder
+from workbench.explain.sites import SITE_KINDS, Activations, Site, SiteInfo, hooked, record, sites
+from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.tokens import TokenInfo, token_info
 
 __all__ = [
     "DEFAULT_MEMORY_MB",
     "METHODS",
+    "SITE_KINDS",
     "STATISTICS",
     "SURVEY_MEASURES",
+    "AblationResult",
+    "Activations",
     "Agreement",
     "AttentionResult",
     "AttentionSurvey",
@@ -43,10 +58,17 @@ __all__ = [
     "GenerationResult",
     "LogitLensResult",
     "MemoryBudgetError",
+    "Metric",
+    "PatchingResult",
     "ProbeError",
     "ProbeRecorder",
+    "Site",
+    "SiteInfo",
+    "SteeringVector",
     "TokenInfo",
     "TokenPrediction",
+    "ablate",
+    "ablate_each_head",
     "agreement",
     "attention",
     "attention_flow",
@@ -54,14 +76,23 @@ __all__ = [
     "attention_survey",
     "attribute",
     "attribute_many",
+    "attribution_patching",
     "compare",
     "faithfulness",
     "fill_mask",
     "generate",
     "head_statistics",
+    "hooked",
+    "load_steering_vector",
+    "logit_diff",
     "logit_lens",
     "memory_budget",
     "next_token",
+    "patch",
+    "probability",
+    "record",
     "set_memory_budget",
+    "sites",
+    "steering_vector",
     "token_info",
 ]
