@@ -22,15 +22,21 @@ from workbench.data import load_corpus, load_labelled, train_tokenizer
 from workbench.errors import MemoryBudgetError, WorkbenchError
 from workbench.explain import (
     ProbeRecorder,
+    ablate,
+    ablate_each_head,
     attention,
     attribute,
     attribute_many,
+    attribution_patching,
     compare,
     fill_mask,
     generate,
+    load_steering_vector,
     logit_lens,
     next_token,
+    patch,
     set_memory_budget,
+    steering_vector,
 )
 from workbench.models import load_model
 from workbench.training import DistributedTrainer, TrainConfig, Trainer
@@ -60,6 +66,7 @@ BAD_TEXT = {  # must fail with a sentence
 BAD_STRINGS = {case: text for case, text in BAD_TEXT.items() if isinstance(text, str)}
 
 
+CLEAN, CORRUPTED = "the cat sat on the mat", "the dog sat on the mat"  # as many tokens each
 LONG_TEXT = "the cat sat on the mat and looked at the dog. " * 50  # 600 to 950 tokens: over 1 MB to explain
 
 
@@ -291,6 +298,88 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
     ("memory_mb of compare_models", lambda m: compress.compare_models(m["classifier"], m["classifier"], memory_mb=-1)),
     ("a kernel budget of zero", lambda m: _with_kernel_budget(0, lambda: None)),
     ("a kernel budget as a word", lambda m: _with_kernel_budget("1 GB", lambda: None)),
+    # interventions: sites, patching, causal tracing, attribution patching, ablation, steering
+    ("patch texts of different lengths", lambda m: patch(m["causal-lm"], CLEAN, "the dog", (5, 6))),
+    ("patch an unknown site", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), sites="mlp")),
+    ("patch a layer out of range", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), sites="resid_post.9")),
+    (
+        "patch sites of two kinds",
+        lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), sites=["resid_post.0", "mlp_out.1"]),
+    ),
+    ("patch a position out of range", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), positions=[40])),
+    ("a patching metric that is not a number", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, lambda x: "high")),
+    ("a logit difference of one token with itself", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 5))),
+    ("a metric that is neither a token nor a function", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, 2.5)),
+    ("patch in an unknown direction", lambda m: patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), direction="up")),
+    ("causal tracing without a subject", lambda m: patch(m["causal-lm"], CLEAN, None, (5, 6))),
+    (
+        "causal tracing of a subject not in the text",
+        lambda m: patch(m["causal-lm"], CLEAN, None, (5, 6), subject="zebra"),
+    ),
+    (
+        "causal tracing with no noise draws",
+        lambda m: patch(m["causal-lm"], CLEAN, None, (5, 6), subject="cat", samples=0),
+    ),
+    ("patch a clean text against itself", lambda m: patch(m["causal-lm"], CLEAN, CLEAN, (5, 6))),
+    (
+        "patching over its budget",
+        lambda m: patch(m["long causal-lm"], LONG_TEXT, LONG_TEXT.replace("cat", "dog"), (5, 6), memory_mb=1),
+    ),
+    (
+        "attribution patching against a map of other sites",
+        lambda m: attribution_patching(
+            m["causal-lm"],
+            CLEAN,
+            CORRUPTED,
+            (5, 6),
+            against=patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), sites="resid_pre"),
+        ),
+    ),
+    ("attribution patching of a classifier", lambda m: attribution_patching(m["classifier"], CLEAN, CORRUPTED, (0, 1))),
+    ("ablate a layer out of range", lambda m: ablate(m["causal-lm"], "the cat", [(9, 0)])),
+    ("ablate a head out of range", lambda m: ablate(m["causal-lm"], "the cat", ["0.9"])),
+    ("ablate a head written as a word", lambda m: ablate(m["causal-lm"], "the cat", ["first head"])),
+    ("ablate heads given as a number", lambda m: ablate(m["causal-lm"], "the cat", 3)),
+    ("ablate by an unknown kind", lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], kind="half")),
+    ("zero ablation given reference texts", lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], reference="a dog")),
+    (
+        "mean ablation with no reference text",
+        lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], "mean", reference=[]),
+    ),
+    ("ablate a masked LM's text without a mask", lambda m: ablate(m["masked-lm"], "the cat sat", [(0, 0)])),
+    ("ablate a classifier", lambda m: ablate_each_head(m["classifier"], "the cat")),
+    (
+        "an ablation metric that is not a number",
+        lambda m: ablate_each_head(m["causal-lm"], "the cat", target=lambda x: "high"),
+    ),
+    ("an ablation target of two tokens", lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], target=" the cat sat")),
+    ("ablation over its budget", lambda m: ablate_each_head(m["long causal-lm"], LONG_TEXT, memory_mb=1)),
+    ("steering vector at a layer out of range", lambda m: steering_vector(m["causal-lm"], "the cat", "the dog", 7)),
+    (
+        "steering vector at a layer named by a word",
+        lambda m: steering_vector(m["causal-lm"], "the cat", "the dog", "last"),
+    ),
+    ("steering vector from no prompts", lambda m: steering_vector(m["causal-lm"], [], "the dog", 0)),
+    (
+        "steering vector over its budget",
+        lambda m: steering_vector(m["long causal-lm"], LONG_TEXT, "the dog", 0, memory_mb=1),
+    ),
+    (
+        "steering with a vector from another model",
+        lambda m: generate(m["causal-lm"], "the cat", 2, steer=(_vector(m, "masked-lm"), 1.0)),
+    ),
+    (
+        "steering with a coefficient of NaN",
+        lambda m: generate(m["causal-lm"], "the cat", 2, steer=(_vector(m), math.nan)),
+    ),
+    ("steering with a bare vector, no coefficient", lambda m: generate(m["causal-lm"], "the cat", 2, steer=_vector(m))),
+    ("steering with a list, not a vector", lambda m: generate(m["causal-lm"], "the cat", 2, steer=([0.0] * 32, 1.0))),
+    ("a steering vector file that is not one", lambda m: load_steering_vector(Path(__file__))),
+    ("a steering vector file that is missing", lambda m: load_steering_vector(Path("/nonexistent/vector.safetensors"))),
+    (
+        "a patching map opened with another model's bundle",
+        lambda m: ui.PatchingView(ablate_each_head(m["causal-lm"], "the cat sat on the"), bundle=m["masked-lm"]),
+    ),
 ]
 VIEWS = [  # (view, a call that gives it the wrong thing)
     ("AttentionView", lambda: ui.AttentionView("not a result")),
@@ -298,7 +387,13 @@ VIEWS = [  # (view, a call that gives it the wrong thing)
     ("ProbeTimeline", lambda: ui.ProbeTimeline(3.5)),
     ("MaskProbe", lambda: ui.MaskProbe(None)),
     ("CompressionView", lambda: ui.CompressionView({"size": 1})),
+    ("PatchingView", lambda: ui.PatchingView({"values": [[0.0]]})),
 ]
+
+
+def _vector(m: dict[str, ModelBundle], kind: str = "causal-lm") -> Any:
+    """A steering vector of one of the tiny models, at its first layer."""
+    return steering_vector(m[kind], "the cat", "the dog", 0)
 
 
 def _with_kernel_budget(memory_mb: Any, call: Callable[[], Any]) -> Any:
