@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+SHOWN_TOKENS = 8  # of each text's differing tokens, at most, in the sentence on different lengths
+
+
 @dataclass(frozen=True)
 class PatchInputs:
     """The clean text and its counterpart, encoded to the same length ``n``, and where the metric reads."""
@@ -130,7 +133,10 @@ def _length_sentence(a: list[int], b: list[int], clean: TokenInfo, corrupted: To
 
     def shown(tokens: TokenInfo, stop: int) -> str:
         pieces = tokens.text[start:stop]
-        return " ".join(repr(p) for p in pieces) if pieces else "nothing"
+        if not pieces:
+            return "nothing"
+        words = " ".join(repr(p) for p in pieces[:SHOWN_TOKENS])
+        return words if len(pieces) <= SHOWN_TOKENS else f"{words} ... ({len(pieces)} tokens)"
 
     return (
         f"The clean and corrupted texts must have the same number of tokens, but the clean text has {len(a)} and "

@@ -107,11 +107,11 @@ def patch(
     size = _batch_size(
         bundle, grid, n=n, samples=draws, jobs=len(jobs), batch_size=batch_size, route=chosen_route, memory_mb=memory_mb
     )
-    embedding_std = float(model.get_input_embeddings().weight.detach().float().std())  # type: ignore[operator]
-    fast = chosen_route == "fast"
+    embedding_std = 0.0
     with inference(model):
         clean_run = cached_run(model, pair.clean_ids, bound, pair.read, grid.sites)
         if tracing:
+            embedding_std = float(model.get_input_embeddings().weight.float().std())  # type: ignore[operator]
             noises: list[torch.Tensor | None] = _noises(
                 model, n, subject_at, samples=draws, std=scale * embedding_std, seed=seed
             )
@@ -130,7 +130,7 @@ def patch(
             plan = PatchPlan(
                 model, bound, pair.clean_ids, pair.read, [clean_run] * draws, corrupted_runs, [None] * draws
             )
-        raw = run_fast(plan, jobs, size) if fast else run_naive(plan, jobs)
+        raw = run_fast(plan, jobs, size) if chosen_route == "fast" else run_naive(plan, jobs)
     values = normalised_effect(grid_values(grid, jobs, raw), clean_run.metric, corrupted_metric)
     note = f"{len(jobs)} patched runs ({chosen_route} route)"
     if tracing:
@@ -226,7 +226,7 @@ def _batch_size(
     require(
         fixed + size * row,
         memory_mb,
-        f"patching {jobs:,} runs of {n} tokens of {bundle.name}, {size} at a time",
+        f"patching {jobs:,} runs of {n} tokens of {bundle.name}, {size:,} at a time",
         "a smaller batch_size, fewer sites or positions, or a shorter text",
     )
     return size
