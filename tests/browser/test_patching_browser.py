@@ -15,7 +15,7 @@ import numpy as np
 from IPython.display import display
 from workbench.models import load_model
 from workbench.explain.patching_result import PatchingResult
-from workbench.explain.sites import text_tokens
+from workbench.explain.tokens import text_tokens
 from workbench.ui.patching_view import PatchingView
 corpus = ["the cat sat on the mat and the dog sat on the rug.", "a cat and a dog."] * 3
 gpt = load_model("tiny-gpt", corpus=corpus, layers=3, hidden=32, heads=4, vocab_size=300, max_positions=64)

@@ -12,9 +12,10 @@ import torch
 
 from workbench.errors import ProbeError
 from workbench.explain.ablation import ablate, ablate_each_head
+from workbench.explain.activations import record
 from workbench.explain.inputs import encode, inference, token_id
 from workbench.explain.output_head import output_vocabulary
-from workbench.explain.sites import Site, record, site_map
+from workbench.explain.sites import Site, site_map
 
 TEXTS = {"gpt": "the cat sat on the", "bert": "the cat [MASK] on the mat"}
 READ = {"gpt": -1, "bert": 3}  # where each model's metric reads: after the last token, at the mask

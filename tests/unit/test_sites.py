@@ -7,7 +7,8 @@ import torch
 import transformers
 
 from workbench.errors import ProbeError
-from workbench.explain.sites import SITE_KINDS, Site, hooked, parse_sites, record, site_map, sites, start_at
+from workbench.explain.activations import record
+from workbench.explain.sites import SITE_KINDS, Site, hooked, parse_sites, site_map, sites, start_at
 
 SMALL = {"vocab_size": 60, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 32}
 

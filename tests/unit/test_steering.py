@@ -13,9 +13,10 @@ import torch
 from safetensors.numpy import load_file
 
 from workbench.errors import ProbeError
+from workbench.explain.activations import record
 from workbench.explain.generate import generate
 from workbench.explain.inputs import inference
-from workbench.explain.sites import Site, hooked, record
+from workbench.explain.sites import Site, hooked
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
 
 POSITIVE = ["the cat sat on the mat", "a cat slept"]

@@ -14,8 +14,7 @@ import pytest
 
 from workbench.errors import MemoryBudgetError, ProbeError
 from workbench.explain.patching_result import PatchingResult
-from workbench.explain.sites import text_tokens
-from workbench.explain.tokens import TokenInfo
+from workbench.explain.tokens import TokenInfo, text_tokens
 from workbench.ui import patching_view
 from workbench.ui.attention_view import AttentionView
 from workbench.ui.patching_view import PatchingView, pack_values, unpack_values

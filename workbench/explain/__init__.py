@@ -13,6 +13,7 @@ Views of these results (``AttentionView``, ``to_bertviz``, ...) are in ``workben
 
 from workbench.errors import AttributionError, MemoryBudgetError, ProbeError
 from workbench.explain.ablation import AblationResult, ablate, ablate_each_head
+from workbench.explain.activations import Activations, record
 from workbench.explain.attention import (
     STATISTICS,
     AttentionResult,
@@ -33,7 +34,7 @@ from workbench.explain.patching import patch
 from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, next_token
 from workbench.explain.recorder import ProbeRecorder
-from workbench.explain.sites import SITE_KINDS, Activations, Site, SiteInfo, hooked, record, sites
+from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, sites
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.tokens import TokenInfo, token_info

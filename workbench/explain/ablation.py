@@ -43,7 +43,8 @@ from workbench.explain.metrics import BoundMetric, bind_metric
 from workbench.explain.output_head import head_only_at
 from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import TokenPrediction
-from workbench.explain.sites import Site, Writer, hooked, site_map, start_at, text_tokens
+from workbench.explain.sites import Site, Writer, hooked, site_map, start_at
+from workbench.explain.tokens import text_tokens
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle

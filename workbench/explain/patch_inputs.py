@@ -20,8 +20,8 @@ import torch
 
 from workbench.errors import ProbeError
 from workbench.explain.inputs import MASK_PLACEHOLDER, check_text, encode, with_model_mask
-from workbench.explain.sites import Site, parse_sites, text_tokens
-from workbench.explain.tokens import TokenInfo
+from workbench.explain.sites import Site, parse_sites
+from workbench.explain.tokens import TokenInfo, text_tokens
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle

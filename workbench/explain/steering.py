@@ -30,10 +30,11 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from workbench.errors import ProbeError
+from workbench.explain.activations import record
 from workbench.explain.budget import require
 from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import check_text, encode
-from workbench.explain.sites import Site, Writer, record, site_map
+from workbench.explain.sites import Site, Writer, site_map
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle

@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TokenInfo", "token_info"]
+__all__ = ["TokenInfo", "text_tokens", "token_info"]
 
 
 @dataclass
@@ -67,3 +67,10 @@ def token_info(tokenizer: Any, encoding: Any, source: str, pair: str | None = No
         segments.append(1 if seq == 1 else 0)
         previous_word, previous_seq = word, seq
     return TokenInfo(texts, special, continuation, punctuation, list(words), segments, [int(i) for i in ids])
+
+
+def text_tokens(bundle: Any, text: str) -> TokenInfo:
+    """How each token of ``text`` shows to a reader, by ``bundle``'s tokenizer (results keep these)."""
+    tok = bundle.tokenizer
+    enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
+    return token_info(tok, enc, text)
