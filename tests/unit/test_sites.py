@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+import weakref
+
 import pytest
 import torch
 import transformers
 
 from workbench.errors import ProbeError
 from workbench.explain.activations import record
-from workbench.explain.sites import SITE_KINDS, Site, hooked, parse_sites, site_map, sites, start_at
+from workbench.explain.sites import SITE_KINDS, Site, hooked, list_sites, parse_sites, site_map, start_at
 
 SMALL = {"vocab_size": 60, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 32}
 
@@ -22,13 +26,16 @@ def _build(arch: str) -> torch.nn.Module:
     if arch == "gpt-2":
         config = transformers.GPT2Config(vocab_size=60, n_embd=16, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0)
         return transformers.GPT2LMHeadModel(config).eval()
+    if arch == "falcon (layers return tuples)":
+        config = transformers.FalconConfig(hidden_size=16, new_decoder_architecture=False, **SMALL)
+        return transformers.FalconForCausalLM(config).eval()
     if arch == "bert":
         return transformers.BertForMaskedLM(transformers.BertConfig(hidden_size=16, **SMALL)).eval()
     ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1, "sep_token_id": 2}
     return transformers.ModernBertForMaskedLM(transformers.ModernBertConfig(hidden_size=16, **SMALL, **ids)).eval()
 
 
-ARCHITECTURES = ["llama (GQA)", "gpt-2", "bert", "modernbert"]
+ARCHITECTURES = ["llama (GQA)", "gpt-2", "falcon (layers return tuples)", "bert", "modernbert"]
 IDS = torch.tensor([[5, 17, 3, 42, 8, 23, 11]])
 
 
@@ -60,13 +67,48 @@ def test_reading_every_site_leaves_the_logits_bit_identical(model):
         assert torch.allclose(projection(heads), kept["attn_out.1"], atol=1e-6)
 
 
-def test_a_writer_changes_the_output_and_the_residual_adds_up(model):
+def test_a_writer_changes_the_output(model):
     found = site_map(model)
     with torch.no_grad():
         plain = model(input_ids=IDS).logits
         with hooked(model, {Site("resid_post", found.num_layers - 1): torch.zeros_like}):
             zeroed = model(input_ids=IDS).logits
     assert not torch.allclose(plain, zeroed)
+
+
+def test_a_pre_norm_layer_adds_its_attention_and_mlp_outputs_to_the_stream():
+    model = _build("llama (GQA)")
+    kept: dict[str, torch.Tensor] = {}
+    readers = [
+        (Site(k, 0), lambda x, k=k: kept.__setitem__(k, x.clone()))
+        for k in ("resid_pre", "attn_out", "mlp_out", "resid_post")
+    ]
+    with torch.no_grad(), hooked(model, readers):
+        model(input_ids=IDS)
+    assert torch.allclose(kept["resid_pre"] + kept["attn_out"] + kept["mlp_out"], kept["resid_post"], atol=1e-6)
+
+
+def test_writers_fire_only_in_the_thread_that_hooked_them():
+    model = _build("llama (GQA)")
+    with torch.no_grad():
+        plain = model(input_ids=IDS).logits
+        other: list[torch.Tensor] = []
+        with hooked(model, {Site("resid_post", 1): torch.zeros_like}), start_at(model, 1, torch.zeros(1, 7, 16)):
+            worker = threading.Thread(target=lambda: other.append(model(input_ids=IDS).logits))
+            worker.start()
+            worker.join()
+            here = model(input_ids=IDS).logits
+    assert torch.equal(other[0], plain)  # e.g. a training step in the dashboard's thread
+    assert not torch.allclose(here, plain)
+
+
+def test_the_site_map_does_not_keep_a_model_alive():
+    model = _build("gpt-2")
+    site_map(model)
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
 
 
 def test_no_hook_remains_after_an_exception_inside_the_block(model):
@@ -84,13 +126,15 @@ def test_a_writer_that_raises_leaves_no_hook_behind(model):
     def broken(x: torch.Tensor) -> None:
         raise ValueError("broken writer")
 
+    before = _hooks_on(model)
     with pytest.raises(ValueError, match="broken"), hooked(model, {Site("mlp_out", 0): broken}), torch.no_grad():
         model(input_ids=IDS)
-    assert _hooks_on(model) == 0
+    assert _hooks_on(model) == before
 
 
 def test_starting_at_a_layer_from_cached_activations_gives_the_same_logits(model):
     kept: dict[str, torch.Tensor] = {}
+    own_forward = dict(model.named_modules())[site_map(model).layers_name][0].__dict__.get("forward")
     with torch.no_grad():
         with hooked(model, {Site("resid_pre", 1): lambda x: kept.__setitem__("entering 1", x.clone())}):
             plain = model(input_ids=IDS).logits
@@ -99,6 +143,7 @@ def test_starting_at_a_layer_from_cached_activations_gives_the_same_logits(model
         again = model(input_ids=IDS).logits  # the skipped layer's own forward is back
     assert torch.allclose(started, plain.expand(3, -1, -1), atol=1e-5)
     assert torch.equal(again, plain)
+    assert dict(model.named_modules())[site_map(model).layers_name][0].__dict__.get("forward") is own_forward
 
 
 def test_sites_are_named_and_parsed_back(tiny_gpt):
@@ -108,10 +153,10 @@ def test_sites_are_named_and_parsed_back(tiny_gpt):
         Site("resid_post", 0),
         Site("embed"),
     ]
-    assert [s.site.name for s in sites(tiny_gpt, ["resid_post"])] == [
+    assert [s.site.name for s in list_sites(tiny_gpt, ["resid_post"])] == [
         f"resid_post.{i}" for i in range(found.num_layers)
     ]
-    assert {s.site.kind for s in sites(tiny_gpt)} == set(SITE_KINDS)
+    assert {s.site.kind for s in list_sites(tiny_gpt)} == set(SITE_KINDS)
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from workbench.explain.patching import patch
 from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, next_token
 from workbench.explain.recorder import ProbeRecorder
-from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, sites
+from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, list_sites
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.tokens import TokenInfo, token_info
@@ -84,6 +84,7 @@ __all__ = [
     "generate",
     "head_statistics",
     "hooked",
+    "list_sites",
     "load_steering_vector",
     "logit_diff",
     "logit_lens",
@@ -93,7 +94,6 @@ __all__ = [
     "probability",
     "record",
     "set_memory_budget",
-    "sites",
     "steering_vector",
     "token_info",
 ]

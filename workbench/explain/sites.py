@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from workbench.errors import ProbeError
+from workbench.explain.site_names import SITE_KINDS, Site, SiteInfo, SiteKind, Writer
+from workbench.models.hf import attention_lock
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
@@ -43,50 +46,11 @@ __all__ = [
     "SiteMap",
     "Writer",
     "hooked",
+    "list_sites",
     "parse_sites",
     "site_map",
-    "sites",
     "start_at",
 ]
-
-SiteKind = Literal["embed", "resid_pre", "attn_out", "head", "mlp_out", "resid_post"]
-SITE_KINDS: tuple[SiteKind, ...] = get_args(SiteKind)
-
-# A writer gets the site's activation (``(batch, positions, hidden)``; a head's ``(batch, positions, head_dim)``)
-# and returns it changed, or ``None`` to leave it as it is (recording returns ``None``).
-Writer = Callable[[torch.Tensor], "torch.Tensor | None"]
-
-
-@dataclass(frozen=True, order=True)
-class Site:
-    """One place in the model: ``Site("resid_post", 3)``, ``Site("head", 3, 5)``, ``Site("embed")``."""
-
-    kind: SiteKind
-    layer: int = 0
-    head: int | None = None
-
-    @property
-    def name(self) -> str:
-        """``resid_post.3``, ``head.3.5``, ``embed``: the name :func:`parse_sites` reads back."""
-        if self.kind == "embed":
-            return "embed"
-        return f"{self.kind}.{self.layer}" + (f".{self.head}" if self.head is not None else "")
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class SiteInfo:
-    """A site with the shape of its activation for one text: ``(positions, width)``, ``width`` per token."""
-
-    site: Site
-    width: int
-    module: str  # the Hugging Face module the hook sits on
-
-    def __repr__(self) -> str:
-        return f"{self.site.name:<16} (positions, {self.width})  on {self.module}"
-
 
 _ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 _OUT_PROJECTIONS = ("o_proj", "Wo", "c_proj", "out_proj", "dense", "output.dense", "out_lin")
@@ -99,13 +63,15 @@ class SiteMap:
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
+        self.model_name = type(model).__name__  # no reference to the model: the cache must not keep it alive
+        self.layer_output_length: int | None = None  # a layer's output: a tensor (0) or a tuple of this length
         config = getattr(model, "config", None)
         self.num_layers = int(getattr(config, "num_hidden_layers", 0) or 0)
         self.num_heads = int(getattr(config, "num_attention_heads", 0) or 0)
         self.layers_name, self.layers = self._find_layers(model)
         embeddings: Any = model.get_input_embeddings()  # type: ignore[operator]
         self.embeddings: torch.nn.Module = embeddings
+        self.embeddings_name = next(n for n, m in model.named_modules() if m is embeddings)
         self.hidden = int(getattr(config, "hidden_size", 0) or embeddings.embedding_dim)
         self._parts = [self._find_parts(i, layer) for i, layer in enumerate(self.layers)]
         out_proj = self._parts[0][1]
@@ -144,7 +110,7 @@ class SiteMap:
         if out_proj is None or mlp is None:
             raise ProbeError(
                 f"Cannot find the attention output projection or the MLP in layer {index} of "
-                f"{type(self.model).__name__}; sites work on BERT/MiniLM, ModernBERT, Llama and GPT-2 style models."
+                f"{self.model_name}; sites work on BERT/MiniLM, ModernBERT, Llama and GPT-2 style models."
             )
         prefix = f"{self.layers_name}.{index}"
         return f"{prefix}.{attention_name}.{out_name}", out_proj, f"{prefix}.{mlp_name}", mlp
@@ -170,7 +136,7 @@ class SiteMap:
             raise ProbeError(f"Unknown site kind {site.kind!r}; the kinds are: {', '.join(SITE_KINDS)}.")
         if site.kind != "embed" and not 0 <= site.layer < self.num_layers:
             raise ProbeError(
-                f"Layer {site.layer} is out of range: {type(self.model).__name__} has layers 0..{self.num_layers - 1}."
+                f"Layer {site.layer} is out of range: {self.model_name} has layers 0..{self.num_layers - 1}."
             )
         if site.kind == "head" and (site.head is None or not 0 <= site.head < self.num_heads):
             raise ProbeError(f"Head {site.head} is out of range: each layer has heads 0..{self.num_heads - 1}.")
@@ -181,13 +147,17 @@ class SiteMap:
 
     def module_name(self, site: Site) -> str:
         if site.kind == "embed":
-            return str(next(n for n, m in self.model.named_modules() if m is self.embeddings))
+            return str(self.embeddings_name)
         out_name, _, mlp_name, _ = self._parts[site.layer]
         if site.kind in ("resid_pre", "resid_post"):
             return f"{self.layers_name}.{site.layer}"
         return {"attn_out": out_name, "head": out_name, "mlp_out": mlp_name}[site.kind]
 
     # ------------------------------------------------------------------------------- hooks
+
+    def note_layer_output(self, _module: torch.nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+        """A forward hook: remember whether a layer returns a tensor or a tuple (for :func:`start_at`)."""
+        self.layer_output_length = len(output) if isinstance(output, tuple) else 0
 
     def attach(self, site: Site, writer: Writer) -> torch.utils.hooks.RemovableHandle:
         """Hook ``writer`` onto ``site``; the caller removes the handle (:func:`hooked` does)."""
@@ -264,39 +234,53 @@ def _post_hook(writer: Writer) -> Callable[..., Any]:
     return hook
 
 
-_MAPS: dict[int, tuple[torch.nn.Module, SiteMap]] = {}
+_MAPS: weakref.WeakKeyDictionary[torch.nn.Module, SiteMap] = weakref.WeakKeyDictionary()
+_MAPS_GUARD = threading.Lock()
 
 
 def site_map(model: torch.nn.Module) -> SiteMap:
-    """The :class:`SiteMap` of ``model``, found once and kept while the model lives."""
-    key = id(model)
-    cached = _MAPS.get(key)
-    if cached is not None and cached[0] is model:
-        return cached[1]
-    found = SiteMap(model)
-    _MAPS[key] = (model, found)
-    return found
+    """The :class:`SiteMap` of ``model``, found once and kept while the model lives (and no longer)."""
+    with _MAPS_GUARD:
+        found = _MAPS.get(model)
+        if found is None:
+            found = _MAPS[model] = SiteMap(model)
+        return found
+
+
+def _only_in(thread: int, writer: Writer) -> Writer:
+    """``writer``, firing only in the thread that hooked it: a training step or another cell's forward of the
+    same model in another thread passes through untouched."""
+
+    def in_thread(x: torch.Tensor) -> torch.Tensor | None:
+        return writer(x) if threading.get_ident() == thread else None
+
+    return in_thread
 
 
 @contextlib.contextmanager
 def hooked(model: torch.nn.Module, writers: Mapping[Site, Writer] | Sequence[tuple[Site, Writer]]) -> Iterator[SiteMap]:
     """Within the block, each writer runs on its site's activation in every forward of ``model``.
 
-    Several writers may share a site; they run in the order given. Every hook is removed on exit,
-    also when the block raises. Raises ``ProbeError`` for a site the model does not have.
+    Several writers may share a site; they run in the order given. Writers fire only in the calling
+    thread, and the block holds the model's ``attention_lock``, so explain calls in other threads
+    neither see these hooks nor interleave theirs. Every hook is removed on exit, also when the block
+    raises. Raises ``ProbeError`` for a site the model does not have.
     """
     found = site_map(model)
     pairs = list(writers.items()) if isinstance(writers, Mapping) else list(writers)
     for site, _ in pairs:
         found.check(site)
+    thread = threading.get_ident()
     handles: list[torch.utils.hooks.RemovableHandle] = []
-    try:
-        for site, writer in pairs:
-            handles.append(found.attach(site, writer))
-        yield found
-    finally:
-        for handle in handles:
-            handle.remove()
+    with attention_lock(model):
+        try:
+            handles.append(found.layers[-1].register_forward_hook(found.note_layer_output))
+            for site, writer in pairs:
+                handles.append(found.attach(site, _only_in(thread, writer)))
+            yield found
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 @contextlib.contextmanager
@@ -305,20 +289,35 @@ def start_at(model: torch.nn.Module, layer: int, resid_pre: torch.Tensor) -> Ite
     ``resid_pre`` (``(batch, positions, hidden)``, e.g. a cached run's residual stream there).
 
     The embeddings, masks and position embeddings are still made as usual (cheap); the skipped layers
-    return ``resid_pre`` at once. Hooks on the skipped layers' insides do not fire. The layers are
-    restored on exit, exceptions included.
+    return ``resid_pre`` at once, in the form the layer returns (a tensor, or a tuple as in Falcon or
+    Bloom: known from a run under :func:`hooked`). Hooks on the skipped layers' insides do not fire.
+    Forwards from other threads run the layers as usual. The layers are restored on exit, exceptions
+    included; the block holds the model's ``attention_lock``.
     """
     found = site_map(model)
     if not 0 <= layer <= found.num_layers:
-        raise ProbeError(f"Layer {layer} is out of range: the model has layers 0..{found.num_layers - 1}.")
-    skipped = list(found.layers[:layer])
-    for block in skipped:
-        block.forward = lambda *_args, **_kwargs: resid_pre  # an instance attribute shadows the class's forward
-    try:
-        yield
-    finally:
-        for block in skipped:
-            del block.forward
+        raise ProbeError(f"Layer {layer} is out of range: start at a layer in 0..{found.num_layers}.")
+    length = found.layer_output_length or 0
+    given = (resid_pre, *([None] * (length - 1))) if length else resid_pre
+    thread = threading.get_ident()
+    with attention_lock(model):
+        skipped = list(found.layers[:layer])
+        before = [block.__dict__.get("forward") for block in skipped]  # e.g. accelerate's own wrapper
+        for block, own in zip(skipped, before, strict=True):
+            run = own if own is not None else block.forward
+
+            def skip(*args: Any, _run: Callable[..., Any] = run, **kwargs: Any) -> Any:
+                return given if threading.get_ident() == thread else _run(*args, **kwargs)
+
+            block.forward = skip  # an instance attribute shadows the class's forward
+        try:
+            yield
+        finally:
+            for block, own in zip(skipped, before, strict=True):
+                if own is None:
+                    del block.forward
+                else:
+                    block.forward = own
 
 
 _NAME = re.compile(r"^(embed|resid_pre|attn_out|head|mlp_out|resid_post)(?:\.(\d+))?(?:\.(\d+))?$")
@@ -360,10 +359,10 @@ def parse_sites(model: torch.nn.Module, spec: object) -> list[Site]:
     return list(dict.fromkeys(out))  # in order, each once
 
 
-def sites(bundle: ModelBundle, kinds: Sequence[SiteKind] = SITE_KINDS) -> list[SiteInfo]:
+def list_sites(bundle: ModelBundle, kinds: Sequence[SiteKind] = SITE_KINDS) -> list[SiteInfo]:
     """Every site of ``bundle``'s model with its width and the module it is read from.
 
-    Example: ``sites(load_model("smollm2-135m"), ["resid_post"])`` lists 30 sites, each ``(positions, 576)``.
+    Example: ``list_sites(load_model("smollm2-135m"), ["resid_post"])`` lists 30 sites, each ``(positions, 576)``.
     """
     found = site_map(bundle.model)
     unknown = [k for k in kinds if k not in SITE_KINDS]
