@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.models import ModelBundle
 
 __all__ = ["TokenInfo", "text_tokens", "token_info"]
 
@@ -69,7 +72,7 @@ def token_info(tokenizer: Any, encoding: Any, source: str, pair: str | None = No
     return TokenInfo(texts, special, continuation, punctuation, list(words), segments, [int(i) for i in ids])
 
 
-def text_tokens(bundle: Any, text: str) -> TokenInfo:
+def text_tokens(bundle: ModelBundle, text: str) -> TokenInfo:
     """How each token of ``text`` shows to a reader, by ``bundle``'s tokenizer (results keep these)."""
     tok = bundle.tokenizer
     enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
