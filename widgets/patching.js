@@ -147,7 +147,7 @@ function render({ model, el: host, host: widgets }) {
     grid.style.gridTemplateColumns = `40px repeat(${meta.columns}, ${width}px)`;
     const clickable = meta.by_head && !meta.standalone;
     for (let r = 0; r < meta.rows; r++) {
-      grid.appendChild(el("div", "wb-patch-ylabel", `L${meta.layers[r]}`));
+      grid.appendChild(el("div", "wb-patch-ylabel", meta.row_labels?.[r] ?? `L${meta.layers[r]}`));
       for (let c = 0; c < meta.columns; c++) {
         const v = values ? values[r * meta.columns + c] : NaN;
         const cell = el("div", "wb-patch-cell");

@@ -108,6 +108,7 @@ def test_ablating_each_head_in_one_batch_equals_ablating_them_one_at_a_time(mode
     found = site_map(bundle.model)
     assert effects.values.shape == (found.num_layers, found.num_heads)
     assert (effects.method, effects.kind, effects.columns) == ("ablation", "head", [0, 1])
+    assert effects.patched_positions == list(range(len(effects.clean_tokens.text)))  # every position of the text
     for layer in range(found.num_layers):
         for head in range(found.num_heads):
             alone = ablate(bundle, text, [(layer, head)], target=pair, kind=kind, reference=reference)
@@ -151,11 +152,11 @@ def test_mean_ablation_equals_the_output_projection_given_the_heads_mean_as_a_bi
         projection.bias = torch.nn.Parameter(bias if projection.bias is None else projection.bias + bias)
     expected = _logits_at(dataclasses.replace(bundle, model=edited), text, -1)
     answer = token_id(bundle.tokenizer, " the", output_vocabulary(bundle.model))
-    result = ablate(bundle, text, [(layer, head)], "mean", lambda logits: logits[:, answer], reference=reference)
+    result = ablate(bundle, text, [(layer, head)], kind="mean", target=lambda x: x[:, answer], reference=reference)
     assert result.metric_after == pytest.approx(float(expected[answer]), abs=1e-4)
     assert abs(result.metric_after - result.metric_before) > 1e-2
     assert result.reference == reference
-    own_mean = ablate(bundle, text, [(layer, head)], "mean", lambda logits: logits[:, answer])  # the text's own
+    own_mean = ablate(bundle, text, [(layer, head)], kind="mean", target=lambda x: x[:, answer])  # the text's own
     assert own_mean.reference is None and abs(own_mean.metric_after - result.metric_after) > 1e-3
 
 
@@ -183,6 +184,14 @@ def test_bad_ablation_input_gets_one_sentence(models, call, words):
         call(models)
     message = str(caught.value)
     assert message.endswith(".") and "\n" not in message
+
+
+def test_the_options_are_keyword_only_so_a_kind_is_never_read_as_a_target(models):
+    """``ablate`` and ``ablate_each_head`` once took kind and target in different orders: now neither by place."""
+    with pytest.raises(TypeError, match="positional"):
+        ablate_each_head(models["gpt"], "the cat", "mean")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        ablate(models["gpt"], "the cat", [(0, 0)], "mean")  # type: ignore[misc]
 
 
 def test_a_classifier_cannot_be_ablated_for_a_next_token(tiny_classifier):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -136,7 +137,7 @@ def test_causal_tracing_is_reproducible_from_its_seed(tiny_gpt: ModelBundle):
     first = patch(tiny_gpt, clean, None, answers, subject="The cat", samples=2, positions=[0, 1, 5])
     again = patch(tiny_gpt, clean, None, answers, subject="The cat", samples=2, positions=[0, 1, 5])
     other = patch(tiny_gpt, clean, None, answers, subject="The cat", samples=2, positions=[0, 1, 5], seed=1)
-    assert first.subject == [0, 1] and first.columns == [0, 1, 5]
+    assert first.subject == [0, 1] and first.columns == [0, 1, 5] and first.patched_positions == [0, 1, 5]
     assert first.corrupted_metric == again.corrupted_metric and np.array_equal(first.values, again.values)
     assert other.corrupted_metric != first.corrupted_metric
     # patching the embedding of every noised token restores the clean run whatever the noise
@@ -144,6 +145,9 @@ def test_causal_tracing_is_reproducible_from_its_seed(tiny_gpt: ModelBundle):
         tiny_gpt, clean, None, answers, sites="embed", subject=[1], samples=2, route="naive", positions=[1, 2]
     )
     assert embed.value(0, 1) == 1.0 and embed.value(0, 2) == 0.0
+    # its one row is labelled layer 0, and the result says it is the embeddings
+    assert embed.layers == [0] and embed.of_embeddings and "token embeddings" in embed.note
+    assert "of the embeddings" in repr(embed) and "strongest embeddings, position 1" in repr(embed)
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +231,31 @@ def test_attribution_patching_against_other_sites_is_refused(tiny_gpt: ModelBund
         attribution_patching(tiny_gpt, clean, None, answers)  # type: ignore[arg-type]
 
 
+def test_attribution_patching_against_patching_made_differently_is_refused(tiny_gpt: ModelBundle):
+    clean, corrupted, answers = CAUSAL
+    same = {"read_position": 1, "positions": [0, 1, 2]}
+    cases = [
+        (patch(tiny_gpt, clean, corrupted, answers, direction="noise", **same), {}, "same direction"),
+        (patch(tiny_gpt, clean, corrupted, (" cat", " dog"), **same), {}, "same metric"),
+        (patch(tiny_gpt, clean, corrupted, answers, read_position=2, positions=[0, 1, 2]), {}, "read the metric"),
+        (patch(tiny_gpt, clean, None, answers, subject="cat", samples=1, **same), {}, "method 'patching'"),
+        (attribution_patching(tiny_gpt, clean, corrupted, answers, **same), {}, "method 'patching'"),
+        (  # a head map: the same heads, each patched at other positions
+            patch(tiny_gpt, clean, corrupted, answers, sites="head", read_position=1, positions=[0, 1]),
+            {"sites": "head"},
+            "same positions",
+        ),
+    ]
+    for against, options, words in cases:
+        with pytest.raises(ProbeError, match=words) as caught:
+            attribution_patching(tiny_gpt, clean, corrupted, answers, **{**same, **options}, against=against)
+        assert "\n" not in str(caught.value) and str(caught.value).endswith("."), words
+    # made the same way, it is accepted
+    full = patch(tiny_gpt, clean, corrupted, answers, direction="noise", **same)
+    estimate = attribution_patching(tiny_gpt, clean, corrupted, answers, direction="noise", against=full, **same)
+    assert estimate.pearson_r is not None and estimate.patched_positions == full.patched_positions == [0, 1, 2]
+
+
 def test_a_head_map_has_a_row_per_layer_and_a_column_per_head(tiny_bert: ModelBundle):
     clean, corrupted, answers = MASKED
     result = patch(tiny_bert, clean, corrupted, answers, sites=["head.0.1", "head.1.0"], read_position=2)
@@ -236,3 +265,13 @@ def test_a_head_map_has_a_row_per_layer_and_a_column_per_head(tiny_bert: ModelBu
     assert result.differing == [2] and result.to_dict()["values"][0][1] == pytest.approx(
         float(result.values[0, 1]), abs=1e-6
     )
+    assert result.patched_positions == list(range(len(result.clean_tokens.text)))  # each head at every position
+
+
+def test_a_partial_map_is_strict_json_with_none_where_no_run_filled_a_cell(tiny_bert: ModelBundle):
+    clean, corrupted, answers = MASKED
+    result = patch(tiny_bert, clean, corrupted, answers, sites=["head.0.1", "head.1.0"], read_position=2)
+    back = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert back["values"][0][0] is None and back["values"][1][1] is None
+    assert back["values"][1][0] == pytest.approx(float(result.values[1, 0]), abs=1e-6)
+    assert back["patched_positions"] == result.patched_positions and back["pearson_r"] is None

@@ -105,6 +105,13 @@ def test_the_differing_tokens_are_marked_on_both_texts_and_the_metric_travels(po
     assert view.meta["site_names"] == [["resid_post.0"], ["resid_post.1"]]
 
 
+def test_rows_are_labelled_by_layer_and_an_embed_maps_one_row_as_the_embeddings(position_map, tiny_gpt):
+    assert PatchingView(position_map).meta["row_labels"] == ["L0", "L1"]
+    embed = _position_map(tiny_gpt, kind="embed", layers=[0], values=position_map.values[:1])
+    meta = PatchingView(embed).meta
+    assert meta["row_labels"] == ["embed"] and meta["layers"] == [0] and meta["site_names"] == [["embed"]]
+
+
 def test_causal_tracing_marks_the_subject_as_noised_and_shows_r_and_the_note(tiny_gpt):
     traced = _position_map(
         tiny_gpt,

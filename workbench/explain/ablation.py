@@ -266,18 +266,18 @@ def ablate(
     bundle: ModelBundle,
     text: str,
     heads: object,
+    *,
     kind: AblationKind = "zero",
     target: object = None,
-    *,
     reference: object = None,
     top_k: int = 5,
     memory_mb: int | None = None,
 ) -> AblationResult:
     """The metric and top-``top_k`` predictions of ``text`` before and after ablating ``heads`` together.
 
-    ``heads``: ``[(layer, head), ...]`` or names like ``"3.5"``; ``target``: a metric spec for
-    :func:`~workbench.explain.metrics.bind_metric` (a token: its probability; a pair: their logit
-    difference; a Metric; a function of the logits), default the probability of the model's own top
+    ``heads``: ``[(layer, head), ...]`` or names like ``"3.5"``; the options are keyword-only. ``target``: a
+    metric spec for :func:`~workbench.explain.metrics.bind_metric` (a token: its probability; a pair: their
+    logit difference; a Metric; a function of the logits), default the probability of the model's own top
     token. Raises ``ProbeError`` with a sentence for a model that is not a language model, bad text,
     a head out of range, an unknown kind or metric; ``MemoryBudgetError`` when one run would not fit.
     """
@@ -309,9 +309,9 @@ def ablate(
 def ablate_each_head(
     bundle: ModelBundle,
     text: str,
+    *,
     target: object = None,
     kind: AblationKind = "zero",
-    *,
     reference: object = None,
     memory_mb: int | None = None,
 ) -> PatchingResult:
@@ -319,7 +319,7 @@ def ablate_each_head(
     minus the plain run's metric (negative: the head helped). The heads of one layer run as copies in one
     forward that starts at their layer from the plain run's stream there.
 
-    Takes ``target``, ``kind`` and ``reference`` as :func:`ablate` does and raises as it does. Returns a
+    Takes ``target``, ``kind`` and ``reference`` (keyword-only) as :func:`ablate` does and raises as it does. Returns a
     :class:`PatchingResult` with ``method="ablation"``, ``kind="head"``; its ``clean_metric`` and
     ``corrupted_metric`` are both the plain run's metric (an ablation map has no corrupted run).
     """
@@ -360,6 +360,7 @@ def ablate_each_head(
         columns=list(range(found.num_heads)),
         clean_metric=plain_metric,
         corrupted_metric=plain_metric,
+        patched_positions=list(range(reading.enc["input_ids"].shape[1])),  # a head is ablated at every position
         read_position=reading.position,
         note=note,
     )

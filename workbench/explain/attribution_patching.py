@@ -30,8 +30,8 @@ from workbench.explain.inputs import accepts_argument, inference
 from workbench.explain.metrics import BoundMetric, bind_metric
 from workbench.explain.patch_inputs import PatchInputs, SiteGrid, check_choice, patch_inputs, site_grid
 from workbench.explain.patched_runs import CachedRun, cached_run
-from workbench.explain.patching import grid_jobs, grid_values
-from workbench.explain.patching_result import PatchingResult, normalised_effect
+from workbench.explain.patching import embed_note, grid_jobs, grid_values
+from workbench.explain.patching_result import DIRECTIONS, Direction, PatchingResult, normalised_effect
 from workbench.explain.sites import Site, Writer
 
 if TYPE_CHECKING:
@@ -48,26 +48,27 @@ def attribution_patching(
     *,
     sites: object = "resid_post",
     positions: object = None,
-    direction: str = "denoise",
+    direction: Direction = "denoise",
     read_position: int | None = None,
     against: PatchingResult | None = None,
     memory_mb: int | None = None,
 ) -> PatchingResult:
     """The first-order estimate of patching each site at each position (each head at all ``positions`` for
     ``sites="head"``), as a :class:`PatchingResult` with ``method="attribution_patching"``; arguments as in
-    :func:`~workbench.explain.patching.patch`. ``against`` (a patching result of the same texts and sites)
-    sets ``pearson_r``.
+    :func:`~workbench.explain.patching.patch`. ``against`` (the result of ``patch`` with the same texts,
+    metric, direction, read position, sites and positions) sets ``pearson_r``.
 
     Raises ``ProbeError`` with a sentence for a missing corrupted text, texts of different lengths, an
-    unknown site, a metric that is not a number or the same on both runs, or an ``against`` result of other
-    sites or texts; ``MemoryBudgetError`` (before the forward) when the backward pass cannot fit ``memory_mb``.
+    unknown site, a metric that is not a number or the same on both runs, or an ``against`` result that
+    differs in any of the above (one sentence naming the first difference); ``MemoryBudgetError`` (before the
+    forward) when the backward pass cannot fit ``memory_mb``.
     """
     if corrupted is None:
         raise ProbeError(
             "Attribution patching needs a corrupted text to compare with; for noise on a subject use "
             "patch(..., corrupted=None, subject=...)."
         )
-    direction = check_choice(direction, "direction", ("denoise", "noise"))
+    direction = check_choice(direction, "direction", DIRECTIONS)
     pair = patch_inputs(bundle, clean, corrupted, read_position)
     assert pair.corrupted_ids is not None
     model = bundle.model
@@ -75,7 +76,7 @@ def attribution_patching(
     n = pair.length
     grid = site_grid(model, sites, n, positions)
     if against is not None:
-        _check_against(against, pair, grid)
+        _check_against(against, pair, grid, bound.name, direction)
     shape = ModelShape.of(model)
     width = shape.head_dim if grid.kind == "head" else shape.hidden
     require(
@@ -117,9 +118,10 @@ def attribution_patching(
         corrupted=pair.corrupted,
         corrupted_tokens=pair.corrupted_tokens,
         differing=pair.differing,
-        direction=direction,  # type: ignore[arg-type]
+        patched_positions=list(grid.positions),
+        direction=direction,
         read_position=pair.read,
-        note=f"first-order estimate from one forward and one backward of the {base_name} run.",
+        note=f"first-order estimate from one forward and one backward of the {base_name} run{embed_note(grid.kind)}.",
     )
     if against is not None:
         result.pearson_r = pearson(values, against.values)
@@ -167,21 +169,46 @@ def _base_with_gradients(
     return base, gradients
 
 
-def _check_against(against: object, pair: PatchInputs, grid: SiteGrid) -> None:
-    clean, corrupted, kind, layers, columns = pair.clean, pair.corrupted, grid.kind, grid.layers, grid.columns
+def _check_against(against: object, pair: PatchInputs, grid: SiteGrid, metric: str, direction: Direction) -> None:
+    """Refuse, with one sentence for the first difference, an ``against`` map that is not patching of the same
+    texts, metric, direction, read position, sites and patched positions: its r would compare unlike maps."""
     if not isinstance(against, PatchingResult):
         raise ProbeError(
             f"against= takes the PatchingResult of patch(...) on the same sites, got {type(against).__name__}."
         )
-    if (against.clean, against.corrupted) != (clean, corrupted):
+    if against.method != "patching":
+        raise ProbeError(
+            f"against= must be a result of patch(...) with a corrupted text (method 'patching'), got a "
+            f"{against.method!r} result."
+        )
+    if (against.clean, against.corrupted) != (pair.clean, pair.corrupted):
         raise ProbeError(
             "against= must be patching of the same clean and corrupted texts; "
             f"it patched {against.clean!r} with {against.corrupted!r}."
         )
-    if (against.kind, against.layers, against.columns) != (kind, layers, columns):
+    if against.direction != direction:
+        raise ProbeError(
+            f"against= must patch in the same direction: it was made with direction={against.direction!r}, this "
+            f"call uses direction={direction!r}."
+        )
+    if against.metric != metric:
+        raise ProbeError(
+            f"against= must measure the same metric: it measured {against.metric}, this call measures {metric}."
+        )
+    if against.read_position != pair.read:
+        raise ProbeError(
+            f"against= must read the metric at the same position: it read position {against.read_position}, "
+            f"this call reads position {pair.read}."
+        )
+    if (against.kind, against.layers, against.columns) != (grid.kind, grid.layers, grid.columns):
         raise ProbeError(
             f"against= must map the same sites: it holds {against.kind} at layers {against.layers}, columns "
-            f"{against.columns}; this call maps {kind} at layers {layers}, columns {columns}."
+            f"{against.columns}; this call maps {grid.kind} at layers {grid.layers}, columns {grid.columns}."
+        )
+    if grid.kind == "head" and against.patched_positions != grid.positions:
+        raise ProbeError(
+            f"against= must patch each head at the same positions: it patched positions "
+            f"{against.patched_positions}, this call patches positions {grid.positions}."
         )
 
 

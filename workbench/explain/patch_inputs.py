@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 
+Choice = TypeVar("Choice", bound=str)
 SHOWN_TOKENS = 8  # of each text's differing tokens, at most, in the sentence on different lengths
 
 
@@ -70,11 +71,13 @@ class SiteGrid:
     positions: list[int]  # the positions patched (every column for position maps; all of them per head)
 
 
-def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
-    """``value`` when it is one of ``choices``; a sentence naming them otherwise."""
-    if not isinstance(value, str) or value not in choices:
-        raise ProbeError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}.")
-    return value
+def check_choice(value: object, name: str, choices: Sequence[Choice]) -> Choice:
+    """``value`` when it is one of ``choices`` (typed as they are, e.g. a ``Literal``); a sentence naming them
+    otherwise."""
+    for choice in choices:
+        if isinstance(value, str) and value == choice:
+            return choice
+    raise ProbeError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}.")
 
 
 def patch_inputs(bundle: ModelBundle, clean: object, corrupted: object, read_position: object = None) -> PatchInputs:

@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
@@ -44,12 +44,15 @@ from workbench.explain.patched_runs import (
     run_fast,
     run_naive,
 )
-from workbench.explain.patching_result import PatchingResult, normalised_effect
+from workbench.explain.patching_result import DIRECTIONS, Direction, PatchingResult, normalised_effect
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
 
-__all__ = ["grid_jobs", "grid_values", "patch"]
+__all__ = ["ROUTES", "Route", "embed_note", "grid_jobs", "grid_values", "patch"]
+
+Route = Literal["fast", "naive"]
+ROUTES: tuple[Route, ...] = get_args(Route)
 
 
 def patch(
@@ -60,12 +63,12 @@ def patch(
     *,
     sites: object = "resid_post",
     positions: object = None,
-    direction: str = "denoise",
+    direction: Direction = "denoise",
     subject: object = None,
     samples: int = 10,
     noise: float = 3.0,
     seed: int = 0,
-    route: str = "fast",
+    route: Route = "fast",
     batch_size: int | None = None,
     read_position: int | None = None,
     memory_mb: int | None = None,
@@ -83,8 +86,8 @@ def patch(
     that differ), an unknown site, a metric that is not a number or does not differ between the two runs,
     and any option out of range; ``MemoryBudgetError`` (before any forward) when one patched run cannot fit.
     """
-    direction = check_choice(direction, "direction", ("denoise", "noise"))
-    chosen_route = check_choice(route, "route", ("fast", "naive"))
+    direction = check_choice(direction, "direction", DIRECTIONS)
+    chosen_route = check_choice(route, "route", ROUTES)
     pair = patch_inputs(bundle, clean, corrupted, read_position)
     tracing = corrupted is None
     if not tracing and subject is not None:
@@ -140,6 +143,7 @@ def patch(
         )
     if grid.kind == "head":
         note += f"; each head patched at {len(grid.positions)} of {n} positions"
+    note += embed_note(grid.kind)
     return PatchingResult(
         model=bundle.name,
         method="causal_tracing" if tracing else "patching",
@@ -155,12 +159,18 @@ def patch(
         corrupted=pair.corrupted,
         corrupted_tokens=pair.corrupted_tokens,
         differing=subject_at if tracing else pair.differing,
-        direction=direction,  # type: ignore[arg-type]
+        patched_positions=list(grid.positions),
+        direction=direction,
         read_position=pair.read,
         subject=subject_at,
         samples=draws if tracing else 0,
         note=note + ".",
     )
+
+
+def embed_note(kind: str) -> str:
+    """What a map of ``embed`` sites says about its one row: it is the embeddings, labelled layer 0."""
+    return "; its one row (layer 0) is the token embeddings, before the first layer" if kind == "embed" else ""
 
 
 def grid_jobs(grid: SiteGrid, samples: int = 1) -> list[PatchJob]:
@@ -206,7 +216,7 @@ def _batch_size(
     samples: int,
     jobs: int,
     batch_size: int | None,
-    route: str,
+    route: Route,
     memory_mb: int | None,
 ) -> int:
     """Rows per forward within the memory budget; ``MemoryBudgetError`` when not even one fits."""

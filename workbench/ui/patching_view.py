@@ -108,6 +108,7 @@ def result_meta(result: PatchingResult) -> dict[str, Any]:
         "rows": len(result.layers),
         "columns": len(result.columns),
         "layers": [int(v) for v in result.layers],
+        "row_labels": ["embed"] if result.of_embeddings else [f"L{int(v)}" for v in result.layers],
         "column_ids": [int(v) for v in result.columns],
         "site_names": _site_names(result),
         "extent": extent if extent > 0 else 1.0,
