@@ -20,6 +20,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+try:  # set before shap is imported: numba reads it when a function is decorated
+    import numba
+
+    # shap's numba kernels compile on first use in each process, once per argument type: about 20 s of one
+    # core over the suite. On the tests' short texts they run as fast as plain Python, so here they stay plain
+    # Python (the same code, uncompiled). Only this process: the tutorials' kernels compile them, as a user's does.
+    numba.config.DISABLE_JIT = True
+except ImportError:  # shap (and numba with it) is missing: the tests that need it say so
+    pass
+
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -123,6 +123,9 @@ class JupyterServer:
                 "HF_HUB_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false",
                 "PYTHONUNBUFFERED": "1",
+                # shap's numba kernels run uncompiled, as in the test process (tests/conftest.py): the
+                # attribution view's kernel would spend about 12 s compiling them for one short text
+                "NUMBA_DISABLE_JIT": "1",
                 # The user's own Jupyter and IPython set-up (kernels, settings, startup files) stays out.
                 "JUPYTER_CONFIG_DIR": str(home["config"]),
                 "JUPYTER_DATA_DIR": str(home["data"]),
