@@ -335,6 +335,16 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
             against=patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), sites="resid_pre"),
         ),
     ),
+    (
+        "attribution patching against patching in the other direction",
+        lambda m: attribution_patching(
+            m["causal-lm"],
+            CLEAN,
+            CORRUPTED,
+            (5, 6),
+            against=patch(m["causal-lm"], CLEAN, CORRUPTED, (5, 6), direction="noise"),
+        ),
+    ),
     ("attribution patching of a classifier", lambda m: attribution_patching(m["classifier"], CLEAN, CORRUPTED, (0, 1))),
     ("ablate a layer out of range", lambda m: ablate(m["causal-lm"], "the cat", [(9, 0)])),
     ("ablate a head out of range", lambda m: ablate(m["causal-lm"], "the cat", ["0.9"])),
@@ -344,7 +354,7 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
     ("zero ablation given reference texts", lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], reference="a dog")),
     (
         "mean ablation with no reference text",
-        lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], "mean", reference=[]),
+        lambda m: ablate(m["causal-lm"], "the cat", [(0, 0)], kind="mean", reference=[]),
     ),
     ("ablate a masked LM's text without a mask", lambda m: ablate(m["masked-lm"], "the cat sat", [(0, 0)])),
     ("ablate a classifier", lambda m: ablate_each_head(m["classifier"], "the cat")),
