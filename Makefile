@@ -40,8 +40,10 @@ lint: setup
 	$(BIN)/mypy
 
 # The tutorials run too, short (WORKBENCH_QUICK=1): nbval executes every cell and fails on an error.
+# NUMBA_DISABLE_JIT: shap's numba kernels stay plain Python in every process and kernel of the run (the
+# same code, uncompiled): compiling them costs ~12 s per process, more than they then save on short texts.
 test: setup browser-deps lint
-	WORKBENCH_QUICK=1 $(BIN)/python -m pytest tests notebooks --durations=25 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	WORKBENCH_QUICK=1 NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests notebooks --durations=25 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q

@@ -25,7 +25,7 @@ try:  # set before shap is imported: numba reads it when a function is decorated
 
     # shap's numba kernels compile on first use in each process, once per argument type: about 20 s of one
     # core over the suite. On the tests' short texts they run as fast as plain Python, so here they stay plain
-    # Python (the same code, uncompiled). Only this process: the tutorials' kernels compile them, as a user's does.
+    # Python (the same code, uncompiled). `make test` also sets NUMBA_DISABLE_JIT=1 for the tutorials' kernels.
     numba.config.DISABLE_JIT = True
 except ImportError:  # shap (and numba with it) is missing: the tests that need it say so
     pass
