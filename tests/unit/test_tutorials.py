@@ -19,6 +19,7 @@ TUTORIALS = [
     "06_probing_and_logit_lens",
     "07_watch_it_learn",
     "08_compression",
+    "09_interventions",
 ]
 
 
