@@ -93,3 +93,26 @@ def tiny_gpt(make_tiny: Callable[..., ModelBundle]) -> ModelBundle:
 def tiny_classifier(make_tiny: Callable[..., ModelBundle]) -> ModelBundle:
     """A tiny two-label classifier ("negative", "positive") shared by the whole session: read it only."""
     return make_tiny("tiny-bert", kind="classifier", label_names=["negative", "positive"])
+
+
+def _sharpened(bundle: ModelBundle, factor: float = 10.0) -> ModelBundle:
+    """A copy of a tiny model with its weight matrices × ``factor``: its layers and heads move the output
+    clearly (a fresh tiny model gives every token about 1/300, and a head changes that by about 1e-7: too
+    little to tell a bug from rounding)."""
+    import copy
+    import dataclasses
+
+    import torch
+
+    model = copy.deepcopy(bundle.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(factor)
+    return dataclasses.replace(bundle, model=model)
+
+
+@pytest.fixture(scope="session")
+def sharpen() -> Callable[..., ModelBundle]:
+    """``sharpen(bundle)``: a copy of a tiny model with its weight matrices ×10 (see ``_sharpened``)."""
+    return _sharpened

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from workbench.explain.budget import set_memory_budget
     from workbench.explain.generate import generate
     from workbench.explain.lens import logit_lens
+    from workbench.explain.lens_quality import lens_quality
     from workbench.explain.patching import patch
     from workbench.explain.probe import fill_mask, next_token
     from workbench.explain.steering import steering_vector
+    from workbench.explain.tuned_lens import load_tuned_lens
     from workbench.models import ModelBundle, load_model
     from workbench.training import Callback, DistributedTrainer, TrainConfig, Trainer
 
@@ -46,7 +48,9 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "generate": "workbench.explain",
     "load_corpus": "workbench.data",
     "load_labelled": "workbench.data",
+    "lens_quality": "workbench.explain",
     "load_model": "workbench.models",
+    "load_tuned_lens": "workbench.explain",
     "logit_lens": "workbench.explain",
     "next_token": "workbench.explain",
     "patch": "workbench.explain",
@@ -69,9 +73,11 @@ __all__ = [
     "fetch_asset",
     "fill_mask",
     "generate",
+    "lens_quality",
     "load_corpus",
     "load_labelled",
     "load_model",
+    "load_tuned_lens",
     "logit_lens",
     "next_token",
     "patch",

@@ -114,9 +114,12 @@ def _train(args: argparse.Namespace, task: TaskName) -> int:
         corpus = load_corpus(args.data)
         n_val = max(1, int(len(corpus) * args.eval_fraction))
         train, val = corpus.texts[n_val:], corpus.texts[:n_val]
-        kind: ModelKind = "masked-lm" if task == "masked-lm" else "causal-lm"
         preset = args.model in ("tiny-bert", "tiny-gpt")
-        bundle = load_model(args.model, kind=kind, corpus=corpus if preset else None)
+        if task == "tuned-lens":  # the lens reads a trained language model as it is: its own kind
+            bundle = load_model(args.model, corpus=corpus if preset else None)
+        else:
+            kind: ModelKind = "masked-lm" if task == "masked-lm" else "causal-lm"
+            bundle = load_model(args.model, kind=kind, corpus=corpus if preset else None)
     trainer = Trainer(bundle, task, train, eval_data=val, config=config)
     if args.resume:
         trainer.resume_from()
@@ -208,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     _add_config_flags(pre)
     pre.set_defaults(func=lambda a: _train(a, a.task))
+
+    lens = sub.add_parser("tuned-lens", help="train a tuned lens (one translator per layer) for a language model")
+    lens.add_argument("--model", default="smollm2-135m", help="smollm2-135m, or the folder of a trained LM")
+    lens.add_argument("--data", default="rotten-tomatoes", help="a corpus name or a .txt file or folder")
+    lens.add_argument("--eval-fraction", type=float, default=0.02)
+    lens.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    _add_config_flags(lens)
+    lens.set_defaults(func=lambda a: _train(a, "tuned-lens"))
 
     fine = sub.add_parser("finetune", help="fine-tune a classifier on labelled data")
     fine.add_argument("--model", default="minilm")

@@ -21,20 +21,9 @@ TEXTS = {"gpt": "the cat sat on the", "bert": "the cat [MASK] on the mat"}
 READ = {"gpt": -1, "bert": 3}  # where each model's metric reads: after the last token, at the mask
 
 
-def _sharpened(bundle):
-    """A copy of a tiny model with its weight matrices ×10, so that every head moves the output clearly
-    (the fresh tiny models' heads change probabilities by about 1e-7: too little to tell a bug from rounding)."""
-    model = copy.deepcopy(bundle.model)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.mul_(10)
-    return dataclasses.replace(bundle, model=model)
-
-
 @pytest.fixture(scope="module")
-def models(tiny_gpt, tiny_bert):
-    return {"gpt": _sharpened(tiny_gpt), "bert": _sharpened(tiny_bert)}
+def models(tiny_gpt, tiny_bert, sharpen):
+    return {"gpt": sharpen(tiny_gpt), "bert": sharpen(tiny_bert)}
 
 
 def _logits_at(bundle, text: str, position: int) -> torch.Tensor:

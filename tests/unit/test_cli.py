@@ -59,6 +59,28 @@ def test_pretrain_takes_the_config_fields_as_flags(tmp_path, tiny_texts, capsys)
     assert (out / "metrics.jsonl").exists() and (out / "checkpoints" / "step-0000003").is_dir()
 
 
+def test_tuned_lens_trains_a_lens_for_a_trained_model_folder(tmp_path, tiny_texts, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_texts * 3))
+    common = ["--data", str(corpus), "--max-steps", "2", "--batch-size", "4", "--block-size", "16"]
+    common += ["--progress", "false", "--eval-fraction", "0.2"]
+    assert (
+        main(["pretrain", "--model", "tiny-gpt", "--task", "causal-lm", *common, "--output-dir", str(tmp_path / "lm")])
+        == 0
+    )
+    model = tmp_path / "lm" / "checkpoints" / "step-0000002"
+    out = tmp_path / "lens"
+    code = main(["tuned-lens", "--model", str(model), *common, "--lens-positions", "4", "--output-dir", str(out)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["step"] == 2
+    from workbench.models import load_model
+    from workbench.training.tuned_lens import load_tuned_lens
+
+    lens = load_tuned_lens(out, load_model(model))
+    assert lens.trained_steps == 2 and float(lens.weight.abs().sum()) > 0  # it moved from the identity
+
+
 def test_a_bad_config_value_is_one_sentence(tmp_path, tiny_texts, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(tiny_texts))

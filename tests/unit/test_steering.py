@@ -24,20 +24,9 @@ NEGATIVE = ["the dog ran in the park"]
 PROMPT = "the cat"
 
 
-def _sharpened(bundle):
-    """A copy of a tiny model with its weight matrices ×10: its next-token distribution is far from flat, so a
-    steer visibly changes it (the fresh tiny models give every token about 1/300)."""
-    model = copy.deepcopy(bundle.model)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.mul_(10)
-    return dataclasses.replace(bundle, model=model)
-
-
 @pytest.fixture(scope="module")
-def gpt(tiny_gpt):
-    return _sharpened(tiny_gpt)
+def gpt(tiny_gpt, sharpen):
+    return sharpen(tiny_gpt)
 
 
 @pytest.fixture(scope="module")

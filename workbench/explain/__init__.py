@@ -5,6 +5,9 @@ activation patching and causal tracing (``patch``), its first-order approximatio
 (``attribution_patching``), head ablation (``ablate``, ``ablate_each_head``) and steering
 (``steering_vector``, then ``generate(..., steer=(vector, coefficient))``).
 
+Readouts are trained: a tuned lens (``TunedLens``, trained by the Trainer's ``"tuned-lens"`` task, read with
+``logit_lens(..., lens=)`` and ``lens_quality``).
+
 The explain errors live in ``workbench.errors``; ``ProbeError``, ``AttributionError`` and
 ``MemoryBudgetError`` are also here. Every call works within a memory budget (``memory_mb``, by
 default the kernel's: ``set_memory_budget``) and says so, before allocating, when it cannot.
@@ -29,6 +32,7 @@ from workbench.explain.compare import Comparison, compare
 from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
 from workbench.explain.generate import GeneratedToken, GenerationResult, generate
 from workbench.explain.lens import LogitLensResult, logit_lens
+from workbench.explain.lens_quality import LensQualityResult, lens_quality
 from workbench.explain.metrics import Metric, logit_diff, probability
 from workbench.explain.patching import patch
 from workbench.explain.patching_result import PatchingResult
@@ -38,6 +42,7 @@ from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, list_sit
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
 from workbench.explain.tokens import TokenInfo, token_info
+from workbench.explain.tuned_lens import TunedLens, load_tuned_lens
 
 __all__ = [
     "DEFAULT_MEMORY_MB",
@@ -57,6 +62,7 @@ __all__ = [
     "FillMaskResult",
     "GeneratedToken",
     "GenerationResult",
+    "LensQualityResult",
     "LogitLensResult",
     "MemoryBudgetError",
     "Metric",
@@ -68,6 +74,7 @@ __all__ = [
     "SteeringVector",
     "TokenInfo",
     "TokenPrediction",
+    "TunedLens",
     "ablate",
     "ablate_each_head",
     "agreement",
@@ -84,8 +91,10 @@ __all__ = [
     "generate",
     "head_statistics",
     "hooked",
+    "lens_quality",
     "list_sites",
     "load_steering_vector",
+    "load_tuned_lens",
     "logit_diff",
     "logit_lens",
     "memory_budget",

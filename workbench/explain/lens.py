@@ -39,11 +39,14 @@ from workbench.explain.onednn import PackedLinear
 from workbench.explain.onednn import available as onednn_available
 from workbench.explain.output_head import output_vocabulary
 from workbench.explain.tokens import TokenInfo, token_info
+from workbench.models.heads import final_norm_and_head
+from workbench.models.heads import own_head as model_own_head
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
+    from workbench.training.tuned_lens import TunedLens
 
-__all__ = ["LogitLensResult", "logit_lens"]
+__all__ = ["LogitLensResult", "lens_head", "logit_lens"]
 
 CHUNK = 128  # positions (over all layers) sent through the output head at once
 
@@ -69,6 +72,7 @@ class LogitLensResult:
     target_ranks: np.ndarray  # (rows, positions), 0 is the top token
     read_position: int  # where the target is predicted: the mask, or the last position
     positions: list[int] = field(default_factory=list)  # the token position of each column; all by default
+    lens: str = "logit lens"  # which lens read the layers: "logit lens", or a tuned lens's label
 
     @property
     def num_rows(self) -> int:
@@ -107,34 +111,24 @@ class LogitLensResult:
             "target_ranks": self.target_ranks.tolist(),
             "read_position": self.read_position,
             "positions": self.positions,
+            "lens": self.lens,
         }
 
     def __repr__(self) -> str:
         first = self.first_layer_where_top()
         where = f"top from row {first} ({self.layer_names[first]})" if first is not None else "never top"
         return (
-            f"LogitLensResult({self.model}, {len(self.tokens.text)} tokens x {self.num_rows} rows; "
+            f"LogitLensResult({self.model}, {self.lens}, {len(self.tokens.text)} tokens x {self.num_rows} rows; "
             f"target {self.target_name!r} {where})"
         )
 
 
-def _lens_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model's own way from a hidden state to logits: its final norm (where it has one) and output head."""
-    children = dict(model.named_children())
-    if "cls" in children:  # BERT: every layer ends in a LayerNorm; the MLM head does the rest
-        cls: Callable[[torch.Tensor], torch.Tensor] = model.cls
-        return cls
-    if "head" in children and "decoder" in children:  # ModernBERT
-        norm = getattr(model.model, "final_norm", torch.nn.Identity())
-        return lambda h: model.decoder(model.head(norm(h)))
-    base = getattr(model, "model", None) or getattr(model, "transformer", None)
-    norm = getattr(base, "norm", None) or getattr(base, "ln_f", None)
-    head = model.get_output_embeddings()
-    if norm is None or head is None:
-        raise ProbeError(
-            f"The logit lens does not know where {type(model).__name__} keeps its final norm and "
-            "output head; it supports BERT, ModernBERT, Llama-style and GPT-2-style language models."
-        )
+def lens_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's own way from a hidden state to logits: its final norm (where it has one) and output head,
+    with a float32 unembedding packed for oneDNN."""
+    norm, head = final_norm_and_head(model)
+    if norm is None:
+        return head
     packed = _packed_unembedding(head)
     return lambda h: packed(norm(h).float()) if packed is not None else head(norm(h))
 
@@ -171,6 +165,7 @@ def logit_lens(
     *,
     top_k: int = 5,
     positions: Sequence[int] | None = None,
+    lens: TunedLens | None = None,
     memory_mb: int | None = None,
 ) -> LogitLensResult:
     """Top-k tokens at every layer and position, and the probability and rank of ``target`` there.
@@ -198,7 +193,9 @@ def logit_lens(
         read = len(ids) - 1
     n = len(ids)
     columns = _check_positions(positions, n)
-    head = _lens_head(bundle.model)
+    if lens is not None:
+        lens = _checked_lens(lens, bundle)
+    head = lens_head(bundle.model)
     _require_lens(bundle, n, len(columns), top_k, memory_mb)
     base: Any = bundle.model.base_model
     with inference(bundle.model):
@@ -206,13 +203,15 @@ def logit_lens(
         hidden = out.hidden_states  # (layers + 1) x (1, n, hidden)
         index = torch.as_tensor(columns)
         inner = torch.stack([h[0, index] for h in hidden[:-1]])  # (layers, columns, hidden): before the final norm
+        if lens is not None:
+            inner = lens(inner.to(lens.weight.dtype)).to(inner.dtype)  # each layer through its translator
         final = out.last_hidden_state[0, index]  # (columns, hidden): what the model's own head reads
         at_read = out.last_hidden_state[0, read : read + 1]  # (1, hidden)
         del out, hidden
         rows, cols, width = inner.shape
         vocab = output_vocabulary(bundle.model)
         k = min(top_k, vocab)
-        own_head = _own_head(bundle.model)
+        own_head = model_own_head(bundle.model)
         target_id = int(own_head(at_read).float()[0].argmax()) if target is None else token_id(tok, target, vocab)
         # Every layer and position through the head, CHUNK cells at a time: one multiply per chunk
         # keeps the CPU busy, and each chunk's logits are still in cache while they are normalised,
@@ -250,7 +249,21 @@ def logit_lens(
         target_ranks=target_ranks.cpu().numpy(),
         read_position=read,
         positions=columns,
+        lens="logit lens" if lens is None else lens.label,
     )
+
+
+def _checked_lens(lens: object, bundle: ModelBundle) -> TunedLens:
+    """``lens`` when it is a tuned lens trained for ``bundle``'s model; a ``ProbeError`` sentence otherwise."""
+    from workbench.training.tuned_lens import TunedLens
+
+    if not isinstance(lens, TunedLens):
+        raise ProbeError(
+            f"lens must be a TunedLens (from load_tuned_lens or a 'tuned-lens' run), not {type(lens).__name__}; "
+            "leave it out for the logit lens."
+        )
+    lens.check(bundle)
+    return lens
 
 
 def _check_positions(positions: Sequence[int] | None, n: int) -> list[int]:
@@ -281,15 +294,3 @@ def _require_lens(bundle: ModelBundle, n: int, columns: int, top_k: int, memory_
         f"the logit lens on {n:,} tokens of {bundle.name} ({layers + 1} rows × {columns:,} positions)",
         "a shorter text, or fewer positions (positions=[...])",
     )
-
-
-def _own_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """How the model turns its last hidden state into logits (the last row of the lens)."""
-    children = dict(model.named_children())
-    if "cls" in children:  # BERT's MLM head
-        cls: Callable[[torch.Tensor], torch.Tensor] = model.cls
-        return cls
-    if "head" in children and "decoder" in children:  # ModernBERT: the final norm is inside the base model
-        return lambda h: model.decoder(model.head(h))
-    unembedding: Callable[[torch.Tensor], torch.Tensor] = model.get_output_embeddings()
-    return unembedding

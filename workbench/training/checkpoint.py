@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,6 +33,7 @@ __all__ = [
     "checkpoint_step",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_model_weights",
     "model_fingerprint",
     "prune_checkpoints",
     "read_checkpoint",
@@ -91,15 +93,25 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def write_checkpoint(
-    root: Path, step: int, *, bundle: ModelBundle, optimizer: Any, scheduler: Any, trainer_state: dict[str, Any]
+    root: Path,
+    step: int,
+    *,
+    bundle: ModelBundle,
+    optimizer: Any,
+    scheduler: Any,
+    trainer_state: dict[str, Any],
+    write_weights: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a complete checkpoint for ``step`` under ``root``; return its folder."""
+    """Write a complete checkpoint for ``step`` under ``root``; return its folder.
+
+    ``write_weights(folder)`` writes what was trained (by default the model's files, so the checkpoint is a
+    model folder; a readout's task writes the readout); the fingerprint is always the model's."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=root))
     try:
-        bundle.write_files(tmp)
+        (write_weights or bundle.write_files)(tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(_rng_state(), tmp / "rng.pt")
@@ -213,6 +225,7 @@ def read_checkpoint(
     scheduler: Any = None,
     restore_rng: bool = True,
     accelerator: Any = None,
+    load_weights: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Load weights (and optimizer, scheduler, RNG) from a checkpoint into live objects; return its state.
 
@@ -220,11 +233,10 @@ def read_checkpoint(
     ``accelerate/``, read with Accelerate's ``load_state`` (which loads with
     ``weights_only=True``); it resumes in any number of processes, one included.
 
+    ``load_weights(folder)`` loads what was trained (by default the model's weights into ``model``).
     Raises ``CheckpointError`` when the folder is not a complete checkpoint or was written
     for a model of another shape.
     """
-    import safetensors.torch
-
     path = Path(path)
     state_file = path / STATE_FILE
     if checkpoint_step(path) is None or not state_file.exists():
@@ -237,10 +249,7 @@ def read_checkpoint(
         raise CheckpointError(
             f"{path} was saved from another model ({detail}); resume with the model it was trained on."
         )
-    weights = path / "model.safetensors"
-    missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=str(_device(model)))
-    if unexpected or any(not _is_tied(model, name) for name in missing):
-        raise CheckpointError(f"{weights} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}).")
+    (load_weights or (lambda folder: load_model_weights(model, folder)))(path)
     shared = path / "accelerate"
     if shared.is_dir():
         if optimizer is not None:
@@ -260,6 +269,16 @@ def read_checkpoint(
     if scheduler is not None:
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     return saved
+
+
+def load_model_weights(model: Any, folder: Path) -> None:
+    """Load ``folder/model.safetensors`` into ``model``; raises ``CheckpointError`` when they do not fit."""
+    import safetensors.torch
+
+    weights = Path(folder) / "model.safetensors"
+    missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=str(_device(model)))
+    if unexpected or any(not _is_tied(model, name) for name in missing):
+        raise CheckpointError(f"{weights} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}).")
 
 
 def _device(model: torch.nn.Module) -> torch.device:

@@ -10,7 +10,7 @@ from workbench.errors import ConfigError
 
 __all__ = ["TASKS", "AttentionChoice", "Precision", "ResolvedPrecision", "Schedule", "TaskName", "TrainConfig"]
 
-TaskName = Literal["masked-lm", "causal-lm", "classify"]
+TaskName = Literal["masked-lm", "causal-lm", "classify", "tuned-lens"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 ResolvedPrecision = Literal["bf16", "fp16", "fp32"]  # what "auto" becomes on a device
 Schedule = Literal["linear", "cosine", "constant"]
@@ -47,6 +47,7 @@ class TrainConfig:
     max_length: int = 128  # classification: longest input, in tokens
     mlm_probability: float = 0.15
     sparse_mlm_head: bool = True  # masked-LM: run the output head only where tokens are masked
+    lens_positions: int = 16  # tuned-lens: positions per sequence and layer sent through the vocabulary head a step
     group_by_length: bool = True  # classification: batches of similar length, less padding
     log_every: int = 10
     eval_every: int | None = None  # steps between evaluations; None evaluates at the end only
@@ -67,6 +68,7 @@ class TrainConfig:
             "max_length",
             "log_every",
             "keep_last",
+            "lens_positions",
         )
         for name in positive_ints:
             value = getattr(self, name)

@@ -89,6 +89,11 @@ class DistributedTrainer:
         self.num_processes = num_processes
         self.bundle = bundle
         self.task = make_task(task, bundle, self.config)  # checks task and model here, before any fork
+        if self.task.trainable() is not bundle.model:
+            raise ConfigError(
+                f"The {task!r} task trains a readout of a frozen model, which runs in one process; "
+                "use Trainer(bundle, task, ...) instead of DistributedTrainer."
+            )
         self.train_dataset = self.task.dataset(train_data, "training")
         self.eval_dataset = self.task.dataset(eval_data, "evaluation") if eval_data is not None else None
         eval_examples = len(self.eval_dataset) if self.eval_dataset is not None else None

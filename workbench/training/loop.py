@@ -107,11 +107,11 @@ class Trainer:
         self.global_batch = self.plan.global_batch
         self.micro_batches_per_epoch = self.plan.micro_batches_per_epoch
         self.max_steps = self.plan.max_steps
-        model = self.bundle.model
+        model = self.task.trainable()  # the model, or a readout of it (a tuned lens)
         optimizer, self.scheduler = make_optimizer(model, cfg, self.max_steps, self.plan.warmup_steps)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         drop_autocast_forward(self.model)
-        self.bundle.model = self.accelerator.unwrap_model(self.model)  # never the DistributedDataParallel shell
+        self.task.adopt_trainable(self.accelerator.unwrap_model(self.model))  # never the DistributedDataParallel shell
         self.device = self.accelerator.device
         self.feed = BatchFeed(
             self.task,
@@ -126,7 +126,11 @@ class Trainer:
         device = str(self.device) if self.world == 1 else f"{self.device.type} x {self.world} processes"
         self.state = TrainState(max_steps=self.max_steps, precision=self.precision, device=device)
         seq = cfg.block_size if self.task.name != "classify" else cfg.max_length
-        per_token = flops_per_token(model, seq, self.task.head_share(self.world))
+        per_token = (
+            self.task.flops_per_token(seq)
+            if self.world == 1
+            else flops_per_token(model, seq, self.task.head_share(self.world))
+        )
         self.speedometer = Speedometer(per_token, self.device, self.precision, self.world)
 
     # ---------------------------------------------------------------- public
@@ -278,6 +282,7 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         state.step += 1
+        self.task.on_step(state.step)
         state.epoch = state.step * accum / self.micro_batches_per_epoch
         window.losses.append(step_loss)
         return True

@@ -36,7 +36,9 @@ def save_run(trainer: Trainer) -> Path:
     }
     common: dict[str, Any] = {"bundle": trainer.bundle, "scheduler": trainer.scheduler, "trainer_state": trainer_state}
     if trainer.world == 1:
-        path = ckpt.write_checkpoint(root, step, optimizer=trainer.optimizer, **common)
+        path = ckpt.write_checkpoint(
+            root, step, optimizer=trainer.optimizer, write_weights=trainer.task.write_weights, **common
+        )
     else:
         path = ckpt.write_shared_checkpoint(
             root, step, model=trainer.model, accelerator=trainer.accelerator, collective=trainer.collective, **common
@@ -68,8 +70,10 @@ def load_run(trainer: Trainer, path: str | Path | None) -> dict[str, Any]:
         optimizer=trainer.optimizer,
         scheduler=trainer.scheduler,
         accelerator=trainer.accelerator,
+        load_weights=trainer.task.load_weights,
     )
     trainer.state.restore(saved["state"])
+    trainer.task.on_step(trainer.state.step)
     trainer.state.last_checkpoint = str(path)
     return saved
 

@@ -1,9 +1,15 @@
-"""The three tasks of the one loop: each picks its data set, collator, loss and metrics."""
+"""The tasks of the one loop: each picks its data set, collator, loss and metrics, and what it trains.
+
+Masked-LM, causal-LM and classification train the model itself; the tuned lens (``lens_task``) trains a
+readout of a frozen model, so a task also says which module the optimizer updates and what a checkpoint
+writes and reads.
+"""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -12,12 +18,12 @@ import torch.nn.functional as F
 
 from workbench.errors import ConfigError, DataError, TrainingError
 from workbench.training.config import TASKS, TaskName, TrainConfig
-from workbench.training.metrics import classification_metrics, perplexity
+from workbench.training.metrics import classification_metrics, flops_per_token, perplexity
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
 
-__all__ = ["Task", "make_task"]
+__all__ = ["Task", "make_data_task", "make_task"]
 
 
 class Task(abc.ABC):
@@ -64,6 +70,34 @@ class Task(abc.ABC):
     def head_share(self, processes: int) -> float:
         """The share of positions where the output head runs (for the FLOPs count): every one by default."""
         return 1.0
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token, for the MFU shown while training."""
+        return flops_per_token(self.bundle.model, seq_len, self.head_share(1))
+
+    weights_file = "model.safetensors"  # what a checkpoint holds of what this task trains
+
+    def trainable(self) -> torch.nn.Module:
+        """The module whose weights the optimizer updates: the model itself, unless the task trains a readout."""
+        model: torch.nn.Module = self.bundle.model
+        return model
+
+    def adopt_trainable(self, module: torch.nn.Module) -> None:
+        """Keep ``module`` (the trainable, as Accelerate hands it back unwrapped) as the one the task trains."""
+        self.bundle.model = module  # type: ignore[assignment]
+
+    def write_weights(self, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write what this task trains into a checkpoint folder (the model's files: the folder is a model folder)."""
+        self.bundle.write_files(folder, state_dict=state_dict)
+
+    def load_weights(self, folder: Path) -> None:
+        """Load what this task trains from a checkpoint folder written by ``write_weights``."""
+        from workbench.training.checkpoint import load_model_weights
+
+        load_model_weights(self.bundle.model, folder)
+
+    def on_step(self, step: int) -> None:  # noqa: B027 - a hook most tasks leave empty, like a callback's
+        """Called after every optimizer step with the new step count (a readout keeps how long it trained)."""
 
     def evaluate(self, model: Any, batches: list[dict[str, Any]], autocast: Any) -> dict[str, Any]:
         """Metrics over ``batches``, computed under ``autocast``."""
@@ -293,9 +327,18 @@ class ClassifyTask(Task):
 _TASKS: dict[str, type[Task]] = {"masked-lm": MaskedLMTask, "causal-lm": CausalLMTask, "classify": ClassifyTask}
 
 
+def make_data_task(name: str, bundle: ModelBundle, config: TrainConfig) -> Task:
+    """One of the tasks that train the model itself; a readout's task borrows its data set and collator."""
+    return _TASKS[name](bundle, config)
+
+
 def make_task(name: str, bundle: ModelBundle, config: TrainConfig) -> Task:
     """The task called ``name`` for ``bundle``; raises ``ConfigError`` for an unknown name, ``TrainingError`` for a
     model the task does not fit."""
+    if name == "tuned-lens":
+        from workbench.training.lens_task import TunedLensTask  # it builds on the tasks above
+
+        return TunedLensTask(bundle, config)
     if name not in _TASKS:
         raise ConfigError(f"Unknown task {name!r}; use one of: {', '.join(TASKS)}.")
     return _TASKS[name](bundle, config)
