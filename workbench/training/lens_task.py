@@ -152,52 +152,42 @@ class TunedLensTask(Task):
 
     def flops_per_token(self, seq_len: int) -> float:
         split = parameter_split(self.bundle.model)
+        readable = seq_len * (self.config.mlm_probability if self.bundle.kind == "masked-lm" else 1.0)
+        share = min(readable, self.config.lens_positions) / seq_len  # the positions read, per token
         forward = 2.0 * split.body + 4.0 * split.layers * split.hidden * seq_len  # the frozen model: no backward
-        cells = self.lens.rows * min(1.0, self.config.lens_positions / seq_len)
-        if self.bundle.kind == "masked-lm":
-            cells *= self.config.mlm_probability
-        # Each cell: the translator forward and backward, the head forward and its backward to the input.
-        return forward + cells * (6.0 * self.lens.hidden**2 + 4.0 * split.head)
+        # The model's own head at each position read; at every layer there, the translator forward and
+        # backward and the head forward and its backward to the input.
+        return forward + share * (2.0 * split.head + self.lens.rows * (6.0 * self.lens.hidden**2 + 4.0 * split.head))
 
     # ------------------------------------------------------------- loss and evaluation
 
     def loss(self, model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        hidden, target, index, valid = self._read(batch)
-        picked, weights = self._pick(valid, self.config.lens_positions, None)
-        rows, width = hidden.shape[0], hidden.shape[-1]
-        chosen = torch.gather(hidden.reshape(rows, -1, width), 1, picked[..., None].expand(-1, -1, width))
-        translated = model(chosen).reshape(-1, width)  # (rows * cells, hidden)
-        if not len(target):  # nothing to read in this batch (no masked token): a zero that keeps the graph
-            return translated.sum() * 0.0, int(batch["input_ids"].numel())
-        owner = index[picked.reshape(-1)].clamp(min=0)  # a filler cell (weight 0) borrows any read position
+        chosen, target, weights = self._cells(batch, None)
+        translated = model(chosen).reshape(-1, chosen.shape[-1])  # (rows * cells, hidden)
+        owner = torch.arange(target.shape[0], device=target.device).repeat(chosen.shape[0])  # (rows * cells,)
         loss: torch.Tensor = _ChunkedKL.apply(  # type: ignore[no-untyped-call]
-            translated, weights.reshape(-1), self._head, target, owner
+            translated, weights.repeat(chosen.shape[0]), self._head, target, owner
         )
         return loss, int(batch["input_ids"].numel())
 
     def evaluate_parts(self, model: Any, batches: list[dict[str, Any]], autocast: Any) -> dict[str, Any]:
         rows = self.lens.rows
         sums = {"tuned": torch.zeros(rows, dtype=torch.float64), "logit": torch.zeros(rows, dtype=torch.float64)}
-        count = torch.zeros(rows, dtype=torch.float64)
+        count = 0.0
         generator = torch.Generator().manual_seed(self.config.seed)  # the same cells at every evaluation
         with torch.no_grad(), autocast():
             for batch in batches:
-                hidden, target, index, valid = self._read(batch)
-                picked, weights = self._pick(valid, self.config.lens_positions, generator)
-                if not len(target):
-                    continue
-                width = hidden.shape[-1]
-                chosen = torch.gather(hidden.reshape(rows, -1, width), 1, picked[..., None].expand(-1, -1, width))
-                owner = index[picked.reshape(-1)].clamp(min=0)
+                chosen, target, weights = self._cells(batch, generator)
+                owner = torch.arange(target.shape[0], device=target.device).repeat(rows)
                 for name, states in (("tuned", model(chosen)), ("logit", chosen)):
-                    cells = lens_cells_kl(states.reshape(-1, width), self._head, target, owner)
+                    cells = lens_cells_kl(states.reshape(-1, states.shape[-1]), self._head, target, owner)
                     kl = torch.cat([chunk.kl for chunk in cells]).view(rows, -1)  # (rows, cells)
-                    sums[name] += ((kl * (weights > 0)).sum(-1)).double().cpu()
-                count += (weights > 0).sum(-1).double().cpu()
-        return {"tuned": sums["tuned"].tolist(), "logit": sums["logit"].tolist(), "count": count.tolist()}
+                    sums[name] += (kl * (weights > 0)).sum(-1).double().cpu()
+                count += float((weights > 0).sum())
+        return {"tuned": sums["tuned"].tolist(), "logit": sums["logit"].tolist(), "count": count}
 
     def combine(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
-        count = torch.tensor([p["count"] for p in parts]).sum(0).clamp(min=1)
+        count = max(sum(p["count"] for p in parts), 1.0)
         tuned = torch.tensor([p["tuned"] for p in parts]).sum(0) / count  # (rows,) mean KL per layer
         logit = torch.tensor([p["logit"] for p in parts]).sum(0) / count
         mean = float(tuned.mean())
@@ -210,45 +200,37 @@ class TunedLensTask(Task):
 
     # ------------------------------------------------------------- reading the frozen model
 
-    def _read(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What the frozen model says about a batch: its hidden states before the final norm ``(rows, batch, seq,
-        hidden)``; its own log-probabilities where the lens is read ``(read positions, vocab)``; for every flat
-        position, the row of those log-probabilities (-1 where not read) ``(batch * seq,)``; and where the lens is
-        read ``(batch, seq)``: every position of a causal LM, the masked ones of a masked LM."""
+    def _cells(
+        self, batch: dict[str, Any], generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The cells a step reads: up to ``lens_positions`` random positions of each sequence where the lens is
+        read (every position of a causal LM, the masked ones of a masked LM), the same for every layer.
+
+        Returns every layer's hidden state there, before the final norm ``(rows, cells, hidden)``; the model's own
+        log-probabilities there ``(cells, vocab)``; and each cell's weight ``(cells,)``: 1 / (cells read) / rows,
+        0 for a filler where a sequence had fewer positions to read, so the loss is the mean over layers of each
+        layer's mean KL. Each translator learns from its own layer's cells only, so sharing the positions between
+        layers costs nothing in what each sees, and the model's own head runs at the chosen positions alone.
+        """
         lm: Any = self.bundle.model
         lm.eval()  # the model is only read: no dropout while the lens learns it
         inputs = {k: v for k, v in batch.items() if k != "labels"}
+        if self.bundle.kind == "masked-lm":
+            valid = batch["labels"] != -100  # (batch, seq)
+        else:
+            valid = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
+        sequences, seq = valid.shape
+        scores = torch.rand((sequences, seq), generator=generator).to(valid.device).masked_fill(~valid, -1.0)
+        top = scores.topk(min(self.config.lens_positions, seq), dim=-1)  # (batch, k)
+        flat = (top.indices + torch.arange(sequences, device=valid.device)[:, None] * seq).reshape(-1)  # (cells,)
+        kept = (top.values >= 0).reshape(-1).float()  # (cells,)
+        weights = kept / kept.sum().clamp(min=1) / self.lens.rows
         with torch.no_grad():
             out = lm.base_model(**inputs, output_hidden_states=True)
-            hidden = torch.stack(out.hidden_states[:-1])  # (rows, batch, seq, hidden): the last is the output's
-            if self.bundle.kind == "masked-lm":
-                valid = batch["labels"] != -100  # (batch, seq)
-            else:
-                valid = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
-            final = out.last_hidden_state.reshape(-1, hidden.shape[-1])  # (batch * seq, hidden)
-            where = valid.reshape(-1).nonzero().squeeze(1)  # (read positions,)
-            logits = [self._own_head(final[where[s : s + _CHUNK]]).float() for s in range(0, len(where), _CHUNK)]
-            target = torch.log_softmax(torch.cat(logits), dim=-1) if logits else final.new_zeros(0, 1)
-            index = torch.full((final.shape[0],), -1, dtype=torch.long, device=final.device)
-            index[where] = torch.arange(len(where), device=final.device)
-        return hidden, target, index, valid
-
-    def _pick(
-        self, valid: torch.Tensor, per_sequence: int, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """For every row, up to ``per_sequence`` random valid positions of each sequence.
-
-        Returns the flat positions ``(rows, cells)`` and each cell's
-        weight ``(rows, cells)``: 1 / (valid cells of its row) for a valid cell, 0 for a filler, so a row's
-        weights sum to 1 and the loss is the mean over layers of each layer's mean KL."""
-        rows = self.lens.rows
-        batch, seq = valid.shape
-        k = min(per_sequence, seq)
-        scores = torch.rand((rows, batch, seq), generator=generator).to(valid.device)  # (rows, batch, seq)
-        scores = scores.masked_fill(~valid[None], -1.0)
-        top = scores.topk(k, dim=-1)  # (rows, batch, k)
-        keep = top.values >= 0
-        flat = (top.indices + torch.arange(batch, device=valid.device)[None, :, None] * seq).reshape(rows, -1)
-        kept = keep.reshape(rows, -1).float()  # (rows, cells)
-        weights = kept / kept.sum(-1, keepdim=True).clamp(min=1) / rows
-        return flat, weights
+            width = out.last_hidden_state.shape[-1]
+            # Every layer's state but the last (the output's own) at the chosen positions.
+            chosen = torch.stack([h.reshape(-1, width)[flat] for h in out.hidden_states[:-1]])  # (rows, cells, hidden)
+            final = out.last_hidden_state.reshape(-1, width)[flat]  # (cells, hidden)
+            logits = torch.cat([self._own_head(final[s : s + _CHUNK]).float() for s in range(0, len(flat), _CHUNK)])
+            target = torch.log_softmax(logits, dim=-1)  # (cells, vocab)
+        return chosen, target, weights
