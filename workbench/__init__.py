@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from workbench.explain.lens_quality import lens_quality
     from workbench.explain.patching import patch
     from workbench.explain.probe import fill_mask, next_token
+    from workbench.explain.probing import probe_layers
     from workbench.explain.steering import steering_vector
     from workbench.explain.tuned_lens import load_tuned_lens
     from workbench.models import ModelBundle, load_model
@@ -54,6 +55,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "logit_lens": "workbench.explain",
     "next_token": "workbench.explain",
     "patch": "workbench.explain",
+    "probe_layers": "workbench.explain",
     "set_memory_budget": "workbench.explain",
     "steering_vector": "workbench.explain",
     "train_tokenizer": "workbench.data",
@@ -81,6 +83,7 @@ __all__ = [
     "logit_lens",
     "next_token",
     "patch",
+    "probe_layers",
     "set_memory_budget",
     "steering_vector",
     "train_tokenizer",

@@ -6,7 +6,8 @@ activation patching and causal tracing (``patch``), its first-order approximatio
 (``steering_vector``, then ``generate(..., steer=(vector, coefficient))``).
 
 Readouts are trained: a tuned lens (``TunedLens``, trained by the Trainer's ``"tuned-lens"`` task, read with
-``logit_lens(..., lens=)`` and ``lens_quality``).
+``logit_lens(..., lens=)`` and ``lens_quality``) and linear probes on every layer (``probe_layers``, with a
+control task).
 
 The explain errors live in ``workbench.errors``; ``ProbeError``, ``AttributionError`` and
 ``MemoryBudgetError`` are also here. Every call works within a memory budget (``memory_mb``, by
@@ -37,6 +38,7 @@ from workbench.explain.metrics import Metric, logit_diff, probability
 from workbench.explain.patching import patch
 from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, next_token
+from workbench.explain.probing import ProbeLayersResult, probe_layers
 from workbench.explain.recorder import ProbeRecorder
 from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, list_sites
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
@@ -68,6 +70,7 @@ __all__ = [
     "Metric",
     "PatchingResult",
     "ProbeError",
+    "ProbeLayersResult",
     "ProbeRecorder",
     "Site",
     "SiteInfo",
@@ -101,6 +104,7 @@ __all__ = [
     "next_token",
     "patch",
     "probability",
+    "probe_layers",
     "record",
     "set_memory_budget",
     "steering_vector",
