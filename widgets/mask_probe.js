@@ -1,6 +1,6 @@
 // Mask probe: a text box whose guesses update as you type (debounced), top-k bars, the logit lens
-// (layers x positions, each cell's top token and probability) and a checkpoint slider. Plain ES module.
-// Token text is set with textContent only.
+// (layers x positions, each cell's top token and probability) and a checkpoint slider; with a tuned lens,
+// a "logit lens | tuned lens" switch above the grid. Plain ES module. Token text is set with textContent only.
 
 function render({ model, el: host }) {
   const root = el("div", "wb-probe");
@@ -17,9 +17,19 @@ function render({ model, el: host }) {
   const sliderLabel = el("span", "wb-probe-checkpoint");
   sliderRow.append(el("span", "wb-probe-label", "checkpoint "), slider, sliderLabel);
   const status = el("div", "wb-probe-status");
+  const note = el("div", "wb-probe-note");
   const bars = el("div", "wb-probe-bars");
+  const lensSwitch = el("div", "wb-probe-switch");
+  const lensButtons = [["logit", "logit lens"], ["tuned", "tuned lens"]].map(([kind, label]) => {
+    const button = el("button", "wb-probe-switch-option", label);
+    button.type = "button";
+    button.dataset.kind = kind;
+    button.addEventListener("click", () => { model.set("lens_kind", kind); model.save_changes(); });
+    return button;
+  });
+  lensSwitch.append(...lensButtons);
   const lensWrap = el("div", "wb-probe-lens");
-  root.append(input, sliderRow, status, bars, lensWrap);
+  root.append(input, sliderRow, status, note, bars, lensSwitch, lensWrap);
   host.appendChild(root);
 
   let timer = null;
@@ -60,7 +70,7 @@ function render({ model, el: host }) {
     const n = lens.tokens.length;
     const grid = el("div", "wb-probe-grid");
     grid.style.gridTemplateColumns = `max-content repeat(${n}, minmax(44px, 1fr))`;
-    grid.appendChild(el("div", "wb-probe-corner", `logit lens · p(${lens.target})`));
+    grid.appendChild(el("div", "wb-probe-corner", `${lens.name || "logit lens"} · p(${lens.target})`));
     lens.tokens.forEach((t, j) => {
       const head = el("div", "wb-probe-col", t);
       if (j === lens.read) head.classList.add("wb-read");
@@ -94,6 +104,12 @@ function render({ model, el: host }) {
     const error = model.get("error");
     const result = model.get("result") || {};
     root.dataset.model = result.model || "";
+    const tunedLabel = model.get("tuned_label") || "";
+    const kind = model.get("lens_kind") || "logit";
+    lensSwitch.style.display = tunedLabel && model.get("show_lens") ? "" : "none";
+    lensButtons[1].title = tunedLabel;
+    for (const button of lensButtons) button.classList.toggle("wb-selected", button.dataset.kind === kind);
+    note.textContent = error ? "" : result.note || "";
     if (error) {
       status.textContent = error;
       status.classList.add("wb-error");
@@ -107,7 +123,7 @@ function render({ model, el: host }) {
     drawLens(result.lens);
   }
 
-  const traits = ["result", "error", "checkpoints", "checkpoint", "text"];
+  const traits = ["result", "error", "checkpoints", "checkpoint", "text", "lens_kind", "tuned_label", "show_lens"];
   for (const t of traits) model.on(`change:${t}`, update);
   update();
   return () => { clearTimeout(timer); for (const t of traits) model.off(`change:${t}`, update); };

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
+from workbench.errors import ProbeError
 from workbench.explain import ProbeRecorder
+from workbench.explain.lens import logit_lens
+from workbench.explain.tuned_lens import TunedLens
 from workbench.training import TrainConfig, Trainer
 from workbench.ui import MaskProbe, ProbeTimeline
 
@@ -113,3 +118,82 @@ def test_on_colab_the_views_turn_on_the_widget_manager_or_say_in_one_line_how(mo
     assert enable_colab_widgets() is False
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and "enable_custom_widget_manager()" in printed[0]
+
+
+MASKED = "the cat sat on the [MASK]"
+
+
+def _grid(lens) -> dict:
+    """What the view's grid shows of a LogitLensResult: the lens's name, each cell's top token and probability."""
+    return {
+        "name": lens.lens,
+        "top": [[cell[0] for cell in row] for row in lens.top_tokens],
+        "top_prob": np.round(lens.top_probs[..., 0], 4).tolist(),
+    }
+
+
+def _shown(view: MaskProbe) -> dict:
+    return {key: view.result["lens"][key] for key in ("name", "top", "top_prob")}
+
+
+def _trained_looking_lens(bundle) -> TunedLens:
+    """A lens for ``bundle`` whose translators are no longer the identity, labelled as if trained 200 steps."""
+    lens = TunedLens.for_model(bundle)
+    with torch.no_grad():
+        lens.bias.copy_(torch.randn(lens.bias.shape, generator=torch.Generator().manual_seed(0)) * 2.0)
+    lens.trained_steps = 200
+    return lens
+
+
+def test_the_lens_switch_shows_only_with_a_tuned_lens(run):
+    _, bundle, _ = run
+    plain = MaskProbe(bundle, MASKED)
+    assert plain.tuned_label == "" and plain.result["lens"]["name"] == "logit lens" and plain.result["note"] == ""
+    switched = MaskProbe(bundle, MASKED, tuned_lens=_trained_looking_lens(bundle))
+    assert switched.tuned_label == "tuned lens (step 200)" and switched.lens_kind == "logit"
+    assert switched.result["lens"] == plain.result["lens"]  # the logit lens until the switch is moved
+
+
+def test_switching_to_the_tuned_lens_shows_its_numbers_and_back(run):
+    _, bundle, _ = run
+    lens = _trained_looking_lens(bundle)
+    view = MaskProbe(bundle, MASKED, tuned_lens=lens)
+    logit = view.result["lens"]
+    view.lens_kind = "tuned"
+    tuned = view.result["lens"]
+    assert _shown(view) == _grid(logit_lens(bundle, MASKED, top_k=3, lens=lens))
+    assert tuned["name"] == "tuned lens (step 200)" and tuned["top_prob"] != logit["top_prob"]
+    assert tuned["top_prob"][-1] == logit["top_prob"][-1]  # the last row is the model's output either way
+    view.lens_kind = "logit"
+    assert view.result["lens"] == logit
+
+
+def test_an_untrained_tuned_lens_in_the_view_shows_exactly_the_logit_lens(run):
+    _, bundle, _ = run
+    view = MaskProbe(bundle, MASKED, tuned_lens=TunedLens.for_model(bundle))
+    logit = view.result["lens"]
+    view.lens_kind = "tuned"
+    assert view.result["lens"] == {**logit, "name": "tuned lens (untrained)"}
+
+
+def test_a_lens_for_another_checkpoint_falls_back_to_the_logit_lens_with_the_sentence(run):
+    folder, bundle, _ = run
+    lens = _trained_looking_lens(bundle)  # made for the trained model: the run's last checkpoint
+    view = MaskProbe(folder, MASKED, tuned_lens=lens)
+    view.lens_kind = "tuned"
+    assert view.result["lens"]["name"] == "tuned lens (step 200)" and view.result["note"] == ""
+    view.checkpoint = 0  # step 3: other weights
+    problem = lens.mismatch(view.bundle())
+    assert problem and view.error == "" and view.result["model"] == "step 3"
+    assert view.result["note"] == f"{problem} Showing the logit lens."
+    assert _shown(view) == _grid(logit_lens(view.bundle(), MASKED, top_k=3))
+
+
+def test_a_lens_for_another_model_falls_back_and_a_path_without_a_lens_is_refused(run, tiny_gpt, tmp_path):
+    _, bundle, _ = run
+    view = MaskProbe(bundle, MASKED, tuned_lens=TunedLens.for_model(tiny_gpt))
+    view.lens_kind = "tuned"
+    assert view.result["lens"]["name"] == "logit lens" and view.result["note"].endswith(" Showing the logit lens.")
+    assert "tiny-gpt" in view.result["note"]
+    with pytest.raises(ProbeError, match=r"^No tuned lens at "):
+        MaskProbe(bundle, MASKED, tuned_lens=tmp_path)

@@ -6,6 +6,7 @@ from workbench.ui.attribution_view import AttributionView
 from workbench.ui.bertviz_bridge import to_bertviz
 from workbench.ui.compression_view import CompressionView
 from workbench.ui.dashboard import TrainingDashboard
+from workbench.ui.layer_curves import LayerCurves
 from workbench.ui.patching_view import PatchingView
 from workbench.ui.probe_views import MaskProbe, ProbeTimeline
 
@@ -13,6 +14,7 @@ __all__ = [
     "AttentionView",
     "AttributionView",
     "CompressionView",
+    "LayerCurves",
     "MaskProbe",
     "PatchingView",
     "ProbeTimeline",

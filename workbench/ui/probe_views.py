@@ -1,9 +1,11 @@
-"""Probe views: ``MaskProbe`` (type a sentence, see the guesses and the logit lens, pick a checkpoint)
-and ``ProbeTimeline`` (watch the expected tokens climb while a model trains).
+"""Probe views: ``MaskProbe`` (type a sentence, see the guesses and the logit lens, pick a checkpoint;
+with a trained tuned lens, switch the lens grid between the two) and ``ProbeTimeline`` (watch the
+expected tokens climb while a model trains).
 
 Example::
 
     MaskProbe(bundle, "To be, or not to [MASK].")          # or MaskProbe("runs/bert") for its checkpoints
+    MaskProbe(bundle, "The capital of France is", tuned_lens="runs/lens")   # a "logit lens | tuned lens" switch
     recorder = ProbeRecorder([("To be, or not to [MASK].", "be")], every=20)
     ProbeTimeline(recorder)                                  # live while dashboard.run(trainer) trains
 """
@@ -27,6 +29,7 @@ from workbench.explain.compare import Models, load_resolved, resolve_models
 from workbench.ui._assets import widget_css, widget_module
 
 if TYPE_CHECKING:
+    from workbench.explain.tuned_lens import TunedLens
     from workbench.models import ModelBundle
 
 __all__ = ["MaskProbe", "ProbeTimeline"]
@@ -35,7 +38,13 @@ LOADED_CHECKPOINTS = 4  # models kept in memory while the slider moves
 
 
 class MaskProbe(anywidget.AnyWidget):
-    """A text box whose guesses update as you type; top-k bars, the logit lens, and a checkpoint slider."""
+    """A text box whose guesses update as you type; top-k bars, the logit lens, and a checkpoint slider.
+
+    ``tuned_lens`` (a ``TunedLens``, or a file, folder or run that ``load_tuned_lens`` reads) adds a
+    "logit lens | tuned lens" switch (``lens_kind``); where the shown checkpoint is not the model the
+    lens was trained for, the view says why in its status and shows the logit lens. Raises ``TypeError``
+    for models it cannot show and ``ProbeError`` for a ``tuned_lens`` path that holds no lens.
+    """
 
     _esm = widget_module("mask_probe.js")
     _css = widget_css("probe.css")
@@ -47,6 +56,8 @@ class MaskProbe(anywidget.AnyWidget):
     checkpoint = traitlets.Int(0).tag(sync=True)
     result = traitlets.Dict({}).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    lens_kind = traitlets.Enum(["logit", "tuned"], "logit").tag(sync=True)  # which lens the grid shows
+    tuned_label = traitlets.Unicode("").tag(sync=True)  # the tuned lens's label; "" (no switch) without one
 
     def __init__(
         self,
@@ -55,17 +66,24 @@ class MaskProbe(anywidget.AnyWidget):
         *,
         top_k: int = 5,
         lens: bool = True,
+        tuned_lens: TunedLens | str | os.PathLike[str] | None = None,
         checkpoint: int = -1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._models = resolve_models(models, "MaskProbe")
+        self._tuned: TunedLens | None = None
+        if tuned_lens is not None:
+            from workbench.explain.tuned_lens import load_tuned_lens
+
+            self._tuned = load_tuned_lens(tuned_lens)
         self._loaded: OrderedDict[int, ModelBundle] = OrderedDict()
         with self.hold_sync():
             self.checkpoints = [label for label, _ in self._models]
             self.checkpoint = checkpoint % len(self._models)
             self.top_k = top_k
             self.show_lens = lens
+            self.tuned_label = self._tuned.label if self._tuned is not None else ""
             self.text = text
         self._update()
 
@@ -81,7 +99,7 @@ class MaskProbe(anywidget.AnyWidget):
             self._loaded.popitem(last=False)
         return bundle
 
-    @traitlets.observe("text", "checkpoint", "top_k", "show_lens")
+    @traitlets.observe("text", "checkpoint", "top_k", "show_lens", "lens_kind")
     def _on_change(self, change: dict[str, Any]) -> None:
         self._update()
 
@@ -100,7 +118,8 @@ class MaskProbe(anywidget.AnyWidget):
                 predictions = [p.to_dict() for p in fill_mask(bundle, self.text, self.top_k).predictions]
             else:
                 predictions = [next_token(bundle, self.text, self.top_k).to_dict()]
-            lens = _lens_payload(logit_lens(bundle, self.text, top_k=3)) if self.show_lens else None
+            tuned, note = self._chosen_lens(bundle)
+            lens = _lens_payload(logit_lens(bundle, self.text, top_k=3, lens=tuned)) if self.show_lens else None
         except WorkbenchError as e:
             with self.hold_sync():
                 self.error, self.result = str(e), {}
@@ -111,10 +130,22 @@ class MaskProbe(anywidget.AnyWidget):
             "text": self.text,
             "predictions": predictions,
             "lens": lens,
+            "note": note if self.show_lens else "",
             "ms": round(1000 * (time.perf_counter() - started), 1),
         }
         with self.hold_sync():
             self.error, self.result = "", result
+
+    def _chosen_lens(self, bundle: ModelBundle) -> tuple[TunedLens | None, str]:
+        """The tuned lens when the switch asks for it and it fits ``bundle``; else None and, where asked, why not."""
+        if self.lens_kind != "tuned":
+            return None, ""
+        if self._tuned is None:
+            return None, "No tuned lens was given (MaskProbe(..., tuned_lens=...)); showing the logit lens."
+        problem = self._tuned.mismatch(bundle)
+        if problem:
+            return None, f"{problem} Showing the logit lens."
+        return self._tuned.to(bundle.device), ""  # loaded on the CPU; a no-op once on the model's device
 
     def _is_masked(self) -> bool:
         model = self._loaded.get(self.checkpoint) or self._models[self.checkpoint][1]
@@ -124,6 +155,7 @@ class MaskProbe(anywidget.AnyWidget):
 def _lens_payload(lens: Any) -> dict[str, Any]:
     """The lens as the view draws it: each cell's top token and probability, and the target's probability."""
     return {
+        "name": lens.lens,  # "logit lens", or the tuned lens's label
         "layers": lens.layer_names,
         "tokens": lens.tokens.text,
         "special": lens.tokens.special,
