@@ -19,7 +19,6 @@ The last line is JSON. The CPU's bf16 support is reported but does not matter: e
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +26,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from machine import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,14 +103,6 @@ def child(n: int) -> dict:
         "precision": result.maps.precision if result.maps is not None else "eager",
         "threads": torch.get_num_threads(),
     }
-
-
-def cpu_flags() -> dict:
-    flags = ""
-    with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "?")
-    return {"cpu": model, "native_bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
 
 
 def main() -> None:

@@ -24,29 +24,20 @@ share, ``--threads 1`` keeps torch's threads from waiting on each other.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
+from machine import cpu_flags
 
 CLEAN = "Tourists say that the Eiffel Tower is located in the city of"
 CORRUPTED = "Tourists say that the Colosseum is located in the city of"
 ANSWERS = (" Paris", " Rome")
-
-
-def cpu_flags() -> dict:
-    flags = ""
-    with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "?")
-    return {"cpu": model, "native_bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
 
 
 def timed(call):

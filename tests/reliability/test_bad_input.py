@@ -9,12 +9,14 @@ cases the catalogue tried (tests/reliability/conftest.py counts them).
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+import torch
 import traitlets
 
 from workbench import assets, compress, ui
@@ -22,6 +24,7 @@ from workbench.data import load_corpus, load_labelled, train_tokenizer
 from workbench.errors import MemoryBudgetError, WorkbenchError
 from workbench.explain import (
     ProbeRecorder,
+    TunedLens,
     ablate,
     ablate_each_head,
     attention,
@@ -31,10 +34,13 @@ from workbench.explain import (
     compare,
     fill_mask,
     generate,
+    lens_quality,
     load_steering_vector,
+    load_tuned_lens,
     logit_lens,
     next_token,
     patch,
+    probe_layers,
     set_memory_budget,
     steering_vector,
 )
@@ -82,6 +88,7 @@ def models(
         "long masked-lm": make_tiny("tiny-bert", max_positions=1024),
         "long causal-lm": make_tiny("tiny-gpt", max_positions=1024),
         "long classifier": make_tiny("tiny-bert", kind="classifier", label_names=["no", "yes"], max_positions=1024),
+        "three-layer causal-lm": make_tiny("tiny-gpt", layers=3),
     }
 
 
@@ -175,6 +182,11 @@ CALLS: dict[str, tuple[str, Callable[[Any, Any], Any], Callable[[Any, str], list
     "fill_mask": ("masked-lm", lambda b, t: fill_mask(b, _masked(t)), _check_fill_mask),
     "next_token": ("causal-lm", next_token, _check_next_token),
     "logit_lens": ("causal-lm", logit_lens, _check_logit_lens),
+    "logit_lens through a tuned lens": (
+        "causal-lm",
+        lambda b, t: logit_lens(b, t, lens=TunedLens.for_model(b)),
+        _check_logit_lens,
+    ),
     "generate": ("causal-lm", lambda b, t: generate(b, t, max_new_tokens=2), _check_generate),
     "attention": ("masked-lm", attention, _check_attention),
     "attribute occlusion": (
@@ -387,6 +399,49 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
     ("a steering vector file that is not one", lambda m: load_steering_vector(Path(__file__))),
     ("a steering vector file that is missing", lambda m: load_steering_vector(Path("/nonexistent/vector.safetensors"))),
     (
+        "a tuned lens trained for another model",
+        lambda m: logit_lens(m["causal-lm"], "the cat", lens=_lens(m, "masked-lm")),
+    ),
+    (
+        "a tuned lens with a different number of layers",
+        lambda m: load_tuned_lens(_lens(m).save(_scratch() / "lens"), m["three-layer causal-lm"]),
+    ),
+    ("a tuned lens given as a string", lambda m: logit_lens(m["causal-lm"], "the cat", lens="runs/lens")),
+    ("a tuned lens folder that holds none", lambda m: load_tuned_lens(_scratch())),
+    ("a tuned lens file that is not one", lambda m: load_tuned_lens(Path(__file__))),
+    ("a tuned lens row out of range", lambda m: _lens(m).translate(3, torch.zeros(32))),
+    ("lens quality on one string, not a list", lambda m: lens_quality(m["causal-lm"], "the cat sat")),
+    ("lens quality on an empty list", lambda m: lens_quality(m["causal-lm"], [])),
+    ("lens quality of a classifier", lambda m: lens_quality(m["classifier"], ["the cat sat"])),
+    (
+        "lens quality with a lens of another model",
+        lambda m: lens_quality(m["causal-lm"], ["the cat"], _lens(m, "masked-lm")),
+    ),
+    (
+        "lens quality over its memory budget",
+        lambda m: lens_quality(m["long causal-lm"], [LONG_TEXT], max_length=1024, memory_mb=1),
+    ),
+    ("a tuned-lens run on a classifier", lambda m: Trainer(m["classifier"], "tuned-lens", ["the cat sat"])),
+    ("probing labelled data with one class", lambda m: probe_layers(m["masked-lm"], [(t, "x") for t, _ in PROBE_DATA])),
+    (
+        "probing with too few examples of a class",
+        lambda m: probe_layers(m["masked-lm"], PROBE_DATA[:4] + PROBE_DATA[-4:]),
+    ),
+    ("probing with an unknown pooling", lambda m: probe_layers(m["masked-lm"], PROBE_DATA, pooling="max")),
+    ("probing with an unknown control task", lambda m: probe_layers(m["masked-lm"], PROBE_DATA, control="random")),
+    ("probing with a test share of 1", lambda m: probe_layers(m["masked-lm"], PROBE_DATA, test_share=1)),
+    ("probing a number, not a model", lambda m: probe_layers(42, PROBE_DATA)),
+    ("probing a folder with no model", lambda m: probe_layers(_scratch(), PROBE_DATA)),
+    (
+        "probing over its memory budget",
+        lambda m: probe_layers(m["masked-lm"], PROBE_DATA * 200, max_examples=None, memory_mb=1, progress=False),
+    ),
+    ("a probe result's checkpoint out of range", lambda m: _probed(m).best_layer(1)),
+    (
+        "a mask probe with a tuned lens folder that holds none",
+        lambda m: ui.MaskProbe(m["causal-lm"], tuned_lens=_scratch()),
+    ),
+    (
         "a patching map opened with another model's bundle",
         lambda m: ui.PatchingView(ablate_each_head(m["causal-lm"], "the cat sat on the"), bundle=m["masked-lm"]),
     ),
@@ -398,7 +453,25 @@ VIEWS = [  # (view, a call that gives it the wrong thing)
     ("MaskProbe", lambda: ui.MaskProbe(None)),
     ("CompressionView", lambda: ui.CompressionView({"size": 1})),
     ("PatchingView", lambda: ui.PatchingView({"values": [[0.0]]})),
+    ("LayerCurves", lambda: ui.LayerCurves("not a result")),
 ]
+PROBE_DATA = [(f"a fine happy film {i}", "pos") for i in range(12)] + [
+    (f"a dull sad film {i}", "neg") for i in range(12)
+]
+
+
+def _lens(m: dict[str, ModelBundle], kind: str = "causal-lm") -> TunedLens:
+    """A fresh tuned lens (identity translators) for one of the tiny models."""
+    return TunedLens.for_model(m[kind])
+
+
+def _scratch() -> Path:
+    """An empty folder of its own (the catalogue's calls take no tmp_path)."""
+    return Path(tempfile.mkdtemp(prefix="wb-bad-input-"))
+
+
+def _probed(m: dict[str, ModelBundle]) -> Any:
+    return probe_layers(m["masked-lm"], PROBE_DATA, progress=False)
 
 
 def _vector(m: dict[str, ModelBundle], kind: str = "causal-lm") -> Any:
