@@ -79,7 +79,7 @@ def probe_layers(
     and split seeded and stratified, ``test_share`` held out, the same split for every checkpoint.
     ``pooling``: "mean" over the real tokens, or "cls", the first token (for a causal model it sees
     only itself). ``control``: "shuffle" permutes the labels across texts; "word-type" gives every
-    word type a seeded random label and a text the majority of its word types' labels.
+    word type a seeded random label and a text the label of one of its word types (see ``_control_labels``).
     Returns a ``ProbeLayersResult``. Raises ``DataError`` for data with one class or too few examples
     of a class, ``ProbeError`` for a bad option, a model without hidden states (ONNX) or a folder with
     no model or checkpoint, and ``MemoryBudgetError`` before a model's features would exceed ``memory_mb``.
@@ -324,8 +324,10 @@ def _control_labels(texts: list[str], labels: np.ndarray, control: str, seed: in
     """Labels that carry nothing of what the texts mean, ``(examples,)``, seeded (Hewitt and Liang 2019).
 
     "shuffle": the labels permuted across texts (each class keeps its count). "word-type": each word
-    type (lower-cased) gets a random label drawn with the labels' distribution, and a text the most
-    common label among its word types, a tie going to the label of its first word among the tied.
+    type (lower-cased) gets a random label drawn with the labels' distribution and a random rank, and
+    a text takes the label of its word type of lowest rank: a function of the words alone, which a probe
+    could partly memorise, with about the classes' shares. (A majority vote over the text's words would
+    not keep them: on unbalanced data such as sms-spam nearly every text would get the common class.)
     """
     rng = _rng(seed, 2)
     if control == "shuffle":
@@ -334,12 +336,8 @@ def _control_labels(texts: list[str], labels: np.ndarray, control: str, seed: in
     types = sorted({w for text in words for w in text})  # sorted: the same draws whatever the texts' order
     share = np.bincount(labels) / len(labels)
     drawn = dict(zip(types, rng.choice(len(share), size=len(types), p=share).tolist(), strict=True))
-    result = np.empty(len(texts), dtype=np.int64)
-    for i, text in enumerate(words):
-        unique = list(dict.fromkeys(text))  # each type once, in the order it first appears
-        votes = np.bincount([drawn[w] for w in unique], minlength=len(share))
-        result[i] = next(drawn[w] for w in unique if votes[drawn[w]] == votes.max())
-    return result
+    rank = dict(zip(types, rng.permutation(len(types)).tolist(), strict=True))
+    return np.asarray([drawn[min(text, key=rank.__getitem__)] for text in words], dtype=np.int64)
 
 
 def _fit_probes(
