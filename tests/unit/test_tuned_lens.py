@@ -131,6 +131,7 @@ def test_the_lens_saves_loads_and_resumes_like_any_checkpoint(gpt, tmp_path):
     torch.testing.assert_close(loaded.weight, resumed.task.lens.weight, rtol=0, atol=0)
     beside = loaded.save(tmp_path / "model-folder")
     assert beside == tmp_path / "model-folder" / LENS_FILE
+    assert beside.stat().st_mode & 0o044 == 0o044  # others can read it, as any saved model file
     again = load_tuned_lens(tmp_path / "model-folder", gpt)
     assert np.array_equal(
         logit_lens(gpt, "the cat sat", lens=again).top_probs, logit_lens(gpt, "the cat sat", lens=loaded).top_probs

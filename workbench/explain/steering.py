@@ -115,6 +115,7 @@ class SteeringVector:
                 tmp,
                 metadata={"format": FORMAT, "version": VERSION, "workbench": json.dumps(meta)},
             )
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a saved vector is for others to read too
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -127,6 +127,7 @@ class TunedLens(torch.nn.Module):
         os.close(fd)
         try:
             save_file(tensors, tmp, metadata=metadata)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a saved lens is for others to read too
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
