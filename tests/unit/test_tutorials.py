@@ -20,6 +20,7 @@ TUTORIALS = [
     "07_watch_it_learn",
     "08_compression",
     "09_interventions",
+    "10_tuned_lens_and_probes",
 ]
 
 
