@@ -19,6 +19,10 @@ from workbench.training import Callback, DistributedTrainer, TrainConfig, Traine
 from workbench.training.checkpoint import list_checkpoints
 from workbench.training.distributed import SharedFlags
 
+# Several processes that wait for each other can hang where one dies; a test that passes takes under 30 s.
+# Ten minutes turns a hang into a failure with every thread's stack instead of a stalled run.
+pytestmark = pytest.mark.timeout(600)
+
 
 def _config(out, **kw):
     base = {"progress": False, "block_size": 16, "log_every": 1, "precision": "fp32", "output_dir": str(out)}
