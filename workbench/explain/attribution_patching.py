@@ -28,7 +28,7 @@ from workbench.explain.budget import require
 from workbench.explain.footprint import FLOAT, ModelShape
 from workbench.explain.inputs import accepts_argument, inference
 from workbench.explain.metrics import BoundMetric, bind_metric
-from workbench.explain.patch_inputs import PatchInputs, SiteGrid, check_choice, patch_inputs, site_grid
+from workbench.explain.patch_inputs import PatchInputs, SiteGrid, check_choice, pair_result, patch_inputs, site_grid
 from workbench.explain.patched_runs import CachedRun, cached_run
 from workbench.explain.patching import embed_note, grid_jobs, grid_values
 from workbench.explain.patching_result import DIRECTIONS, Direction, PatchingResult, normalised_effect
@@ -103,25 +103,18 @@ def attribution_patching(
         change = (source.sites[job.site][at] - base.sites[job.site][at]).double()  # (positions, width)
         estimates[index] = base.metric + float((gradients[job.site][at].double() * change).sum())
     values = normalised_effect(grid_values(grid, jobs, estimates), clean_metric, corrupted_metric)
-    result = PatchingResult(
-        model=bundle.name,
+    note = f"first-order estimate from one forward and one backward of the {base_name} run{embed_note(grid.kind)}."
+    result = pair_result(
+        bundle,
+        pair,
+        grid,
+        values,
         method="attribution_patching",
-        kind=grid.kind,
         metric=bound.name,
-        clean=pair.clean,
-        clean_tokens=pair.clean_tokens,
-        values=values,
-        layers=grid.layers,
-        columns=grid.columns,
         clean_metric=clean_metric,
         corrupted_metric=corrupted_metric,
-        corrupted=pair.corrupted,
-        corrupted_tokens=pair.corrupted_tokens,
-        differing=pair.differing,
-        patched_positions=list(grid.positions),
         direction=direction,
-        read_position=pair.read,
-        note=f"first-order estimate from one forward and one backward of the {base_name} run{embed_note(grid.kind)}.",
+        note=note,
     )
     if against is not None:
         result.pearson_r = pearson(values, against.values)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import torch
 
 from workbench.errors import ProbeError
 from workbench.explain.inputs import MASK_PLACEHOLDER, check_text, encode, with_model_mask
+from workbench.explain.patching_result import Direction, PatchingMethod, PatchingResult
 from workbench.explain.sites import Site, parse_sites
 from workbench.explain.tokens import TokenInfo, text_tokens
 
@@ -205,3 +207,42 @@ def subject_positions(bundle: ModelBundle, pair: PatchInputs, subject: object) -
             "(e.g. subject='Eiffel Tower'), or their token positions."
         )
     return check_positions(subject, n)
+
+
+def pair_result(
+    bundle: ModelBundle,
+    pair: PatchInputs,
+    grid: SiteGrid,
+    values: np.ndarray,
+    *,
+    method: PatchingMethod,
+    metric: str,
+    clean_metric: float,
+    corrupted_metric: float,
+    direction: Direction,
+    note: str,
+    **extra: Any,
+) -> PatchingResult:
+    """The map of ``values`` ``(layers, columns)`` over ``grid`` for the texts of ``pair``: the fields every way of
+    patching fills alike, with ``extra`` (``differing``, ``subject``, ``samples``) where one fills them its own way."""
+    fields: dict[str, Any] = {
+        "model": bundle.name,
+        "method": method,
+        "kind": grid.kind,
+        "metric": metric,
+        "clean": pair.clean,
+        "clean_tokens": pair.clean_tokens,
+        "values": values,
+        "layers": grid.layers,
+        "columns": grid.columns,
+        "clean_metric": clean_metric,
+        "corrupted_metric": corrupted_metric,
+        "corrupted": pair.corrupted,
+        "corrupted_tokens": pair.corrupted_tokens,
+        "differing": pair.differing,
+        "patched_positions": list(grid.positions),
+        "direction": direction,
+        "read_position": pair.read,
+        "note": note,
+    }
+    return PatchingResult(**{**fields, **extra})

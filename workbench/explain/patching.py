@@ -34,7 +34,14 @@ from workbench.explain.budget import budget_bytes, require
 from workbench.explain.footprint import FLOAT, ModelShape
 from workbench.explain.inputs import inference
 from workbench.explain.metrics import bind_metric
-from workbench.explain.patch_inputs import SiteGrid, check_choice, patch_inputs, site_grid, subject_positions
+from workbench.explain.patch_inputs import (
+    SiteGrid,
+    check_choice,
+    pair_result,
+    patch_inputs,
+    site_grid,
+    subject_positions,
+)
 from workbench.explain.patched_runs import (
     ROW_TOKENS,
     PatchJob,
@@ -144,27 +151,20 @@ def patch(
     if grid.kind == "head":
         note += f"; each head patched at {len(grid.positions)} of {n} positions"
     note += embed_note(grid.kind)
-    return PatchingResult(
-        model=bundle.name,
+    return pair_result(
+        bundle,
+        pair,
+        grid,
+        values,
         method="causal_tracing" if tracing else "patching",
-        kind=grid.kind,
         metric=bound.name,
-        clean=pair.clean,
-        clean_tokens=pair.clean_tokens,
-        values=values,
-        layers=grid.layers,
-        columns=grid.columns,
         clean_metric=clean_run.metric,
         corrupted_metric=corrupted_metric,
-        corrupted=pair.corrupted,
-        corrupted_tokens=pair.corrupted_tokens,
-        differing=subject_at if tracing else pair.differing,
-        patched_positions=list(grid.positions),
         direction=direction,
-        read_position=pair.read,
+        note=note + ".",
+        differing=subject_at if tracing else pair.differing,
         subject=subject_at,
         samples=draws if tracing else 0,
-        note=note + ".",
     )
 
 
