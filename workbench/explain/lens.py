@@ -41,10 +41,10 @@ from workbench.explain.output_head import output_vocabulary
 from workbench.explain.tokens import TokenInfo, token_info
 from workbench.models.heads import final_norm_and_head
 from workbench.models.heads import own_head as model_own_head
+from workbench.training.tuned_lens import TunedLens
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
-    from workbench.training.tuned_lens import TunedLens
 
 __all__ = ["LogitLensResult", "lens_head", "logit_lens"]
 
@@ -194,7 +194,7 @@ def logit_lens(
     n = len(ids)
     columns = _check_positions(positions, n)
     if lens is not None:
-        lens = _checked_lens(lens, bundle)
+        lens = TunedLens.required(lens, bundle)
     head = lens_head(bundle.model)
     _require_lens(bundle, n, len(columns), top_k, memory_mb)
     base: Any = bundle.model.base_model
@@ -251,19 +251,6 @@ def logit_lens(
         positions=columns,
         lens="logit lens" if lens is None else lens.label,
     )
-
-
-def _checked_lens(lens: object, bundle: ModelBundle) -> TunedLens:
-    """``lens`` when it is a tuned lens trained for ``bundle``'s model; a ``ProbeError`` sentence otherwise."""
-    from workbench.training.tuned_lens import TunedLens
-
-    if not isinstance(lens, TunedLens):
-        raise ProbeError(
-            f"lens must be a TunedLens (from load_tuned_lens or a 'tuned-lens' run), not {type(lens).__name__}; "
-            "leave it out for the logit lens."
-        )
-    lens.check(bundle)
-    return lens
 
 
 def _check_positions(positions: Sequence[int] | None, n: int) -> list[int]:

@@ -106,9 +106,7 @@ def lens_quality(
     if bundle.kind not in ("masked-lm", "causal-lm"):
         raise ProbeError(f"Lens quality needs a language model; {bundle.name} is a {bundle.kind} model.")
     if lens is not None:
-        if not isinstance(lens, TunedLens):
-            raise ProbeError(f"lens must be a TunedLens (load_tuned_lens), not {type(lens).__name__}.")
-        lens.check(bundle)
+        lens = TunedLens.required(lens, bundle)
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
         raise ProbeError(f"max_length must be a whole number of tokens, 2 or more; got {max_length!r}.")
     max_length = min(max_length, bundle.max_positions)
@@ -188,7 +186,8 @@ def _encode(
         read = torch.arange(len(ids))
         true_ids = torch.cat([ids[1:].cpu(), torch.tensor([-1])])
         return enc, read, true_ids
-    special = torch.tensor([int(i) in set(tok.all_special_ids) for i in ids.tolist()])
+    specials = set(tok.all_special_ids)
+    special = torch.tensor([int(i) in specials for i in ids.tolist()])
     ordinary = (~special).nonzero().squeeze(1)
     if not len(ordinary):
         return enc, ordinary, ordinary

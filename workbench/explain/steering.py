@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from workbench.errors import ProbeError
 from workbench.explain.activations import record
@@ -35,6 +32,7 @@ from workbench.explain.budget import require
 from workbench.explain.footprint import ModelShape
 from workbench.explain.inputs import check_text, encode
 from workbench.explain.sites import Site, Writer, site_map
+from workbench.models.files import write_safetensors
 from workbench.models.identity import fingerprint_mismatch, model_fingerprint
 
 if TYPE_CHECKING:
@@ -106,21 +104,9 @@ class SteeringVector:
         """Write the vector (safetensors) with its metadata in the file's header, atomically; returns the path."""
         path = Path(path)
         meta = {k: v for k, v in self.to_dict().items() if k not in ("vector", "norm")}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            save_file(
-                {"vector": np.ascontiguousarray(self.vector, dtype=np.float32)},
-                tmp,
-                metadata={"format": FORMAT, "version": VERSION, "workbench": json.dumps(meta)},
-            )
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a saved vector is for others to read too
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        vector = torch.from_numpy(np.ascontiguousarray(self.vector, dtype=np.float32))
+        metadata = {"format": FORMAT, "version": VERSION, "workbench": json.dumps(meta)}
+        return write_safetensors(path, {"vector": vector}, metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from workbench.errors import ProbeError
+from workbench.models.files import write_safetensors
 from workbench.models.identity import fingerprint_mismatch, model_fingerprint
 from workbench.training.checkpoint import run_checkpoints
 
@@ -102,6 +101,17 @@ class TunedLens(torch.nn.Module):
             )
         return None
 
+    @staticmethod
+    def required(lens: object, bundle: ModelBundle) -> TunedLens:
+        """``lens`` when it is a tuned lens trained for ``bundle``'s model; a ``ProbeError`` sentence otherwise."""
+        if not isinstance(lens, TunedLens):
+            raise ProbeError(
+                f"lens must be a TunedLens (from load_tuned_lens or a 'tuned-lens' run), not {type(lens).__name__}; "
+                "leave it out for the logit lens."
+            )
+        lens.check(bundle)
+        return lens
+
     def check(self, bundle: ModelBundle) -> None:
         """Raise ``ProbeError`` (one sentence) unless this lens reads ``bundle``'s model."""
         problem = self.mismatch(bundle)
@@ -122,17 +132,8 @@ class TunedLens(torch.nn.Module):
             "trained_steps": str(self.trained_steps),
             "fingerprint": json.dumps(self.fingerprint),
         }
-        tensors = {"weight": self.weight.detach().float().cpu().contiguous(), "bias": self.bias.detach().float().cpu()}
-        fd, tmp = tempfile.mkstemp(prefix=".tuned_lens-", suffix=".partial", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=metadata)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a saved lens is for others to read too
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        tensors = {"weight": self.weight.detach().float().cpu(), "bias": self.bias.detach().float().cpu()}
+        return write_safetensors(path, tensors, metadata)
 
     def __repr__(self) -> str:
         return (
