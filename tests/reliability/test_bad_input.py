@@ -32,6 +32,7 @@ from workbench.explain import (
     attribute_many,
     attribution_patching,
     compare,
+    evaluate_classifier,
     fill_mask,
     generate,
     lens_quality,
@@ -41,12 +42,16 @@ from workbench.explain import (
     next_token,
     patch,
     probe_layers,
+    project_layers,
+    random_ranking_floor,
     set_memory_budget,
     steering_vector,
 )
+from workbench.figures import compare_runs, plot, project
 from workbench.models import load_model
 from workbench.training import DistributedTrainer, TrainConfig, Trainer
 from workbench.training.checkpoint import read_checkpoint
+from workbench.training.history import TrainingHistory
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
@@ -446,6 +451,44 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
         lambda m: ui.PatchingView(ablate_each_head(m["causal-lm"], "the cat sat on the"), bundle=m["masked-lm"]),
     ),
 ]
+FIGURES = [  # (case, a figure call that must fail): plot() and its options, and the engine calls figures draw
+    ("plot() given a number", lambda m: plot(3)),
+    ("plot() given an empty list", lambda m: plot([])),
+    ("plot() given a list of numbers", lambda m: plot([1, 2])),
+    ("plot() with an option its figure does not take", lambda m: plot(_attention(m), colour="red")),
+    ("an attention figure of an unknown statistic", lambda m: plot(_attention(m), statistic="loudness")),
+    ("an attention figure of a head out of range", lambda m: plot(_attention(m), head=(9, 0))),
+    ("an attention figure with a head that is not a pair", lambda m: plot(_attention(m), head=3)),
+    ("a lens figure coloured by an unknown thing", lambda m: plot(_lens_result(m), color="entropy")),
+    ("a lens figure with more top tokens than it holds", lambda m: plot(_lens_result(m), k=99)),
+    (
+        "lenses side by side on two texts",
+        lambda m: plot([_lens_result(m), logit_lens(m["causal-lm"], "a dog ran to the")]),
+    ),
+    ("a run folder with no metrics", lambda m: plot(_scratch())),
+    ("a run folder that does not exist", lambda m: plot(_scratch() / "gone")),
+    ("compare_runs of an empty list", lambda m: compare_runs([])),
+    ("compare_runs of one history, not a list", lambda m: compare_runs(TrainingHistory())),
+    ("compare_runs of a number", lambda m: compare_runs([3])),
+    ("a history figure on an unknown axis", lambda m: plot(_history(), x="epoch")),
+    ("a history figure smoothed by 1", lambda m: plot(_history(), smooth=1.0)),
+    ("a classifier evaluation of a masked LM", lambda m: evaluate_classifier(m["masked-lm"], ["the cat"], [0])),
+    ("a classifier evaluation with a label out of range", lambda m: evaluate_classifier(m["classifier"], ["a"], [5])),
+    ("a classifier evaluation with no labels", lambda m: evaluate_classifier(m["classifier"], ["the cat"])),
+    (
+        "a classifier evaluation with more texts than labels",
+        lambda m: evaluate_classifier(m["classifier"], ["a", "b", "c"], [0]),
+    ),
+    ("a classifier figure of an unknown view", lambda m: plot(_evaluation(m), view="roc")),
+    ("a projection of two texts", lambda m: project_layers(m["masked-lm"], ["the cat", "a dog"])),
+    ("a projection in four dimensions", lambda m: project_layers(m["masked-lm"], PROJECTED, dims=4)),
+    ("a projection by an unknown method", lambda m: project_layers(m["masked-lm"], PROJECTED, method="umap")),
+    ("a projection of a layer out of range", lambda m: project(m["masked-lm"], PROJECTED, layer=9)),
+    ("a projection of three models", lambda m: project([m["masked-lm"]] * 3, PROJECTED)),
+    ("a projection coloured by labels it was not given", lambda m: project(m["masked-lm"], PROJECTED, color="label")),
+    ("a random floor of no rankings", lambda m: random_ranking_floor(m["classifier"], _attribution(m), rankings=0)),
+    ("a deletion figure with a floor of a list", lambda m: plot([_attribution(m)], floor=[0.5])),
+]
 VIEWS = [  # (view, a call that gives it the wrong thing)
     ("AttentionView", lambda: ui.AttentionView("not a result")),
     ("AttributionView", lambda: ui.AttributionView(None)),
@@ -474,6 +517,29 @@ def _probed(m: dict[str, ModelBundle]) -> Any:
     return probe_layers(m["masked-lm"], PROBE_DATA, progress=False)
 
 
+PROJECTED = ["the cat sat", "a dog ran", "the bird sang", "a fish swam"]
+
+
+def _attention(m: dict[str, ModelBundle]) -> Any:
+    return attention(m["masked-lm"], "the cat sat on the mat")
+
+
+def _lens_result(m: dict[str, ModelBundle]) -> Any:
+    return logit_lens(m["causal-lm"], "the cat sat on the")
+
+
+def _attribution(m: dict[str, ModelBundle]) -> Any:
+    return attribute(m["classifier"], "the cat sat on the mat", 1, method="occlusion")
+
+
+def _evaluation(m: dict[str, ModelBundle]) -> Any:
+    return evaluate_classifier(m["classifier"], ["the cat sat", "a dog ran"], [0, 1])
+
+
+def _history() -> TrainingHistory:
+    return TrainingHistory([{"kind": "train", "step": s, "loss": 3.0 - s, "learning_rate": 1e-3} for s in (1, 2)])
+
+
 def _vector(m: dict[str, ModelBundle], kind: str = "causal-lm") -> Any:
     """A steering vector of one of the tiny models, at its first layer."""
     return steering_vector(m[kind], "the cat", "the dog", 0)
@@ -497,6 +563,15 @@ def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
     assert _is_one_sentence(caught.value), str(caught.value)
     if "budget" in name or "memory_mb" in name:
         assert isinstance(caught.value, MemoryBudgetError), repr(caught.value)
+
+
+@pytest.mark.parametrize("name, call", FIGURES)
+def test_figures_given_bad_input_get_the_workbenchs_error_and_one_sentence(
+    models: dict[str, ModelBundle], name: str, call: Callable[[dict[str, ModelBundle]], Any]
+):
+    with pytest.raises(WorkbenchError) as caught:
+        call(models)
+    assert _is_one_sentence(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("view, call", VIEWS)

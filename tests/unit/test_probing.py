@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from workbench.data import LabelledData, load_labelled
 from workbench.errors import DataError, MemoryBudgetError, ModelListError, ProbeError
@@ -133,6 +134,19 @@ def test_mean_pooling_ignores_padding(name, request):
     assert not np.allclose(first[:, 0], alone[:, 0])  # the first token's state is not the mean
 
 
+@pytest.mark.parametrize("name", ["tiny_bert", "tiny_gpt"])
+def test_last_pooling_reads_each_texts_last_real_token_not_the_padding(name, request):
+    bundle = request.getfixturevalue(name)
+    short, long = "the cat sat", "a dog ran in the park while the cat slept on the warm mat"
+    padded = layer_features(bundle, [long, short], pooling="last")  # short is padded on the right
+    alone = layer_features(bundle, [short], pooling="last")
+    np.testing.assert_allclose(padded[:, 1], alone[:, 0], atol=1e-5)
+    ids = bundle.tokenizer(short, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        states = bundle.model.base_model(ids, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(alone[:, 0], torch.stack(states)[:, 0, -1].numpy(), atol=1e-5)
+
+
 def test_a_run_folder_gives_one_row_per_checkpoint_in_step_order(make_tiny, tmp_path):
     data = _first_word_data(48)
     bundle = make_tiny("tiny-bert", kind="classifier", label_names=data.label_names)
@@ -194,7 +208,7 @@ def _one_class():
         (lambda b, d: probe_layers(b, d, max_examples=0), ProbeError, "max_examples must be a positive"),
         (lambda b, d: probe_layers(b, d, batch_size=0), ProbeError, "batch_size must be a positive"),
         (lambda b, d: probe_layers(42, d), ModelListError, "probe_layers takes a model bundle"),
-        (lambda b, d: layer_features(b, ["a cat"], pooling="last"), ProbeError, "Unknown pooling"),
+        (lambda b, d: layer_features(b, ["a cat"], pooling="max"), ProbeError, "Unknown pooling"),
     ],
 )
 def test_bad_input_gets_one_sentence(tiny_bert, call, error, words):

@@ -9,6 +9,10 @@ Readouts are trained: a tuned lens (``TunedLens``, trained by the Trainer's ``"t
 ``logit_lens(..., lens=)`` and ``lens_quality``) and linear probes on every layer (``probe_layers``, with a
 control task).
 
+Evaluations feed the figures: a classifier's confusion matrix, per-class scores and precision-recall curves
+(``evaluate_classifier``), texts' representations projected per layer (``project_layers``), and the deletion
+curve of random rankings that attributions should beat (``random_ranking_floor``).
+
 The explain errors live in ``workbench.errors``; ``ProbeError``, ``AttributionError`` and
 ``MemoryBudgetError`` are also here. Every call works within a memory budget (``memory_mb``, by
 default the kernel's: ``set_memory_budget``) and says so, before allocating, when it cannot.
@@ -29,8 +33,15 @@ from workbench.explain.attention import (
 from workbench.explain.attribution import METHODS, AttributionResult, attribute, attribute_many
 from workbench.explain.attribution_patching import attribution_patching
 from workbench.explain.budget import DEFAULT_MEMORY_MB, memory_budget, set_memory_budget
+from workbench.explain.classifier_eval import ClassifierEvaluation, PrecisionRecallCurve, evaluate_classifier
 from workbench.explain.compare import Comparison, compare
-from workbench.explain.faithfulness import Agreement, FaithfulnessScores, agreement, faithfulness
+from workbench.explain.faithfulness import (
+    Agreement,
+    FaithfulnessScores,
+    agreement,
+    faithfulness,
+    random_ranking_floor,
+)
 from workbench.explain.generate import GeneratedToken, GenerationResult, generate
 from workbench.explain.lens import LogitLensResult, logit_lens
 from workbench.explain.lens_quality import LensQualityResult, lens_quality
@@ -39,6 +50,7 @@ from workbench.explain.patching import patch
 from workbench.explain.patching_result import PatchingResult
 from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, next_token
 from workbench.explain.probing import ProbeLayersResult, probe_layers
+from workbench.explain.projection import ProjectionResult, project_layers
 from workbench.explain.recorder import ProbeRecorder
 from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, list_sites
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
@@ -59,6 +71,7 @@ __all__ = [
     "AttentionSurvey",
     "AttributionError",
     "AttributionResult",
+    "ClassifierEvaluation",
     "Comparison",
     "FaithfulnessScores",
     "FillMaskResult",
@@ -69,9 +82,11 @@ __all__ = [
     "MemoryBudgetError",
     "Metric",
     "PatchingResult",
+    "PrecisionRecallCurve",
     "ProbeError",
     "ProbeLayersResult",
     "ProbeRecorder",
+    "ProjectionResult",
     "Site",
     "SiteInfo",
     "SteeringVector",
@@ -89,6 +104,7 @@ __all__ = [
     "attribute_many",
     "attribution_patching",
     "compare",
+    "evaluate_classifier",
     "faithfulness",
     "fill_mask",
     "generate",
@@ -105,6 +121,8 @@ __all__ = [
     "patch",
     "probability",
     "probe_layers",
+    "project_layers",
+    "random_ranking_floor",
     "record",
     "set_memory_budget",
     "steering_vector",

@@ -7,6 +7,8 @@
   faithful: those tokens alone carry the prediction.
 - **Deletion curve**: f as the top-ranked tokens are removed one by one; its area (x scaled to
   0..1) is lower when the ranking is faithful.
+- **Random-ranking floor** (``random_ranking_floor``): the same scores for random orders of the
+  tokens, averaged: what a method must beat to have found anything.
 - **Agreement**: rank correlation (Spearman's ρ, Kendall's τ) between the scores of two methods
   on one input.
 
@@ -28,12 +30,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench.errors import AttributionError
+
 if TYPE_CHECKING:
     from workbench.explain.attribution.objective import Objective
     from workbench.explain.attribution.result import AttributionResult
     from workbench.models import ModelBundle
 
-__all__ = ["FRACTIONS", "Agreement", "FaithfulnessScores", "agreement", "faithfulness", "score_ranking"]
+__all__ = [
+    "FRACTIONS",
+    "Agreement",
+    "FaithfulnessScores",
+    "agreement",
+    "faithfulness",
+    "random_ranking_floor",
+    "score_ranking",
+]
 
 FRACTIONS = (0.01, 0.05, 0.10, 0.20, 0.50)
 DELETION_POINTS = 32  # the deletion curve is sampled at most this many times (plus the full input)
@@ -108,6 +120,48 @@ def faithfulness(bundle: ModelBundle, result: AttributionResult) -> Faithfulness
     with evaluation(bundle.model):
         objective = make_objective(bundle, result.text, result.target)
         return score_ranking(objective, result.scores)
+
+
+def random_ranking_floor(
+    bundle: ModelBundle, result: AttributionResult, *, rankings: int = 8, seed: int = 0
+) -> FaithfulnessScores:
+    """What chance scores: the faithfulness of ``rankings`` random orders of ``result``'s tokens, averaged.
+
+    A method is worth its cost where its deletion curve falls below this floor (and its comprehensiveness
+    rises above it). Every number is the mean over the random rankings, scored on ``bundle`` (the model
+    ``result`` explains) exactly as ``faithfulness`` scores a method's; each ranking costs as many model
+    evaluations as ``faithfulness`` (about 40 rows). Raises ``AttributionError`` when ``rankings`` is not
+    a positive whole number.
+
+    Example::
+
+        floor = random_ranking_floor(bundle, result)
+        plot([shap_result, ig_result], floor=floor)   # the deletion curves over the random floor
+    """
+    from workbench.explain.attribution.objective import evaluation, make_objective
+
+    if isinstance(rankings, bool) or not isinstance(rankings, (int, np.integer)) or rankings < 1:
+        raise AttributionError(f"rankings must be a positive whole number, such as 8; got {rankings!r}.")
+    generator = np.random.default_rng(seed)
+    with evaluation(bundle.model):
+        objective = make_objective(bundle, result.text, result.target)
+        runs = [score_ranking(objective, generator.permutation(len(result.scores))) for _ in range(int(rankings))]
+    by_fraction = {
+        f: {
+            "tokens": runs[0].by_fraction[f]["tokens"],
+            "comprehensiveness": float(np.mean([r.by_fraction[f]["comprehensiveness"] for r in runs])),
+            "sufficiency": float(np.mean([r.by_fraction[f]["sufficiency"] for r in runs])),
+        }
+        for f in FRACTIONS
+    }
+    return FaithfulnessScores(
+        comprehensiveness=float(np.mean([r.comprehensiveness for r in runs])),
+        sufficiency=float(np.mean([r.sufficiency for r in runs])),
+        by_fraction=by_fraction,
+        deletion_removed=runs[0].deletion_removed,
+        deletion_curve=np.mean([r.deletion_curve for r in runs], axis=0),
+        deletion_auc=float(np.mean([r.deletion_auc for r in runs])),
+    )
 
 
 @dataclass

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ProbeLayersResult", "layer_features", "probe_layers"]
 
-Pooling = Literal["cls", "mean"]
+Pooling = Literal["cls", "mean", "last"]
 Control = Literal["shuffle", "word-type"]
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "last")
 CONTROLS = ("shuffle", "word-type")
 MIN_TRAIN_PER_CLASS = 4  # fewer, and a probe's accuracy says more about the split than the layer
 MIN_TEST_PER_CLASS = 2
@@ -77,9 +77,10 @@ def probe_layers(
     first, loaded one at a time). ``data``: ``LabelledData``, a registry name ("movie-snippets") or
     (text, label) pairs; at most ``max_examples`` are kept (a seeded pick keeping each class's share)
     and split seeded and stratified, ``test_share`` held out, the same split for every checkpoint.
-    ``pooling``: "mean" over the real tokens, or "cls", the first token (for a causal model it sees
-    only itself). ``control``: "shuffle" permutes the labels across texts; "word-type" gives every
-    word type a seeded random label and a text the label of one of its word types (see ``_control_labels``).
+    ``pooling``: "mean" over the real tokens, "cls", the first token (for a causal model it sees
+    only itself), or "last", the last real token (the one a causal model has read the whole text at).
+    ``control``: "shuffle" permutes the labels across texts; "word-type" gives every word type a seeded
+    random label and a text the label of one of its word types (see ``_control_labels``).
     Returns a ``ProbeLayersResult``. Raises ``DataError`` for data with one class or too few examples
     of a class, ``ProbeError`` for a bad option, a model without hidden states (ONNX) or a folder with
     no model or checkpoint, and ``MemoryBudgetError`` before a model's features would exceed ``memory_mb``.
@@ -213,6 +214,9 @@ def layer_features(
             states = torch.stack(hidden).float()  # (rows, batch, width, hidden)
             if pooling == "cls":
                 pooled = states[:, :, 0]  # (rows, batch, hidden): right padding keeps the first token first
+            elif pooling == "last":
+                last = torch.as_tensor(lengths[chosen] - 1, device=states.device)  # (batch,) each text's last token
+                pooled = states[:, torch.arange(len(chosen), device=states.device), last]  # (rows, batch, hidden)
             else:
                 weights = mask.to(states.device, torch.float32)[None, :, :, None]  # (1, batch, width, 1)
                 pooled = (states * weights).sum(2) / weights.sum(2).clamp_min(1)  # (rows, batch, hidden)
@@ -249,7 +253,10 @@ def _check_options(
 
 def _check_pooling(pooling: object) -> None:
     if pooling not in POOLINGS:
-        raise ProbeError(f"Unknown pooling {pooling!r}; use 'mean' (every real token) or 'cls' (the first token).")
+        raise ProbeError(
+            f"Unknown pooling {pooling!r}; use 'mean' (every real token), 'cls' (the first token) or 'last' "
+            "(the last real token)."
+        )
 
 
 def _check_count(name: str, value: object) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.training.events import Callback, Control, TrainState
+from workbench.training.history import METRICS_FILE
 from workbench.training.metrics import finite_or_none, improves
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class MetricsWriter(Callback):
     """Appends every log and evaluation record to ``output_dir/metrics.jsonl``."""
 
     def on_train_begin(self, trainer: Run, state: TrainState, control: Control) -> None:
-        self.path = Path(trainer.config.output_dir or ".") / "metrics.jsonl"
+        self.path = Path(trainer.config.output_dir or ".") / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _append(self, record: dict[str, Any]) -> None:

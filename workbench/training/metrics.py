@@ -32,22 +32,28 @@ def perplexity(loss: float) -> float:
         return math.inf
 
 
+def per_class_scores(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of each class ``(classes,)`` from a confusion matrix (rows: true, columns:
+    predicted); 0 where a class was never predicted or never present."""
+    hits = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
+    return precision, recall, f1
+
+
 def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict[str, Any]:
     """Accuracy, macro precision, recall and F1, and the confusion matrix (rows: true, columns: predicted)."""
     predictions = np.asarray(predictions, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     confusion = np.zeros((num_labels, num_labels), dtype=np.int64)
     np.add.at(confusion, (labels, predictions), 1)
-    true_positive = np.diag(confusion).astype(float)
-    predicted = confusion.sum(axis=0).astype(float)
-    actual = confusion.sum(axis=1).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, true_positive / predicted, 0.0)
-        recall = np.where(actual > 0, true_positive / actual, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    precision, recall, f1 = per_class_scores(confusion)
     total = confusion.sum()
     return {
-        "accuracy": float(true_positive.sum() / total) if total else math.nan,
+        "accuracy": float(np.trace(confusion) / total) if total else math.nan,
         "precision": float(precision.mean()),
         "recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
