@@ -23,7 +23,7 @@ assets: setup
 	$(BIN)/workbench assets fetch --all
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/binder/lab-settings notebooks/
 
 demo: setup
 	$(BIN)/workbench demo

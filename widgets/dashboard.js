@@ -38,10 +38,24 @@ function tickLabel(value, step) {
   return value.toFixed(decimals);
 }
 
+const NARROW = 720, TINY = 420; // dashboard widths (px) below which the side charts stack
+
+// The static copy of the curves stays in a saved notebook for readers with no kernel; where this view
+// renders, it hides it (only this dashboard's: the class is its id). The rule goes with the view.
+function hideStaticSnapshot(id) {
+  if (!/^[A-Za-z][\w-]*$/.test(id || "")) return () => {};
+  const style = document.createElement("style");
+  style.dataset.wbHides = id;
+  style.textContent = `.${id} { display: none !important; }
+.jp-OutputArea-child:has(> .jp-OutputArea-output > .${id}) { display: none; }`; // its row in Lab, Notebook 7
+  document.head.appendChild(style);
+  return () => style.remove();
+}
+
 // One line chart: several series, each {x: [], y: [], color, width, opacity, dots}.
 function drawChart(container, { title, series, logY = false, height = 180 }) {
   container.replaceChildren();
-  const width = Math.max(240, container.clientWidth || 420);
+  const width = Math.max(160, container.clientWidth || 420);
   const pad = { l: 52, r: 10, t: 20, b: 24 };
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "wb-chart", role: "img" });
   svg.appendChild(Object.assign(svgEl("title"), { textContent: title }));
@@ -173,7 +187,11 @@ function render({ model, el: host }) {
   root.append(header, notice, progressOuter, stats, controls, charts, legend);
   host.appendChild(root);
 
+  let drawnWidth = -1; // the layout follows the dashboard's own width, not the window's
   function update() {
+    drawnWidth = root.clientWidth;
+    root.classList.toggle("wb-narrow", drawnWidth > 0 && drawnWidth < NARROW);
+    root.classList.toggle("wb-tiny", drawnWidth > 0 && drawnWidth < TINY);
     const st = model.get("status") || {};
     const runs = model.get("runs") || [];
     const logY = !!model.get("log_scale");
@@ -247,9 +265,16 @@ function render({ model, el: host }) {
     if (frame === null) frame = requestAnimationFrame(() => { frame = null; update(); });
   };
   for (const name of ["status", "runs", "log_scale", "notice", "can_start"]) model.on(`change:${name}`, schedule);
+  // Resized (an HBox share, a side panel): redraw in the next frame, not inside the observer's callback.
+  const resized = new ResizeObserver(() => { if (root.clientWidth !== drawnWidth) schedule(); });
+  resized.observe(root);
+  const hideSnapshot = hideStaticSnapshot(model.get("snapshot_id"));
   update();
   return () => {
     for (const name of ["status", "runs", "log_scale", "notice", "can_start"]) model.off(`change:${name}`, schedule);
+    resized.disconnect();
+    if (frame !== null) cancelAnimationFrame(frame);
+    hideSnapshot();
   };
 }
 

@@ -58,6 +58,7 @@ DASHBOARD_STATE = """() => {
           points: chart ? Number(chart.dataset.points) : -1};
 }"""
 DASHBOARD = ".jp-NotebookPanel:not(.lm-mod-hidden) .wb-dashboard"
+PANEL_CELLS = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell"
 
 
 def state(lab: LabPage) -> dict:
@@ -148,6 +149,41 @@ def test_the_dashboard_is_displayed_once(training: LabPage) -> None:
     assert cell.locator(".wb-dashboard").count() == 1
 
 
+# The dashboard's chart boxes and drawn charts, and whether anything sticks out of it.
+DASHBOARD_GEOMETRY = f"""() => {{
+  const d = document.querySelector('{DASHBOARD}');
+  const box = (sel) => {{ const r = d.querySelector(sel).getBoundingClientRect();
+                          return {{left: r.left, right: r.right, top: r.top, bottom: r.bottom}}; }};
+  const charts = ['wb-loss', 'wb-lr', 'wb-tps'].map((c) => ({{box: d.querySelector('.' + c).clientWidth,
+    drawn: Number(d.querySelector('.' + c + ' svg').getAttribute('width'))}}));
+  return {{narrow: d.classList.contains('wb-narrow'), width: d.clientWidth, overflow: d.scrollWidth - d.clientWidth,
+           loss: box('.wb-loss'), lr: box('.wb-lr'), tps: box('.wb-tps'), charts}};
+}}"""
+
+
+def test_the_dashboard_fits_a_narrow_share_of_the_page(training: LabPage) -> None:
+    """Squeezed to 560 px (an HBox share): the side charts go under the loss chart, redrawn to their boxes."""
+    lab = training
+    wide = lab.page.evaluate(DASHBOARD_GEOMETRY)
+    assert not wide["narrow"] and wide["lr"]["left"] >= wide["loss"]["right"], wide  # side by side
+    lab.page.evaluate(f"() => {{ document.querySelector('{DASHBOARD}').parentElement.style.width = '560px'; }}")
+    try:
+        lab.wait_for(
+            f"() => {{ const g = ({DASHBOARD_GEOMETRY})(); return g.narrow && g.charts.every("
+            "(c) => Math.abs(c.drawn - c.box) <= 1) ? g : null; }",
+            what="the narrow layout, its charts redrawn at their boxes' widths",
+        )
+        narrow = lab.page.evaluate(DASHBOARD_GEOMETRY)
+        assert narrow["width"] <= 560 and narrow["overflow"] == 0, narrow
+        assert narrow["lr"]["top"] >= narrow["loss"]["bottom"] and narrow["tps"]["top"] >= narrow["loss"]["bottom"]
+        assert narrow["lr"]["right"] <= narrow["tps"]["left"], narrow  # the two side charts share the row below
+    finally:
+        lab.page.evaluate(f"() => {{ document.querySelector('{DASHBOARD}').parentElement.style.width = ''; }}")
+    lab.wait_for(f"() => !({DASHBOARD_GEOMETRY})().narrow", what="the wide layout again")
+    errors = [line for line in lab.console if line.startswith(("error:", "pageerror:"))]
+    assert not errors, errors  # no ResizeObserver loop either
+
+
 def test_plotted_points_grow_while_training(training: LabPage) -> None:
     lab = training
     first = wait_state(lab, "s.status === 'running' && s.points >= 1", what="a first plotted point")
@@ -212,7 +248,23 @@ def test_the_stop_button_stops_within_two_seconds_and_saves(training: LabPage, j
     snapshot = lab.cell(0).locator("svg.wb-snapshot")
     snapshot.wait_for(state="attached", timeout=10_000)
     assert f"stopped at step {step}" in snapshot.text_content()
+    # The static copy is kept for readers without a kernel; here the live view says the same, and hides it
+    # with its output's row (no empty row left), and only that row: the dashboard's own row still shows.
+    assert snapshot.is_hidden()
+    rows = lab.page.evaluate(
+        f"""() => [...document.querySelectorAll('{PANEL_CELLS} .jp-OutputArea-child')].filter(
+          (row) => row.querySelector('.wb-static-snapshot, .wb-dashboard')).map(
+          (row) => [!!row.querySelector('.wb-dashboard'), getComputedStyle(row).display !== 'none'])"""
+    )
+    assert [True, True] in rows and [False, False] in rows and [False, True] not in rows, rows
     assert lab.picture(DASHBOARD, "dashboard").stat().st_size > 5_000
+    # Where no live view renders (its rule is absent), the copy shows.
+    hiders = "document.querySelectorAll('style[data-wb-hides]')"
+    lab.page.evaluate(f"() => {hiders}.forEach((s) => {{ s.sheet.disabled = true; }})")
+    try:
+        assert snapshot.is_visible()
+    finally:
+        lab.page.evaluate(f"() => {hiders}.forEach((s) => {{ s.sheet.disabled = false; }})")
 
 
 def test_a_kernel_interrupt_between_cells_stops_the_run_and_saves(module_lab: LabPage, jupyter_server) -> None:

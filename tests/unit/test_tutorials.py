@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def test_the_tutorials_are_all_there():
 @pytest.mark.parametrize("name", TUTORIALS)
 def test_every_tutorial_has_both_badges_the_colab_cell_and_the_quick_switch(name):
     assert _headers().check(ROOT / "notebooks" / f"{name}.ipynb") == []
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_every_tutorials_first_cell_shows_offline(name):
+    """Its badges are inline SVG: an image from the web shows as a broken image offline (and in CI)."""
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    first = nb["cells"][0]
+    text = "".join(first["source"]) if isinstance(first["source"], list) else first["source"]
+    assert "![" in text or "<img" in text, "the first cell shows the badges"
+    assert not re.search(r"!\[[^\]]*\]\(\s*<?https?:|<img\b[^>]*\bsrc\s*=\s*[\"']?https?:", text, re.I)
+    assert text.count("](data:image/svg+xml;base64,") == 2
+
+
+def test_a_web_image_in_the_opening_is_caught(tmp_path):
+    path = tmp_path / "99_web.ipynb"
+    nb = json.loads((ROOT / "notebooks" / "00_quickstart.ipynb").read_text())
+    nb["cells"][0]["source"] = "# Web\n\n![logo](https://example.org/logo.svg) <img src='http://example.org/x.png'>"
+    path.write_text(json.dumps(nb))
+    problems = _headers().check(path)
+    assert any("https://example.org/logo.svg, http://example.org/x.png" in p for p in problems), problems
 
 
 def test_a_notebook_without_the_opening_is_caught(tmp_path):

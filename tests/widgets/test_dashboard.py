@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from types import SimpleNamespace
@@ -232,3 +233,97 @@ def test_the_saved_snapshot_escapes_run_names_and_titles():
     svg = curves_svg([("<script>alert(1)</script>", "#0969da", history)], title="<img src=x onerror=alert(2)>")
     assert "<script>" not in svg and "<img" not in svg
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg and "&lt;img src=x onerror=alert(2)&gt;" in svg
+
+
+# ------------------------------------------------- what a notebook cell shows (display, snapshot)
+
+
+class _OutputArea:
+    """Stands in for a notebook's outputs: what ``display()`` put there, updated in place through a display id."""
+
+    def __init__(self):
+        self.outputs = []
+
+    def display(self, obj, *, display_id=None, **kwargs):
+        self.outputs.append(obj)
+        if not display_id:
+            return None
+        index = len(self.outputs) - 1
+        return SimpleNamespace(update=lambda new: self.outputs.__setitem__(index, new))
+
+    def count(self, widget):
+        return sum(1 for shown in self.outputs if shown is widget)
+
+    def html(self):
+        return [shown.data for shown in self.outputs if hasattr(shown, "data")]
+
+
+@pytest.fixture
+def notebook(monkeypatch):
+    """A kernel that displays into an ``_OutputArea`` (no IPython kernel, no front end)."""
+    import IPython
+    import IPython.display
+
+    area = _OutputArea()
+    monkeypatch.setattr(IPython, "get_ipython", SimpleNamespace)  # a shell, not None
+    monkeypatch.setattr(IPython.display, "display", area.display)
+    return area
+
+
+def _short_trainer(tiny_texts, make_tiny, seed=0):
+    config = TrainConfig(max_steps=3, batch_size=4, block_size=16, log_every=1, progress=False)
+    return Trainer(make_tiny("tiny-bert", seed=seed), "masked-lm", tiny_texts, config=config)
+
+
+def test_a_second_run_on_the_same_dashboard_does_not_show_it_again(notebook, tiny_texts, make_tiny):
+    dashboard = TrainingDashboard()
+    dashboard.run(_short_trainer(tiny_texts, make_tiny, 1), background=False)
+    dashboard.run(_short_trainer(tiny_texts, make_tiny, 2), background=False)
+    assert notebook.count(dashboard) == 1
+    assert len(notebook.html()) == 2  # each run's cell keeps its own static copy of the curves
+
+
+def test_a_dashboard_already_in_an_hbox_is_not_shown_again_by_run(notebook, tiny_texts, make_tiny):
+    import ipywidgets
+
+    dashboard = TrainingDashboard()
+    box = ipywidgets.HBox([ipywidgets.Label("probes"), dashboard])  # a cell's value, as in 07_watch_it_learn
+    assert dashboard.on_page
+    dashboard.run(_short_trainer(tiny_texts, make_tiny), background=False)
+    assert notebook.count(dashboard) == 0 and notebook.count(box) == 0
+    assert len(notebook.html()) == 1
+
+
+def test_a_dashboard_shown_as_a_cells_value_is_not_shown_again_by_run(notebook, tiny_texts, make_tiny):
+    dashboard = TrainingDashboard()
+    assert not dashboard.on_page
+    data, _ = dashboard._repr_mimebundle_()  # what IPython asks of a cell's last value, or of display()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dashboard.model_id
+    assert dashboard.on_page
+    dashboard.run(_short_trainer(tiny_texts, make_tiny), background=False)
+    assert notebook.count(dashboard) == 0
+
+
+def test_the_saved_static_copy_carries_the_id_by_which_the_live_view_hides_it(notebook, tiny_texts, make_tiny):
+    dashboard = TrainingDashboard()
+    dashboard.run(_short_trainer(tiny_texts, make_tiny), background=False)
+    (snapshot,) = notebook.html()
+    assert snapshot.startswith(f'<div class="wb-static-snapshot {dashboard.snapshot_id}"><svg')
+    assert "finished at step 3" in snapshot
+    # The live view reads the id from its state and hides elements of that class; a CSS class name, as the
+    # view requires (it ignores anything else).
+    assert dashboard.get_state()["snapshot_id"] == dashboard.snapshot_id
+    assert re.fullmatch(r"[A-Za-z][\w-]*", dashboard.snapshot_id)
+    assert TrainingDashboard().snapshot_id != dashboard.snapshot_id
+
+
+def test_the_dashboard_module_pins_ipywidgets_private_widget_registry():
+    import ipywidgets
+
+    from workbench.ui.dashboard import _live_widgets
+
+    box = ipywidgets.HBox([])
+    model_id = box.model_id
+    assert _live_widgets()[model_id] is box
+    box.close()
+    assert model_id not in _live_widgets()

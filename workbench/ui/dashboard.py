@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from workbench.training.events import Callback, Control, TrainState
@@ -100,6 +101,8 @@ class TrainingDashboard(anywidget.AnyWidget):
     log_scale = traitlets.Bool(False).tag(sync=True)
     notice = traitlets.Unicode("").tag(sync=True)
     can_start = traitlets.Bool(False).tag(sync=True)
+    # The static snapshot below a live view carries this id as a class; where the view renders, it hides it.
+    snapshot_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, title: str = "Training", **kwargs: Any):
         super().__init__(**kwargs)
@@ -112,13 +115,28 @@ class TrainingDashboard(anywidget.AnyWidget):
         self._timer: threading.Timer | None = None
         self.push_count = 0  # how many times state went to the browser (tests and benchmarks read it)
         self._snapshot_handle: Any = None
+        self._displayed = False  # shown by display() or as a cell's value (containers are found by on_page)
         self._parent: Any = None
         self._thread_tokens: Any = None
         self._previous_sigint: Any = None
         self.on_msg(self._on_command)
         self.status = {"status": "created", "message": "no run yet", "title": title}
+        self.snapshot_id = f"wb-snapshot-{self.model_id}"
 
     # ------------------------------------------------------------ public API
+
+    @property
+    def on_page(self) -> bool:
+        """Whether a cell has shown this dashboard: by ``display()``, as a cell's value, or in a container (HBox)."""
+        if self._displayed:
+            return True
+        return any(
+            isinstance(widget, ipywidgets.Box) and self in widget.children for widget in list(_live_widgets().values())
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        self._displayed = True  # IPython asks this of display(dashboard) and of a cell's last value
+        return super()._repr_mimebundle_(**kwargs)
 
     @property
     def trainer(self) -> Run | None:
@@ -138,9 +156,11 @@ class TrainingDashboard(anywidget.AnyWidget):
     def run(self, trainer: Run, name: str | None = None, *, background: bool | None = None) -> None:
         """Show the dashboard, attach ``trainer`` and start it; return at once (background) or when it ends.
 
-        In the background the kernel stays free for other cells and the buttons work; a
-        kernel interrupt (the stop button of the notebook) stops the run after a checkpoint.
-        Returns nothing, so a cell ending in ``dashboard.run(trainer)`` shows the dashboard once.
+        A dashboard already on the page (displayed, a cell's value, or in an ``HBox``) is not shown
+        again: the earlier view shows this run too. In the background the kernel stays free for
+        other cells and the buttons work; a kernel interrupt (the stop button of the notebook) stops
+        the run after a checkpoint. Returns nothing, so a cell ending in ``dashboard.run(trainer)``
+        shows the dashboard once.
         """
         self.attach(trainer, name)
         self._show()
@@ -287,7 +307,11 @@ class TrainingDashboard(anywidget.AnyWidget):
     # ------------------------------------------------------ kernel plumbing
 
     def _show(self) -> None:
-        """Display the dashboard and a slot below it for the static copy of the final curves."""
+        """Display the dashboard unless a cell shows it already, and a slot for the static copy of the final curves.
+
+        The slot is filled when the run ends and kept in the saved notebook for readers without a
+        kernel (GitHub, nbviewer, a notebook opened later); where the live view renders, it hides it.
+        """
         try:
             from IPython import get_ipython
             from IPython.display import HTML, display
@@ -295,10 +319,14 @@ class TrainingDashboard(anywidget.AnyWidget):
             return
         if get_ipython() is None:
             return
-        if not getattr(self, "_displayed", False):
+        if not self.on_page:
             display(self)
             self._displayed = True
-        self._snapshot_handle = display(HTML(""), display_id=True)
+        self._snapshot_handle = display(HTML(self._snapshot_html("")), display_id=True)
+
+    def _snapshot_html(self, svg: str) -> str:
+        """The static copy as saved: the SVG in an element the live view can find by ``snapshot_id``."""
+        return f'<div class="wb-static-snapshot {self.snapshot_id}">{svg}</div>'
 
     def _capture_output_parent(self) -> None:
         """Remember the cell that started the run, so prints from the thread land under it (ipykernel 7)."""
@@ -334,7 +362,7 @@ class TrainingDashboard(anywidget.AnyWidget):
                     [(self._names[i], _PALETTE[i % len(_PALETTE)], t.history) for i, t in enumerate(self._trainers)],
                     title=self.trainer.state.message,
                 )
-                self._snapshot_handle.update(HTML(svg))
+                self._snapshot_handle.update(HTML(self._snapshot_html(svg)))
             except Exception:  # the snapshot is a courtesy; never let it mask the run's own outcome
                 pass
         if self._thread_tokens is not None:
@@ -376,6 +404,17 @@ class TrainingDashboard(anywidget.AnyWidget):
         stop_training._workbench_dashboard = self  # type: ignore[attr-defined]
         stop_training._workbench_previous = previous  # type: ignore[attr-defined]
         kernel.saved_sigint_handler = stop_training
+
+
+def _live_widgets() -> dict[str, ipywidgets.Widget]:
+    """Every widget the kernel holds, by model id: ipywidgets' private registry (its public alias warns).
+
+    A test pins the name, as ``saved_sigint_handler`` is pinned: a container found here holds the dashboard.
+    """
+    from ipywidgets.widgets import widget
+
+    instances: dict[str, ipywidgets.Widget] = widget._instances
+    return instances
 
 
 def _on_colab() -> bool:
