@@ -48,10 +48,12 @@ test: setup browser-deps lint
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q
 
-# The README's pictures (docs/images/*.png): the browser tests that take one, run with their pictures
-# sent there. Any other run keeps its pictures in tests/browser/artifacts/pictures/ (ignored by git).
+# The README's pictures (docs/images/*.png) from the tutorials run in FULL mode (trained models): each cell
+# tagged "picture:<name>" is screenshotted in JupyterLab + headless Chromium, offline. Tens of minutes on two
+# cores; `python tests/browser/pictures.py --only NAME` retakes one. tuned_lens.png comes from its benchmark.
 pictures: setup browser-deps
-	WORKBENCH_PICTURES=docs/images $(BIN)/python -m pytest -q $$(grep -l 'lab\.picture(' tests/browser/test_*.py)
+	$(BIN)/python tests/browser/pictures.py --out docs/images
+	$(BIN)/python tests/benchmarks/tuned_lens.py --pictures docs/images
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not assets and not browser"

@@ -3,7 +3,8 @@
 * ``jupyter_server`` (session): JupyterLab on 127.0.0.1, offline, isolated (:class:`harness.JupyterServer`).
 * ``chromium`` (session): Debian's headless Chromium through Playwright (:func:`harness.launch_chromium`).
 * ``lab`` (per test), ``module_lab`` (one page shared by a module's tests) and ``open_lab()``: a
-  :class:`harness.LabPage`. At the end of every test each page still open is screenshotted to
+  :class:`harness.LabPage`; ``open_notebook7()``: a :class:`harness.NotebookPage`, the same calls in
+  Jupyter Notebook 7 (served by the same server). At the end of every test each page still open is screenshotted to
   ``tests/browser/artifacts/<test>.png``, and the test fails if a page sent a request off 127.0.0.1.
 """
 
@@ -50,6 +51,12 @@ def open_lab(chromium: Any, jupyter_server: JupyterServer) -> Callable[[], LabPa
     return lambda: OPEN_PAGES.open(jupyter_server, chromium)
 
 
+@pytest.fixture(scope="session")
+def open_notebook7(chromium: Any, jupyter_server: JupyterServer) -> Callable[[], LabPage]:
+    """A factory for Notebook 7 pages (:class:`harness.NotebookPage`) on the same server as JupyterLab's."""
+    return lambda: OPEN_PAGES.open(jupyter_server, chromium, app="notebook")
+
+
 @pytest.fixture(scope="module")
 def module_lab(open_lab: Callable[[], LabPage], request: pytest.FixtureRequest) -> Iterator[LabPage]:
     """One JupyterLab page shared by the tests of a module (each still gets its screenshot and network check).
@@ -64,6 +71,19 @@ def module_lab(open_lab: Callable[[], LabPage], request: pytest.FixtureRequest) 
         pass
     finally:
         OPEN_PAGES.close(lab_page)
+
+
+@pytest.fixture(scope="module")
+def module_notebook7(open_notebook7: Callable[[], LabPage], request: pytest.FixtureRequest) -> Iterator[LabPage]:
+    """One Notebook 7 page shared by the tests of a module, as ``module_lab`` is for JupyterLab."""
+    page = open_notebook7()
+    yield page
+    try:
+        save_module_end(page, f"{request.module.__name__}_notebook7")
+    except Exception:  # a missing picture must not hide the test's own result
+        pass
+    finally:
+        OPEN_PAGES.close(page)
 
 
 @pytest.fixture

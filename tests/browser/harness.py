@@ -1,4 +1,4 @@
-"""The real-browser harness: a JupyterLab server, Debian's headless Chromium, and a page that drives them.
+"""The real-browser harness: a Jupyter server, Debian's headless Chromium, and a page that drives them.
 
 ``tests/browser/conftest.py`` turns these into fixtures; this module holds what they do.
 
@@ -6,14 +6,18 @@
   temporary folder, with every per-user Jupyter/IPython folder redirected there and everything that
   would phone home turned off (news, update checks, the PyPI extension manager). :meth:`JupyterServer.stop`
   ends it by its PID (terminate, then kill); its log is ``tests/browser/artifacts/jupyter-server.log``.
+  The same server also serves Jupyter Notebook 7 (``/tree``, ``/notebooks/<path>``): the ``notebook``
+  package (a dev dependency) enables its server extension in ``<venv>/etc/jupyter``, so one server
+  start gives both front ends, and the same kernels.
 * :func:`launch_chromium`: a Playwright browser on ``/usr/bin/chromium`` (never ``playwright install``).
   Missing Chromium is a test **failure** that says to run ``make browser-deps``.
 * :class:`LabPage`: a fresh browser context whose every request to a host other than
-  127.0.0.1/localhost is recorded and aborted (:class:`NetworkGuard`). :func:`finish_test`
+  127.0.0.1/localhost is recorded and aborted (:class:`NetworkGuard`). :class:`NotebookPage` is the
+  same in Notebook 7: another address and another kernel indicator, the same menus and cells. :func:`finish_test`
   screenshots each page still open to ``tests/browser/artifacts/<test>.png`` and fails the test
   if a page made such a request during it: the views must work with no CDN.
-* Pictures for the README (:meth:`LabPage.picture`) go to ``tests/browser/artifacts/pictures/``, or
-  to the folder ``$WORKBENCH_PICTURES`` names: ``make pictures`` sets it to ``docs/images``.
+* Pictures a test takes of a view (:meth:`LabPage.picture`) go to ``tests/browser/artifacts/pictures/``;
+  the README's own are taken from the tutorials by ``tests/browser/pictures.py`` (``make pictures``).
 
 Running cells: :meth:`LabPage.run_all` clicks the menu *Run > Run All Cells* (the Lumino menu
 item ``runmenu:run-all``) and :meth:`LabPage.run_cell` selects a cell by clicking its prompt
@@ -23,6 +27,9 @@ person does it; keyboard shortcuts depend on focus and edit mode and proved less
 A kernel counts as idle when the status bar's kernel item says "<kernel> | Idle" *and* the
 notebook toolbar's execution indicator says ``data-status="idle"`` (the indicator alone says
 idle before a kernel is even chosen; a Run All clicked then opens a "Select Kernel" dialog).
+Notebook 7 has the same menus (the same Lumino command ids) but no status bar: there the kernel is
+idle when the toolbar's kernel name is not "No Kernel" and its execution indicator says "Kernel
+status: Idle" (it says "Initializing" until the kernel is up) with ``data-status="idle"``.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ VIEWPORT = {"width": 1400, "height": 1100}
 SERVER_START_TIMEOUT_S = 90
 NOTEBOOK_OPEN_TIMEOUT_MS = 60_000
 KERNEL_IDLE_TIMEOUT_MS = 60_000
+SAVE_TIMEOUT_S = 30
 
 # JupyterLab user settings written before the server starts: no "get notified about news?" toast,
 # no update check, nothing that asks for attention over the page under test.
@@ -78,12 +86,8 @@ LAB_SETTINGS = {
 
 
 def pictures_folder() -> Path:
-    """Where :meth:`LabPage.picture` saves: ``$WORKBENCH_PICTURES`` (relative to the repository), else artifacts.
-
-    A plain test run never writes the tracked ``docs/images``; ``make pictures`` points this there.
-    """
-    chosen = os.environ.get("WORKBENCH_PICTURES")
-    return REPO / chosen if chosen else ARTIFACTS / "pictures"
+    """Where :meth:`LabPage.picture` saves: the artifacts, never the tracked ``docs/images``."""
+    return ARTIFACTS / "pictures"
 
 
 # ----------------------------------------------------------------------------- the server
@@ -153,6 +157,9 @@ class JupyterServer:
             "--LabApp.extension_manager=readonly",
             f"--LabApp.user_settings_dir={home['settings']}",
             f"--LabApp.workspaces_dir={home['workspaces']}",
+            # Notebook 7 (the same server, when the notebook package is installed) reads the same settings.
+            f"--JupyterNotebookApp.user_settings_dir={home['settings']}",
+            f"--JupyterNotebookApp.workspaces_dir={home['workspaces']}",
         ]
         log = open(log_path, "w")  # noqa: SIM115 - closed by stop()
         process = subprocess.Popen(
@@ -235,6 +242,23 @@ class JupyterServer:
         # A workspace of its own per notebook: JupyterLab would otherwise restore the notebooks
         # an earlier test left open in the shared default workspace (and render their widgets).
         return f"{self.url}/lab/workspaces/{quote(workspace)}/tree/{quote(notebook)}?token={self.token}"
+
+    def notebook7_url(self, notebook: str) -> str:
+        """The address that opens ``notebook`` in Jupyter Notebook 7 (one notebook per page, no workspaces)."""
+        return f"{self.url}/notebooks/{quote(notebook)}?token={self.token}"
+
+    def serves_notebook7(self) -> bool:
+        """Whether this server serves Notebook 7's ``/tree`` (the ``notebook`` package, >= 7, is installed)."""
+        request = urllib.request.Request(f"{self.url}/tree", headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def saved_notebook(self, notebook: str) -> dict[str, Any]:
+        """The notebook as the server holds it on disk now (nbformat JSON, outputs included)."""
+        return self.api("GET", f"/api/contents/{quote(notebook)}?content=1", timeout=30)["content"]
 
     def sessions(self) -> list[dict[str, Any]]:
         """The server's sessions (one per open notebook with a kernel)."""
@@ -361,6 +385,8 @@ def is_local(url: str) -> bool:
 class LabPage:
     """One browser context with JupyterLab in it, and what a test does there."""
 
+    app = "JupyterLab"
+
     def __init__(self, server: JupyterServer, browser: Any) -> None:
         self.server = server
         self.context = browser.new_context(viewport=VIEWPORT)
@@ -394,9 +420,13 @@ class LabPage:
         """Open ``name`` (in the server's root) in JupyterLab and wait until its kernel is idle."""
         self.notebooks.append(name)
         self.current = name
-        self.page.goto(self.server.lab_url(name, workspace=Path(name).stem), wait_until="domcontentloaded")
+        self.page.goto(self.address(name), wait_until="domcontentloaded")
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=NOTEBOOK_OPEN_TIMEOUT_MS)
         self.wait_kernel_idle()
+
+    def address(self, name: str) -> str:
+        """The address that opens notebook ``name`` in this page's app."""
+        return self.server.lab_url(name, workspace=Path(name).stem)
 
     def run_view_notebook(self, name: str, setup: str, timeout_ms: int = 180_000) -> LabPage:
         """Write a one-cell notebook that ends in a view, open it, run it, and keep the dialogs it fires."""
@@ -435,6 +465,7 @@ class LabPage:
 
     def menu(self, menu: str, command: str) -> None:
         """Click a top menu (its label, e.g. "Run") and then its item (Lumino command id)."""
+        self.page.bring_to_front()  # a page behind another draws no frames: its menus and saves stall
         self.page.click(f".lm-MenuBar-item:has-text('{menu}')")
         self.page.click(f".lm-Menu-item[data-command='{command}']")
 
@@ -457,19 +488,35 @@ class LabPage:
         """Kernel > Interrupt Kernel."""
         self.menu("Kernel", "kernelmenu:interrupt")
 
-    def wait_cell_done(self, index: int, timeout_ms: int = 60_000) -> int:
-        """Wait until cell ``index`` shows an execution count (``[3]:``); return it.
+    def save(self, timeout_s: float = SAVE_TIMEOUT_S) -> dict[str, Any]:
+        """File > Save; wait for the server's answer to the save; return the notebook as the server holds it now.
 
+        Wait through Playwright, never ``time.sleep``: every request of the page goes through the
+        network guard's route handler, which runs only while Playwright is called, so a test that
+        sleeps holds the save back.
+        """
+        with self.page.expect_response(
+            lambda response: response.request.method == "PUT" and "/api/contents/" in response.url,
+            timeout=timeout_s * 1000,
+        ) as answer:
+            self.menu("File", "docmanager:save")
+        assert answer.value.ok, f"saving {self.current} failed: HTTP {answer.value.status}"
+        return self.server.saved_notebook(self.current)
+
+    def wait_cell_done(self, index: int, timeout_ms: int = 60_000, after: int = 0) -> int:
+        """Wait until cell ``index`` shows an execution count (``[3]:``) above ``after``; return it.
+
+        ``after`` is for a notebook opened with the outputs of an earlier run (or another page) in it.
         Fails at once, with the traceback, if the cell raised.
         """
         count = self.wait_for(
-            """([panel, index]) => {
+            """([panel, index, after]) => {
               const cell = document.querySelectorAll(panel + " .jp-Notebook .jp-Cell")[index];
               if (!cell) return null;
               const m = /\\[(\\d+)\\]/.exec(cell.querySelector(".jp-InputPrompt").textContent);
-              return m ? Number(m[1]) : null;
+              return m && Number(m[1]) > after ? Number(m[1]) : null;
             }""",
-            arg=[PANEL, index],
+            arg=[PANEL, index, after],
             timeout_ms=timeout_ms,
             what=f"cell {index} to finish",
         )
@@ -502,6 +549,7 @@ class LabPage:
         """page.wait_for_function with a readable failure: ``what`` says what was awaited."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+        self.page.bring_to_front()  # "raf" polling needs frames: only the page in front draws them
         try:
             return self.page.wait_for_function(expression, arg=arg, timeout=timeout_ms, polling="raf").json_value()
         except PlaywrightTimeout:
@@ -544,15 +592,56 @@ class LabPage:
         self.context.close()
 
 
+class NotebookPage(LabPage):
+    """One browser context with Jupyter Notebook 7 in it: :class:`LabPage`'s calls, Notebook 7's address and kernel.
+
+    Notebook 7 is built from JupyterLab's pieces: the notebook panel, cells, output areas and the
+    Lumino menus (``runmenu:run-all``, ``kernelmenu:interrupt``, ``docmanager:save``) are the same;
+    it opens one notebook per page at ``/notebooks/<path>`` and shows the kernel in its toolbar.
+    """
+
+    app = "Notebook 7"
+
+    def address(self, name: str) -> str:
+        """The address that opens notebook ``name`` in Notebook 7."""
+        return self.server.notebook7_url(name)
+
+    def wait_kernel_idle(self, timeout_ms: int = KERNEL_IDLE_TIMEOUT_MS) -> None:
+        """Wait until the notebook's kernel is chosen, connected and idle (no cell runs, none queued)."""
+        self.wait_for(
+            """() => {
+              const name = document.querySelector(".jp-NotebookPanel-toolbar .jp-KernelName");
+              const indicator = document.querySelector(
+                ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator");
+              const said = indicator ? indicator.textContent : "";
+              return name !== null && !name.textContent.includes("No Kernel") && indicator !== null
+                && indicator.dataset.status === "idle" && /Kernel status: Idle/.test(said);
+            }""",
+            timeout_ms=timeout_ms,
+            what=f"the kernel of {self.current} to be idle in Notebook 7",
+        )
+
+
+def notebook7_page(server: JupyterServer, browser: Any) -> NotebookPage:
+    """A new :class:`NotebookPage`; fails the test, saying what to install, where the server has no Notebook 7."""
+    if not server.serves_notebook7():
+        pytest.fail(
+            "Jupyter Notebook 7 is missing (the server has no /tree): install the dev extra "
+            "(`make setup`; it holds notebook>=7).",
+            pytrace=False,
+        )
+    return NotebookPage(server, browser)
+
+
 class OpenPages:
-    """The LabPages open now, so that each test's end can screenshot and check the shared ones too."""
+    """The pages open now (JupyterLab or Notebook 7): each test's end screenshots and checks the shared ones too."""
 
     def __init__(self) -> None:
         self.pages: list[LabPage] = []
 
-    def open(self, server: JupyterServer, browser: Any) -> LabPage:
-        """A new LabPage, remembered until :meth:`close`."""
-        lab_page = LabPage(server, browser)
+    def open(self, server: JupyterServer, browser: Any, app: str = "lab") -> LabPage:
+        """A new page, ``app="lab"`` (JupyterLab) or ``"notebook"`` (Notebook 7), remembered until :meth:`close`."""
+        lab_page = notebook7_page(server, browser) if app == "notebook" else LabPage(server, browser)
         self.pages.append(lab_page)
         return lab_page
 

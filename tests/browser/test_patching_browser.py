@@ -4,9 +4,6 @@ the standalone export offline."""
 
 from __future__ import annotations
 
-import ast
-import os
-
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -146,27 +143,3 @@ def test_the_standalone_export_opens_offline_with_hover(chromium, tmp_path):
     assert page.locator(".wb-patch-noised").all_inner_texts() == [" cat"]
     assert page.locator("#view img").count() == 0 and dialogs == [] and errors == []
     context.close()
-
-
-REAL = """\
-from workbench import load_model, patch
-from workbench.ui import PatchingView
-lm = load_model("smollm2-135m")
-clean = "Tourists say that the Eiffel Tower is located in the city of"
-corrupted = "Tourists say that the Colosseum is located in the city of"
-result = patch(lm, clean, corrupted, (" Paris", " Rome"))
-print("strongest", result.top(1))
-PatchingView(result, bundle=lm)"""
-
-
-@pytest.mark.skipif(
-    not os.environ.get("WORKBENCH_PICTURES"),
-    reason="the README's picture of a real patching map is taken by `make pictures` only (SmolLM2, ~1 min)",
-)
-def test_the_readme_picture_is_smollm2_patched_from_the_colosseum_to_the_eiffel_tower(lab):
-    lab.run_view_notebook("patching-smollm2.ipynb", REAL, timeout_ms=600_000)
-    view = f"{CELL} .wb-patching"
-    lab.wait_for("s => document.querySelectorAll(s + ' .wb-patch-cell').length === 30 * 15", arg=view)
-    layer, position, value = ast.literal_eval(lab.wait_output_matching(0, r"strongest (\[.*\])").group(1))[0]
-    assert (layer, position) == (29, 14) and value == pytest.approx(1.0, abs=1e-3)  # the last layer at the last token
-    assert lab.picture(view, "patching").stat().st_size > 20_000

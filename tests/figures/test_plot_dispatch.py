@@ -71,3 +71,26 @@ def test_importing_the_figures_package_loads_no_model_code():
     code = "import sys, workbench.figures; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_on_colab_a_figure_shows_as_plotlys_widget_with_no_cdn(monkeypatch):
+    import json
+    import types
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from workbench.figures._colab import use_widget_renderer_on_colab
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(pio.renderers, "default", pio.renderers.default)
+    assert use_widget_renderer_on_colab()
+    bundle = go.Figure(go.Bar(y=[1.0, 2.0]))._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "cdn" not in json.dumps(bundle).lower() and "https://" not in json.dumps(bundle)
+
+
+def test_elsewhere_plotlys_own_renderer_stays():
+    from workbench.figures._colab import use_widget_renderer_on_colab
+
+    assert "google.colab" not in sys.modules and not use_widget_renderer_on_colab()
