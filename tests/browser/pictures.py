@@ -50,6 +50,7 @@ README_PICTURE = re.compile(r"\(docs/images/([A-Za-z0-9_.-]+)\.png\)")
 OTHER_SOURCES = {
     "tuned_lens": "python tests/benchmarks/tuned_lens.py --pictures docs/images",
 }
+PICTURE_VIEWPORT = {"width": 1400, "height": 2000}
 NOTEBOOK_TIMEOUT_MS = 90 * 60_000  # the slowest tutorial in FULL mode takes tens of minutes on two cores
 DRAWN_TIMEOUT_MS = 60_000
 
@@ -188,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells = content["cells"] = cells_for_pictures(content["cells"])
                 (server.root / notebook.name).write_text(json.dumps(content))
                 page = LabPage(server, browser)
+                # tall enough that the tallest picture (SmolLM2's 31-row lens) clears the toolbar and status bar
+                page.page.set_viewport_size(PICTURE_VIEWPORT)
                 started = time.monotonic()
                 try:
                     run_tutorial(page, notebook.name, cells)

@@ -134,7 +134,7 @@ def logit_lens_figure(result: LogitLensResult, *, color: LensColor = "top", k: i
         xaxis=x,
         yaxis=y,
         coloraxis=_coloraxis(color_by, result.target_name),
-        height=max(320, 28 * result.num_rows + 160),
+        height=max(320, 22 * result.num_rows + 160),
     )
 
 
@@ -184,7 +184,7 @@ def logit_lens_figures(
         fig,
         _lens_title(first, " vs ".join(r.lens for r in results)),
         coloraxis=_coloraxis(color_by, first.target_name),
-        height=max(320, 28 * first.num_rows + 160),
+        height=max(320, 22 * first.num_rows + 160),
         width=max(700, 420 * len(results)),
     )
 
