@@ -33,7 +33,7 @@ def test_ten_runs_and_a_hundred_explain_calls_leak_nothing(tmp_path: Path, make_
     explained = 0
     for run in range(10):
         config = TrainConfig(
-            max_steps=15,
+            max_steps=10,
             batch_size=4,
             block_size=16,
             progress=False,
