@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from workbench.errors import ProbeError
+from workbench.explain.site_names import SiteKind
 from workbench.explain.tokens import TokenInfo
 
 __all__ = ["DIRECTIONS", "Direction", "PatchingMethod", "PatchingResult", "normalised_effect"]
@@ -39,13 +40,22 @@ def normalised_effect(patched: np.ndarray, clean: float, corrupted: float) -> np
     return ((patched - corrupted) / gap).astype(np.float32)
 
 
+# How each method that makes a PatchingResult is named in titles, by the views and the figures alike.
+METHOD_TITLES = {
+    "patching": "Activation patching",
+    "attribution_patching": "Attribution patching",
+    "causal_tracing": "Causal tracing",
+    "ablation": "Head ablation",
+}
+
+
 @dataclass
 class PatchingResult:
     """An effect for each site: ``values[layer, column]``; see the module docstring for what it means."""
 
     model: str
     method: PatchingMethod
-    kind: str  # the site kind mapped: resid_pre, attn_out, head, mlp_out, resid_post
+    kind: SiteKind  # the site kind mapped: resid_pre, attn_out, head, mlp_out, resid_post
     metric: str  # e.g. "logit_diff(' Paris', ' Rome')"
     clean: str
     clean_tokens: TokenInfo

@@ -17,6 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.explain.patching_result import METHOD_TITLES
+from workbench.explain.site_names import Site
 from workbench.figures._registry import FigureError, figure_for
 from workbench.figures._style import DIVERGING, color, layout, text, token_labels
 from workbench.figures.lens import add_probability_bars, check_k
@@ -26,20 +28,6 @@ if TYPE_CHECKING:
     from workbench.explain.patching_result import PatchingResult
 
 __all__ = ["ablation_figure", "patching_figure", "patching_figures"]
-
-METHOD_TITLES = {
-    "patching": "Activation patching",
-    "attribution_patching": "Attribution patching",
-    "causal_tracing": "Causal tracing",
-    "ablation": "Head ablation",
-}
-
-
-def _site_name(kind: str, layer: int, head: int | None = None) -> str:
-    """``resid_post.3``, ``head.3.5``, ``embed``: the names ``parse_sites`` reads."""
-    if kind == "embed":
-        return "embed"
-    return f"{kind}.{layer}" + (f".{head}" if head is not None else "")
 
 
 def _marked(result: PatchingResult) -> set[int]:
@@ -92,7 +80,7 @@ def _hover_cells(result: PatchingResult) -> np.ndarray:
             elif result.method == "causal_tracing" and column in result.subject:
                 where += " (noised subject)"
         for r, layer in enumerate(result.layers):
-            custom[r, c, 0] = _site_name(result.kind, layer, column if result.by_head else None)
+            custom[r, c, 0] = Site(result.kind, layer, column if result.by_head else None).name
             custom[r, c, 1] = where
     return custom
 

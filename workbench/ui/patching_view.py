@@ -27,7 +27,7 @@ import traitlets
 
 from workbench.errors import ProbeError, WorkbenchError
 from workbench.explain.attention import AttentionResult, attention
-from workbench.explain.patching_result import PatchingResult
+from workbench.explain.patching_result import METHOD_TITLES, PatchingResult
 from workbench.explain.sites import Site
 from workbench.explain.tokens import TokenInfo
 from workbench.models import ModelBundle
@@ -36,13 +36,6 @@ from workbench.ui._standalone import standalone_page
 from workbench.ui.attention_view import AttentionView
 
 __all__ = ["PatchingView", "pack_values", "unpack_values"]
-
-METHOD_TITLES = {
-    "patching": "Activation patching",
-    "attribution_patching": "Attribution patching",
-    "causal_tracing": "Causal tracing",
-    "ablation": "Head ablation",
-}
 
 
 def pack_values(values: np.ndarray) -> bytes:
