@@ -451,7 +451,7 @@ NAMES_AND_VALUES = [  # (case, a call on the models that must fail)
         lambda m: ui.PatchingView(ablate_each_head(m["causal-lm"], "the cat sat on the"), bundle=m["masked-lm"]),
     ),
 ]
-FIGURES = [  # (case, a figure call that must fail): plot() and its options, and the engine calls figures draw
+FIGURES = [  # (case, a figure call that must fail): plot() and its options, and the calls figures draw
     ("plot() given a number", lambda m: plot(3)),
     ("plot() given an empty list", lambda m: plot([])),
     ("plot() given a list of numbers", lambda m: plot([1, 2])),
@@ -554,7 +554,7 @@ def _with_kernel_budget(memory_mb: Any, call: Callable[[], Any]) -> Any:
         set_memory_budget(old)
 
 
-@pytest.mark.parametrize("name, call", NAMES_AND_VALUES)
+@pytest.mark.parametrize("name, call", NAMES_AND_VALUES + FIGURES)
 def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
     models: dict[str, ModelBundle], name: str, call: Callable[[dict[str, ModelBundle]], Any]
 ):
@@ -563,15 +563,6 @@ def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
     assert _is_one_sentence(caught.value), str(caught.value)
     if "budget" in name or "memory_mb" in name:
         assert isinstance(caught.value, MemoryBudgetError), repr(caught.value)
-
-
-@pytest.mark.parametrize("name, call", FIGURES)
-def test_figures_given_bad_input_get_the_workbenchs_error_and_one_sentence(
-    models: dict[str, ModelBundle], name: str, call: Callable[[dict[str, ModelBundle]], Any]
-):
-    with pytest.raises(WorkbenchError) as caught:
-        call(models)
-    assert _is_one_sentence(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("view, call", VIEWS)
