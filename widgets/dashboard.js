@@ -52,7 +52,9 @@ function hideStaticSnapshot(id) {
   return () => style.remove();
 }
 
-// One line chart: several series, each {x: [], y: [], color, width, opacity, dots}.
+const DASHES = ["6 3", "2 3", "8 3 2 3"]; // the parts of a loss of several parts, one pattern each
+
+// One line chart: several series, each {x: [], y: [], color, width, opacity, dots, dash}.
 function drawChart(container, { title, series, logY = false, height = 180 }) {
   container.replaceChildren();
   const width = Math.max(160, container.clientWidth || 420);
@@ -123,6 +125,7 @@ function drawChart(container, { title, series, logY = false, height = 180 }) {
     if (!s.dots && n > 0) {
       const path = svgEl("path", { d, fill: "none", stroke: s.color, "stroke-width": s.width ?? 1.5,
         opacity: s.opacity ?? 1, class: "wb-line" });
+      if (s.dash) path.setAttribute("stroke-dasharray", s.dash);
       path.appendChild(Object.assign(svgEl("title"), { textContent: s.label }));
       svg.appendChild(path);
     }
@@ -239,6 +242,10 @@ function render({ model, el: host }) {
         label: `${run.name} loss`, counted: mine });
       lossSeries.push({ x: run.steps, y: run.smoothed, color: run.color, width: 2, opacity,
         label: `${run.name} smoothed` });
+      (run.parts || []).forEach((part, p) => {
+        lossSeries.push({ x: run.steps, y: part.values, color: run.color, width: 1.5, opacity,
+          dash: DASHES[p % DASHES.length], label: `${run.name} ${part.name} loss` });
+      });
       if (run.eval_steps && run.eval_steps.length) {
         lossSeries.push({ x: run.eval_steps, y: run.eval_loss, color: run.color, dots: true, opacity,
           label: `${run.name} eval loss` });
@@ -246,7 +253,10 @@ function render({ model, el: host }) {
       lrSeries.push({ x: run.steps, y: run.lr, color: run.color, opacity, label: `${run.name} learning rate` });
       tpsSeries.push({ x: run.steps, y: run.tps, color: run.color, opacity, label: `${run.name} tokens/s` });
     });
-    drawChart(lossChart, { title: "loss (raw, smoothed, eval ●)", series: lossSeries, logY, height: 220 });
+    const partNames = runs.length ? (runs[current].parts || []).map((part) => part.name) : [];
+    const partsTitle = partNames.length ? `; dashed: ${partNames.join(", ")}` : "";
+    drawChart(lossChart, { title: `loss (raw, smoothed, eval ●${partsTitle})`, series: lossSeries, logY,
+      height: 220 });
     drawChart(lrChart, { title: "learning rate", series: lrSeries, height: 140 });
     drawChart(tpsChart, { title: "tokens / second", series: tpsSeries, height: 140 });
 

@@ -219,3 +219,15 @@ def test_a_probe_timeline_escapes_markup_in_sentences_and_tokens():
         plot(recorder, value="rank")
     with pytest.raises(FigureError, match="This ProbeRecorder has no records yet"):
         plot(ProbeRecorder(["a b"]))
+
+
+def test_each_part_of_a_loss_of_several_parts_is_drawn_dashed_beside_the_loss():
+    records = [
+        {"kind": "train", "step": s, "loss": 9.0 - s, "generator_loss": 4.0 - s / 5, "discriminator_loss": 0.1 * s}
+        for s in range(1, 6)
+    ]
+    fig = plot(TrainingHistory(records))
+    parts = {t.name: t for t in fig.data if t.line.dash == "dash"}
+    assert sorted(parts) == ["discriminator loss", "generator loss"]
+    assert np.allclose(parts["generator loss"].y, [r["generator_loss"] for r in records])
+    assert np.allclose(parts["discriminator loss"].y, [r["discriminator_loss"] for r in records])

@@ -327,3 +327,28 @@ def test_the_dashboard_module_pins_ipywidgets_private_widget_registry():
     assert _live_widgets()[model_id] is box
     box.close()
     assert model_id not in _live_widgets()
+
+
+def test_a_loss_of_several_parts_sends_each_part_to_the_chart():
+    records = [
+        {
+            "kind": "train",
+            "step": s,
+            "loss": 10.0 - s,
+            "smoothed_loss": 10.0 - s,
+            "learning_rate": 1e-3,
+            "tokens_per_second": 100.0,
+            "generator_loss": 5.0 - s / 10,
+            "discriminator_loss": 0.1 * s,
+        }
+        for s in range(1, 6)
+    ]
+    dashboard = TrainingDashboard()
+    dashboard._names = ["electra"]
+    payload = dashboard._run_payload(0, SimpleNamespace(history=TrainingHistory(records)))
+    parts = {part["name"]: part["values"] for part in payload["parts"]}
+    assert parts == {
+        "generator": [r["generator_loss"] for r in records],
+        "discriminator": [pytest.approx(r["discriminator_loss"]) for r in records],
+    }
+    assert dashboard._run_payload(0, SimpleNamespace(history=TrainingHistory(records[:0])))["parts"] == []

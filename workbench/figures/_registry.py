@@ -32,6 +32,8 @@ FIGURE_MODULES = (
     "workbench.figures.training",
     "workbench.figures.classifier",
     "workbench.figures.projector",
+    "workbench.figures.sentence_pair",
+    "workbench.figures.replaced_tokens",
 )
 
 

@@ -236,6 +236,19 @@ def _run_figure(history: TrainingHistory, name: str, x: str, smooth: float) -> g
         loss, smooth, name="training loss", run=name, x=x, colour=color(0), group="loss", legend=True
     ):
         fig.add_trace(trace, row=1, col=1)
+    # A loss of several parts (ELECTRA: generator + λ · discriminator) logs each part as "<part>_loss".
+    parts = [k for k in (history.train[-1] if history.train else {}) if k.endswith("_loss") and k != "smoothed_loss"]
+    for index, part in enumerate(parts):
+        series = _series(history, part, x)
+        if series is not None:
+            label = part.removesuffix("_loss").replace("_", " ") + " loss"
+            fig.add_trace(
+                _trace(series, series.y, name=label, label=label, run=name, x=x, colour=color(4 + index)).update(
+                    line={"dash": "dash"}
+                ),
+                row=1,
+                col=1,
+            )
     evaluation = _series(history, "eval_loss", x)
     if evaluation is not None:
         fig.add_trace(

@@ -31,7 +31,9 @@ class ModelBundle:
 
     ``kind`` is one of ``encoder``, ``masked-lm``, ``causal-lm``, ``classifier``; ``source``
     says where it came from (``asset:minilm``, ``preset:tiny-bert``, ``folder:/path``, ``hub:org/name``).
-    ``extra`` holds what a saved bundle carries besides (``compression``: what was done to it).
+    ``extra`` holds what a saved bundle carries besides (``compression``: what was done to it, ``distillation``:
+    the teacher and the layers a student kept). ``heads`` are the pretraining objectives' own heads
+    (``next-sentence``, ``sentence-order``, ``replaced-token``; see ``objective_heads``), saved beside the weights.
     """
 
     model: PreTrainedModel | OnnxModel
@@ -40,6 +42,7 @@ class ModelBundle:
     name: str
     source: str
     extra: dict[str, Any] = field(default_factory=dict)
+    heads: dict[str, torch.nn.Module] = field(default_factory=dict)
 
     @property
     def config(self) -> PretrainedConfig:
@@ -83,6 +86,8 @@ class ModelBundle:
 
     def to(self, device: torch.device | str | int) -> ModelBundle:
         self.model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to() as unbound
+        for head in self.heads.values():
+            head.to(device)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +104,7 @@ class ModelBundle:
             "vocab_size": len(self.tokenizer),
             "max_positions": self.max_positions,
             "label_names": self.label_names,
+            "objective_heads": sorted(self.heads),
         }
 
     def __repr__(self) -> str:
@@ -147,6 +153,9 @@ class ModelBundle:
             with quiet_transformers():
                 self.model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
                 self.tokenizer.save_pretrained(folder)
+            from workbench.models.objective_heads import write_heads
+
+            write_heads(Path(folder), self.heads)
         meta = {"kind": self.kind, "name": self.name, "source": self.source, "extra": self.extra}
         (Path(folder) / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
 

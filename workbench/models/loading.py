@@ -201,7 +201,12 @@ def _from_folder(
     if kind == "classifier" and tok.pad_token is None:
         tok.pad_token = tok.eos_token
         model.config.pad_token_id = tok.pad_token_id
-    return ModelBundle(model, tok, kind, name, source, extra=meta.get("extra", {}))
+    heads = {}
+    if kind == saved_kind:  # loaded as it was saved: its objectives' heads come along; as a classifier, not
+        from workbench.models.objective_heads import read_heads
+
+        heads = read_heads(folder, int(config.hidden_size))
+    return ModelBundle(model, tok, kind, name, source, extra=meta.get("extra", {}), heads=heads)
 
 
 def _from_hub(name: str, kind: ModelKind | None, labels: list[str] | None, common: dict[str, Any]) -> ModelBundle:

@@ -141,6 +141,7 @@ def write_shared_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     collective: Any,
+    write_weights: Callable[[Path, dict[str, torch.Tensor]], None] | None = None,
 ) -> Path:
     """Write a checkpoint of a run in several processes; every process calls it.
 
@@ -175,7 +176,10 @@ def write_shared_checkpoint(
         failure = _first_failure(collective, failure)
     if not failure and main:
         try:
-            bundle.write_files(tmp, state_dict=weights)
+            if write_weights is None:
+                bundle.write_files(tmp, state_dict=weights)
+            else:  # the task knows what the trained module's weights hold (a model with its objective's heads)
+                write_weights(tmp, weights)
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
             payload = {**trainer_state, "fingerprint": model_fingerprint(bundle.model)}
             (tmp / STATE_FILE).write_text(json.dumps(payload, indent=1, default=_json_default))

@@ -10,7 +10,16 @@ from workbench.errors import ConfigError
 
 __all__ = ["TASKS", "AttentionChoice", "Precision", "ResolvedPrecision", "Schedule", "TaskName", "TrainConfig"]
 
-TaskName = Literal["masked-lm", "causal-lm", "classify", "tuned-lens"]
+TaskName = Literal[
+    "masked-lm",
+    "causal-lm",
+    "classify",
+    "tuned-lens",
+    "next-sentence",
+    "sentence-order",
+    "replaced-token",
+    "distill",
+]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 ResolvedPrecision = Literal["bf16", "fp16", "fp32"]  # what "auto" becomes on a device
 Schedule = Literal["linear", "cosine", "constant"]
@@ -48,6 +57,10 @@ class TrainConfig:
     mlm_probability: float = 0.15
     sparse_mlm_head: bool = True  # masked-LM: run the output head only where tokens are masked
     lens_positions: int = 16  # tuned-lens: positions per sequence and layer sent through the vocabulary head a step
+    generator_layers: int | None = None  # replaced-token: the generator's layers; None: a quarter of the model's
+    discriminator_weight: float = 50.0  # replaced-token: lambda, the discriminator loss's weight (50 in ELECTRA)
+    temperature: float = 2.0  # distill: both models' logits are divided by it before the KL
+    hard_label_weight: float = 0.5  # distill: weight of the true labels' loss beside the teacher's soft labels
     group_by_length: bool = True  # classification: batches of similar length, less padding
     log_every: int = 10
     eval_every: int | None = None  # steps between evaluations; None evaluates at the end only
@@ -74,7 +87,14 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
-        for name in ("max_steps", "eval_every", "save_every", "eval_batches", "early_stopping_patience"):
+        for name in (
+            "max_steps",
+            "eval_every",
+            "generator_layers",
+            "save_every",
+            "eval_batches",
+            "early_stopping_patience",
+        ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
@@ -89,6 +109,17 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
         if not 0 < self.mlm_probability < 1:
             raise ConfigError(f"mlm_probability must be between 0 and 1, got {self.mlm_probability!r}.")
+        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
+            raise ConfigError(
+                f"temperature must be above zero, got {self.temperature!r}; 1 keeps the teacher's probabilities "
+                "as they are, 2 to 4 soften them."
+            )
+        if not isinstance(self.hard_label_weight, (int, float)) or self.hard_label_weight < 0:
+            raise ConfigError(f"hard_label_weight must not be negative, got {self.hard_label_weight!r}.")
+        if not isinstance(self.discriminator_weight, (int, float)) or not self.discriminator_weight > 0:
+            raise ConfigError(
+                f"discriminator_weight must be above zero, got {self.discriminator_weight!r}; ELECTRA uses 50."
+            )
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay!r}.")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:

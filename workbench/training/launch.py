@@ -65,6 +65,7 @@ class DistributedTrainer:
         num_processes: int = 2,
         worker_callbacks: Sequence[Callback] = (),
         port: int | None = None,
+        teacher: ModelBundle | None = None,
     ) -> None:
         import torch
 
@@ -88,8 +89,9 @@ class DistributedTrainer:
             )
         self.num_processes = num_processes
         self.bundle = bundle
-        self.task = make_task(task, bundle, self.config)  # checks task and model here, before any fork
-        if self.task.trainable() is not bundle.model:
+        self.teacher = teacher
+        self.task = make_task(task, bundle, self.config, teacher=teacher)  # checks task and model here, before any fork
+        if not self.task.several_processes:
             raise ConfigError(
                 f"The {task!r} task trains a readout of a frozen model, which runs in one process; "
                 "use Trainer(bundle, task, ...) instead of DistributedTrainer."
@@ -180,6 +182,7 @@ class DistributedTrainer:
             queue,
             self._resume_from,
             self.recorders,
+            self.teacher,
         )
         # Its agent warns, from our launcher thread, that it cannot install signal handlers there: we
         # need none (this kernel's interrupt becomes Stop, and the processes watch for a dead kernel).
@@ -261,7 +264,12 @@ class DistributedTrainer:
         if not self.state.last_checkpoint:
             return
         try:
-            ckpt.read_checkpoint(Path(self.state.last_checkpoint), model=self.bundle.model, restore_rng=False)
+            ckpt.read_checkpoint(
+                Path(self.state.last_checkpoint),
+                model=self.bundle.model,
+                restore_rng=False,
+                load_weights=self.task.load_weights,
+            )
             self.bundle.model.eval()
         except Exception as error:  # never hide the run's outcome behind a failed courtesy
             self.state.message += f"; the final weights could not be loaded here: {error}"

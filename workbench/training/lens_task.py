@@ -113,6 +113,7 @@ class TunedLensTask(Task):
     kinds = ("causal-lm", "masked-lm")
     advice = "a tuned lens reads a language model's layers: load one with kind='causal-lm' or kind='masked-lm'."
     weights_file = LENS_FILE
+    several_processes = False
 
     def __init__(self, bundle: ModelBundle, config: TrainConfig) -> None:
         super().__init__(bundle, config)

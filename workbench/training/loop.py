@@ -45,7 +45,9 @@ __all__ = ["Trainer", "TrainingHistory"]  # TrainingHistory: its old home, still
 
 
 class Trainer:
-    """Train ``bundle`` on ``task`` ("masked-lm", "causal-lm" or "classify").
+    """Train ``bundle`` on ``task`` (one of ``TASKS``: "masked-lm", "causal-lm", "classify", "next-sentence", ...).
+
+    ``teacher`` is the trained model a ``"distill"`` task's student (``bundle``) learns from.
 
     ``train_data`` is a corpus (a registry name, a list of texts, a ``Corpus``) for the
     language-model tasks, labelled data for ``classify``, or a ready torch ``Dataset``.
@@ -60,12 +62,15 @@ class Trainer:
         eval_data: Any = None,
         config: TrainConfig | None = None,
         callbacks: Sequence[Callback] = (),
+        *,
+        teacher: ModelBundle | None = None,
     ) -> None:
         self.config = config or TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}.")
         self.bundle = bundle
-        self.task = make_task(task, bundle, self.config)
+        self.teacher = teacher
+        self.task = make_task(task, bundle, self.config, teacher=teacher)
         self.train_dataset = self.task.dataset(train_data, "training")
         self.eval_dataset = self.task.dataset(eval_data, "evaluation") if eval_data is not None else None
         self.collate = self.task.collator()
@@ -125,7 +130,7 @@ class Trainer:
         )
         device = str(self.device) if self.world == 1 else f"{self.device.type} x {self.world} processes"
         self.state = TrainState(max_steps=self.max_steps, precision=self.precision, device=device)
-        seq = cfg.block_size if self.task.name != "classify" else cfg.max_length
+        seq = getattr(cfg, self.task.length_field)
         per_token = (
             self.task.flops_per_token(seq)
             if self.world == 1
@@ -359,6 +364,7 @@ class Trainer:
             "mfu": state.mfu,
             "tokens_seen": state.tokens_seen,
             "elapsed_seconds": elapsed,
+            **self.task.log_parts(),  # a loss of several parts (ELECTRA's generator and discriminator): each one
         }
         self.history.records.append(logs)
         self.callbacks.fire("on_log", self, state, self.control, logs)

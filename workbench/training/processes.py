@@ -70,6 +70,7 @@ class WorkerSpec:
     queue: Any
     resume_from: str | None
     recorders: Sequence[MainProcessCallback] = ()
+    teacher: ModelBundle | None = None
 
 
 def run_worker(spec: WorkerSpec) -> dict[str, Any]:
@@ -82,7 +83,13 @@ def run_worker(spec: WorkerSpec) -> dict[str, Any]:
     share_cpu_threads()
     try:
         trainer = Trainer(
-            spec.bundle, spec.task, spec.train, spec.eval, config=spec.config, callbacks=list(spec.callbacks)
+            spec.bundle,
+            spec.task,
+            spec.train,
+            spec.eval,
+            config=spec.config,
+            callbacks=list(spec.callbacks),
+            teacher=spec.teacher,
         )
         trainer.shared_flags = spec.flags
         if trainer.is_main:

@@ -41,7 +41,13 @@ def save_run(trainer: Trainer) -> Path:
         )
     else:
         path = ckpt.write_shared_checkpoint(
-            root, step, model=trainer.model, accelerator=trainer.accelerator, collective=trainer.collective, **common
+            root,
+            step,
+            model=trainer.model,
+            accelerator=trainer.accelerator,
+            collective=trainer.collective,
+            write_weights=trainer.task.write_weights,
+            **common,
         )
     trainer.state.last_checkpoint = str(path)
     keep = {trainer.state.best_checkpoint} if trainer.state.best_checkpoint else set()

@@ -33,8 +33,10 @@ class Task(abc.ABC):
     kinds: tuple[str, ...] = ()
     advice = ""
     length_field = "block_size"  # the config field that bounds an input's length
+    several_processes = True  # False for a readout of a frozen model, which trains in one process
 
     def __init__(self, bundle: ModelBundle, config: TrainConfig) -> None:
+        self._parts: dict[str, list[torch.Tensor]] = {}
         if bundle.kind not in self.kinds:
             raise TrainingError(f"Task {self.name!r} does not fit a {bundle.kind} model ({bundle.name}); {self.advice}")
         self.bundle, self.config = bundle, config
@@ -95,6 +97,19 @@ class Task(abc.ABC):
         from workbench.training.checkpoint import load_model_weights
 
         load_model_weights(self.bundle.model, folder)
+
+    def note_part(self, name: str, value: torch.Tensor) -> None:
+        """Keep one micro-batch's value of a part of the loss (``"generator_loss"``), for the next log record."""
+        self._parts.setdefault(name, []).append(value.detach().float())
+
+    def log_parts(self) -> dict[str, float]:
+        """The mean of each part of the loss noted since the last log (``{}`` for a loss of one part); clears them.
+
+        The loop adds them to the log record beside ``loss``; the dashboard draws every ``*_loss`` it finds there.
+        Under several processes they are the main process's own batches' (the loss itself is every process's)."""
+        parts = {name: float(torch.stack(values).mean()) for name, values in self._parts.items() if values}
+        self._parts.clear()
+        return parts
 
     def on_step(self, step: int) -> None:  # noqa: B027 - a hook most tasks leave empty, like a callback's
         """Called after every optimizer step with the new step count (a readout keeps how long it trained)."""
@@ -332,13 +347,37 @@ def make_data_task(name: str, bundle: ModelBundle, config: TrainConfig) -> Task:
     return _TASKS[name](bundle, config)
 
 
-def make_task(name: str, bundle: ModelBundle, config: TrainConfig) -> Task:
-    """The task called ``name`` for ``bundle``; raises ``ConfigError`` for an unknown name, ``TrainingError`` for a
-    model the task does not fit."""
-    if name == "tuned-lens":
-        from workbench.training.lens_task import TunedLensTask  # it builds on the tasks above
+# Tasks that build on the ones above live in their own modules, imported when first asked for.
+_LATER_TASKS: dict[str, tuple[str, str]] = {
+    "tuned-lens": ("workbench.training.lens_task", "TunedLensTask"),
+    "next-sentence": ("workbench.training.pair_task", "NextSentenceTask"),
+    "sentence-order": ("workbench.training.pair_task", "SentenceOrderTask"),
+    "replaced-token": ("workbench.training.electra_task", "ReplacedTokenTask"),
+    "distill": ("workbench.training.distill_task", "DistillTask"),
+}
 
-        return TunedLensTask(bundle, config)
-    if name not in _TASKS:
+
+def make_task(name: str, bundle: ModelBundle, config: TrainConfig, *, teacher: ModelBundle | None = None) -> Task:
+    """The task called ``name`` for ``bundle``; ``teacher`` is the model a ``"distill"`` task learns from.
+
+    Raises ``ConfigError`` for an unknown name, or a teacher given to another task or missing for ``"distill"``;
+    ``TrainingError`` for a model the task does not fit."""
+    if name not in _TASKS and name not in _LATER_TASKS:
         raise ConfigError(f"Unknown task {name!r}; use one of: {', '.join(TASKS)}.")
-    return _TASKS[name](bundle, config)
+    if name == "distill":
+        if teacher is None:
+            raise ConfigError(
+                "The 'distill' task learns from a teacher; pass teacher=<the trained ModelBundle> "
+                "(Trainer(student, 'distill', data, teacher=teacher))."
+            )
+    elif teacher is not None:
+        raise ConfigError(f"teacher= is for the 'distill' task only; the {name!r} task trains without one.")
+    if name in _TASKS:
+        return _TASKS[name](bundle, config)
+    import importlib
+
+    module, class_name = _LATER_TASKS[name]
+    task_class = getattr(importlib.import_module(module), class_name)
+    if name == "distill":
+        return task_class(bundle, config, teacher=teacher)  # type: ignore[no-any-return]
+    return task_class(bundle, config)  # type: ignore[no-any-return]

@@ -266,6 +266,12 @@ class TrainingDashboard(anywidget.AnyWidget):
             ("tps", "tokens_per_second"),
         ):
             payload[key] = _round([train[i][field] for i in keep])
+        # A loss of several parts (ELECTRA: generator + λ · discriminator) logs each one as "<part>_loss".
+        parts = [k for k in (train[-1] if train else {}) if k.endswith("_loss") and k != "smoothed_loss"]
+        payload["parts"] = [
+            {"name": key.removesuffix("_loss"), "values": _round([train[i].get(key, math.nan) for i in keep])}
+            for key in parts
+        ]
         evals = trainer.history.eval
         payload["eval_steps"] = [r["step"] for r in evals]
         payload["eval_loss"] = _round([r.get("eval_loss", math.nan) for r in evals])
