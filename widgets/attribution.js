@@ -86,6 +86,12 @@ function render({ model, el: host }) {
     const rows = model.get("rows") || [];
     const texts = model.get("texts") || [];
     title.textContent = model.get("title") || "";
+    // A view that colours something else than an attribution names its ends (low, middle, high) itself.
+    const [low, middle, high] = model.get("legend") || ["lowers", "0", "raises"];
+    lo.textContent = low;
+    mid.textContent = middle;
+    hi.textContent = high;
+    lo.hidden = !low;
     const textIndex = Math.min(model.get("text_index") || 0, Math.max(0, texts.length - 1));
     if (textSelect.options.length !== texts.length) {
       textSelect.replaceChildren(...texts.map((t, i) => new Option(`${i + 1}: ${t.length > 60 ? t.slice(0, 57) + "…" : t}`, String(i))));
@@ -137,7 +143,7 @@ function render({ model, el: host }) {
     table.replaceChildren(...body);
   }
 
-  const traits = ["rows", "texts", "text_index", "target", "title"];
+  const traits = ["rows", "texts", "text_index", "target", "title", "legend"];
   for (const t of traits) model.on(`change:${t}`, update);
   update();
   return () => { for (const t of traits) model.off(`change:${t}`, update); };

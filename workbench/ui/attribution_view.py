@@ -55,8 +55,9 @@ def _row(result: AttributionResult, text_index: int) -> dict[str, Any]:
     }
 
 
-class AttributionView(anywidget.AnyWidget):
-    """A row per method for one text and target; switches for the others; hover a token for its value."""
+class TokenScoresWidget(anywidget.AnyWidget):
+    """Rows of tokens coloured by a score, one text at a time (``attribution.js``): what ``AttributionView`` and
+    ``ReplacedTokenView`` share. A row holds its tokens, their scores and which are features (coloured)."""
 
     _esm = widget_module("attribution.js")
     _css = widget_css("attribution.css")
@@ -66,6 +67,26 @@ class AttributionView(anywidget.AnyWidget):
     text_index = traitlets.Int(0).tag(sync=True)
     target = traitlets.Unicode("").tag(sync=True)  # the target's name; "" shows the first one of the text
     title = traitlets.Unicode("").tag(sync=True)
+    legend: traitlets.List[str] = traitlets.List(["lowers", "0", "raises"]).tag(sync=True)  # the scale's ends
+
+    def to_html(self, path: str | Path | None = None, *, memory_mb: int | None = None) -> str:
+        """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``).
+
+        Raises ``MemoryBudgetError`` when the page would not fit ``memory_mb`` (default: the kernel's budget).
+        """
+        state = {
+            "rows": self.rows,
+            "texts": self.texts,
+            "text_index": self.text_index,
+            "target": self.target,
+            "title": self.title,
+            "legend": self.legend,
+        }
+        return standalone_page(self.title, "attribution", state, path=path, memory_mb=memory_mb)
+
+
+class AttributionView(TokenScoresWidget):
+    """A row per method for one text and target; switches for the others; hover a token for its value."""
 
     def __init__(self, results: AttributionResult | Sequence[AttributionResult], *, title: str = "", **kwargs: Any):
         if isinstance(results, AttributionResult):
@@ -92,17 +113,3 @@ class AttributionView(anywidget.AnyWidget):
             self.rows = rows
             self.title = title or f"Attributions: {self.results[0].model}"
             self.target = self.results[0].target_name
-
-    def to_html(self, path: str | Path | None = None, *, memory_mb: int | None = None) -> str:
-        """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``).
-
-        Raises ``MemoryBudgetError`` when the page would not fit ``memory_mb`` (default: the kernel's budget).
-        """
-        state = {
-            "rows": self.rows,
-            "texts": self.texts,
-            "text_index": self.text_index,
-            "target": self.target,
-            "title": self.title,
-        }
-        return standalone_page(self.title, "attribution", state, path=path, memory_mb=memory_mb)
