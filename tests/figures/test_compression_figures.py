@@ -73,7 +73,7 @@ def test_a_report_without_texts_shows_its_table_and_says_there_is_no_drift(tiny_
     bare = compare_models(tiny_classifier, tiny_classifier, lengths=(8,), repeats=1)
     fig = plot(bare)
     assert len(fig.data) == 1 and fig.data[0].type == "table"
-    assert "no texts were given, so no attention drift" in fig.layout.title.text
+    assert "no attention drift: no texts were given" in fig.layout.title.text
     with pytest.raises(FigureError, match=r"holds no examples \(no texts were given"):
         plot(bare, example=0)
 

@@ -19,6 +19,7 @@ __all__ = [
     "attention_drift",
     "attribution_agreement",
     "check_attribution",
+    "drift_pairing",
     "jensen_shannon",
     "require_attribution_budget",
     "require_drift_budget",
@@ -60,6 +61,35 @@ def _attentions(bundle: ModelBundle, text: str) -> tuple[np.ndarray, int]:
     return torch.stack([a[0] for a in out.attentions]).float().numpy(), int(enc["input_ids"].shape[1])
 
 
+def drift_pairing(original: ModelBundle, compressed: ModelBundle) -> tuple[list[int], str]:
+    """The original's layer to compare with each of the compressed model's layers, and ``""``; or ``[]`` and why
+    the two cannot be compared layer by layer.
+
+    A student that records ``extra["distillation"]["layers"]`` (``every_other_layer``) is paired with the teacher
+    layers it kept; otherwise the layer counts must match. Both need the same number of heads per layer.
+    """
+    a, b = original.model.config, compressed.model.config
+    heads = (int(getattr(a, "num_attention_heads", 0) or 0), int(getattr(b, "num_attention_heads", 0) or 0))
+    if heads[0] != heads[1]:
+        return [], f"{heads[0]} and {heads[1]} attention heads per layer; drift compares head with head"
+    total, own = int(a.num_hidden_layers), int(b.num_hidden_layers)
+    kept = (compressed.extra.get("distillation") or {}).get("layers")
+    if kept is not None:
+        kept = [int(i) for i in kept]
+        if len(kept) != own or not all(0 <= i < total for i in kept):
+            return [], (
+                f"{compressed.name} records teacher layers {kept} but has {own} layers against the original's "
+                f"{total}; the record does not fit these two models"
+            )
+        return kept, ""
+    if own != total:
+        return [], (
+            f"{total} and {own} layers, and {compressed.name} records no teacher layers it kept "
+            "(every_other_layer does); drift compares a layer with the layer it came from"
+        )
+    return list(range(total)), ""
+
+
 def require_drift_budget(original: ModelBundle, texts: Sequence[str], memory_mb: int | None = None) -> None:
     """Raise ``MemoryBudgetError`` when ``attention_drift`` on the longest text cannot fit: it holds one
     model's full maps while the other's forward gives its own (as the model's tensors, stacked, and
@@ -80,21 +110,29 @@ def require_drift_budget(original: ModelBundle, texts: Sequence[str], memory_mb:
 
 
 def attention_drift(
-    original: ModelBundle, compressed: ModelBundle, texts: Sequence[str], *, memory_mb: int | None = None
+    original: ModelBundle,
+    compressed: ModelBundle,
+    texts: Sequence[str],
+    *,
+    layers: Sequence[int] | None = None,
+    memory_mb: int | None = None,
 ) -> np.ndarray:
-    """(layers, heads): Jensen–Shannon divergence between the two models' attention rows, over queries and texts.
+    """(rows, heads): Jensen–Shannon divergence between the two models' attention rows, over queries and texts.
 
-    Raises ``MemoryBudgetError`` before any forward when the longest text's maps do not fit ``memory_mb``
-    (default: the kernel's budget).
+    Row ``i`` compares ``compressed``'s layer ``i`` with ``original``'s layer ``layers[i]`` (a student that kept
+    some of its teacher's layers); by default ``layers`` is every layer, one for one. Raises ``MemoryBudgetError``
+    before any forward when the longest text's maps do not fit ``memory_mb`` (default: the kernel's budget).
     """
     if not texts:
         return np.zeros((0, 0))
     require_drift_budget(original, texts, memory_mb)
     per_text = []
     for text in texts:
-        a, _ = _attentions(original, text)
-        b, _ = _attentions(compressed, text)
-        per_text.append(np.stack([jensen_shannon(a[i], b[i]).mean(-1) for i in range(len(a))]))  # (layers, heads)
+        a, _ = _attentions(original, text)  # (layers, heads, query, key)
+        b, _ = _attentions(compressed, text)  # (compressed layers, heads, query, key)
+        pairs = list(layers) if layers is not None else list(range(len(a)))
+        rows = [jensen_shannon(a[j], b[i]).mean(-1) for i, j in enumerate(pairs)]  # each (heads,)
+        per_text.append(np.stack(rows))  # (rows, heads)
     return np.asarray(np.mean(per_text, axis=0))
 
 

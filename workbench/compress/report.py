@@ -15,6 +15,7 @@ import torch
 from workbench.compress.agreement import (
     attention_drift,
     attribution_agreement,
+    drift_pairing,
     require_attribution_budget,
     require_drift_budget,
 )
@@ -30,7 +31,10 @@ __all__ = ["CompressionReport", "compare_models"]
 class CompressionReport:
     """Two models side by side. ``attention_js`` is (layers, heads): the Jensen–Shannon divergence
     (bits, 0 = the same, 1 = disjoint) between the two models' attention rows, averaged over
-    queries and texts. ``spearman`` holds one rank correlation of the token attributions per text."""
+    queries and texts; its row ``i`` is the compressed model's layer ``i`` against the original's layer
+    ``drift_layers[i]`` (a distilled student's layer against the teacher layer it was copied from), and
+    ``drift_note`` says why it is empty where texts were given. ``spearman`` holds one rank correlation of
+    the token attributions per text."""
 
     original: str
     compressed: str
@@ -45,6 +49,8 @@ class CompressionReport:
     spearman: list[float]
     texts: list[str]
     examples: list[dict[str, Any]] = field(default_factory=list)  # per text: segments and both models' scores
+    drift_layers: list[int] = field(default_factory=list)  # the original's layer compared with each row
+    drift_note: str = ""  # why there is no attention drift although texts were given ("" otherwise)
 
     @property
     def size_ratio(self) -> float:
@@ -88,6 +94,8 @@ class CompressionReport:
             "mean_spearman": self.mean_spearman,
             "texts": self.texts,
             "examples": self.examples,
+            "drift_layers": self.drift_layers,
+            "drift_note": self.drift_note,
         }
 
     def __str__(self) -> str:
@@ -129,10 +137,14 @@ class CompressionReport:
         ]
         if self.attention_js.size:
             layer, head = np.unravel_index(int(self.attention_js.argmax()), self.attention_js.shape)
+            paired = self.drift_layers and self.drift_layers != list(range(len(self.drift_layers)))
+            where = f"layer {layer} (original's layer {self.drift_layers[layer]})" if paired else f"layer {layer}"
             lines.append(
                 f"attention drift (Jensen-Shannon, bits): mean {self.attention_drift:.4f}, "
-                f"largest {self.attention_js.max():.4f} at layer {layer}, head {head}"
+                f"largest {self.attention_js.max():.4f} at {where}, head {head}"
             )
+        elif self.drift_note:
+            lines.append(f"attention drift: not measured ({self.drift_note})")
         if self.spearman:
             mean = self.mean_spearman
             shown = f"mean {mean:.3f}" if not math.isnan(mean) else "undefined (an attribution was flat: no ranking)"
@@ -148,13 +160,12 @@ def _check_pair(original: ModelBundle, compressed: ModelBundle) -> None:
         if not isinstance(bundle, ModelBundle):
             raise CompressionError(f"compare_models takes two ModelBundles; the {role} is a {type(bundle).__name__}.")
     a, b = original.model.config, compressed.model.config
-    keys = ("num_hidden_layers", "num_attention_heads", "vocab_size")
-    diff = [k for k in keys if getattr(a, k, None) != getattr(b, k, None)]
+    diff = ["vocab_size"] if getattr(a, "vocab_size", None) != getattr(b, "vocab_size", None) else []
     if diff or original.kind != compressed.kind:
         raise CompressionError(
             f"{original.name} and {compressed.name} are not one model before and after "
-            f"compression (they differ in {', '.join(diff) or 'kind'}); compare a model with "
-            "its own compressed copy."
+            f"compression, nor a teacher and its student (they differ in {', '.join(diff) or 'kind'}); compare a "
+            "model with its own compressed copy, or a teacher with a student of its kind and tokenizer."
         )
 
 
@@ -170,7 +181,12 @@ def compare_models(
     max_eval: int | None = None,
     memory_mb: int | None = None,
 ) -> CompressionReport:
-    """Compare a model with its compressed copy.
+    """Compare a model with its compressed copy, or a teacher (``original``) with its distilled student.
+
+    The two must be of one kind and one vocabulary. Attention drift pairs each layer with the one it
+    came from (``drift_pairing``): one for one, or a student's layer with the teacher layer
+    ``every_other_layer`` copied it from; where no pairing fits it is left empty and the report's
+    ``drift_note`` says why. Raises ``CompressionError`` for a pair of another kind or vocabulary.
 
     ``eval_data``: labelled data (a classifier: accuracy) or texts (a language model:
     perplexity); None skips the metric. ``texts``: a few inputs on which to compare attention
@@ -197,12 +213,17 @@ def compare_models(
     require_drift_budget(original, texts, budget)
     require_attribution_budget(original, compressed, texts, attribution, budget)
     metric, values, agreement = _metric(original, compressed, eval_data, max_eval, budget)
-    js = attention_drift(original, compressed, texts, memory_mb=budget)
+    drift_layers, drift_note = drift_pairing(original, compressed)
+    if drift_layers:
+        js = attention_drift(original, compressed, texts, layers=drift_layers, memory_mb=budget)
+    else:
+        js = np.zeros((0, 0))
+    distillation = compressed.extra.get("distillation")
     spearman, examples = attribution_agreement(original, compressed, texts, attribution, memory_mb=budget)
     return CompressionReport(
         original=original.name,
         compressed=compressed.name,
-        compression=compressed.compression,
+        compression=compressed.compression or ({"method": "distillation", **distillation} if distillation else {}),
         size_bytes={"original": weights_bytes(original), "compressed": weights_bytes(compressed)},
         latency_ms={
             "original": _latency(original, lengths, repeats),
@@ -216,6 +237,8 @@ def compare_models(
         spearman=spearman,
         texts=list(texts),
         examples=examples,
+        drift_layers=drift_layers if texts else [],
+        drift_note=drift_note if texts else "",
     )
 
 

@@ -65,7 +65,7 @@ def compression_figure(report: Any, *, example: int | None = None) -> go.Figure:
     drift = np.asarray(report.attention_js)  # (layers, heads)
     if not drift.size:
         fig = go.Figure(table)
-        return layout(fig, title + " (no texts were given, so no attention drift)")
+        return layout(fig, f"{title} (no attention drift: {report.drift_note or 'no texts were given'})")
     fig = make_subplots(
         rows=1,
         cols=2,
