@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:  # names for the annotations only: the command starts without loading torch
-    from workbench.data import LabelledData
+    from workbench.data import Corpus, LabelledData
     from workbench.models import ModelKind
-    from workbench.training.config import TaskName
+    from workbench.training.config import TaskName, TrainConfig
+    from workbench.training.loop import Trainer
 
 
 def _assets_list(args: argparse.Namespace) -> int:
@@ -89,17 +90,42 @@ def _parse_optional(kind: Callable[[str], object]) -> Callable[[str], object]:
     return parse
 
 
-def _train(args: argparse.Namespace, task: TaskName) -> int:
+# The kind of model each pretraining task loads when --kind is not given: the pair tasks train jointly with
+# masked-LM as in BERT (--kind encoder trains the pair head alone); ELECTRA's discriminator is an encoder.
+_PRETRAIN_KINDS: dict[str, ModelKind] = {
+    "masked-lm": "masked-lm",
+    "causal-lm": "causal-lm",
+    "next-sentence": "masked-lm",
+    "sentence-order": "masked-lm",
+    "replaced-token": "encoder",
+}
+
+
+def _config(args: argparse.Namespace, task: str) -> TrainConfig:
     import dataclasses
 
-    from workbench.models import load_model
     from workbench.training.config import TrainConfig
-    from workbench.training.loop import Trainer
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
     values.setdefault("output_dir", f"runs/{task}")
-    config = TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(values)
+
+
+def _corpus_split(args: argparse.Namespace) -> tuple[Corpus, list[str], list[str]]:
+    """The corpus, and its training and held-out texts (the first ``eval_fraction`` of its documents)."""
+    from workbench.data import load_corpus
+
+    corpus = load_corpus(args.data)
+    n_val = max(1, int(len(corpus) * args.eval_fraction))
+    return corpus, corpus.texts[n_val:], corpus.texts[:n_val]
+
+
+def _train(args: argparse.Namespace, task: TaskName) -> int:
+    from workbench.models import load_model
+    from workbench.training.loop import Trainer
+
+    config = _config(args, task)
     train: LabelledData | list[str]
     val: LabelledData | list[str]
     if task == "classify":
@@ -109,18 +135,41 @@ def _train(args: argparse.Namespace, task: TaskName) -> int:
         train, val = data.split(validation=args.eval_fraction, seed=config.seed)
         bundle = load_model(args.model, kind="classifier", label_names=data.label_names)
     else:
-        from workbench.data import load_corpus
-
-        corpus = load_corpus(args.data)
-        n_val = max(1, int(len(corpus) * args.eval_fraction))
-        train, val = corpus.texts[n_val:], corpus.texts[:n_val]
+        corpus, train, val = _corpus_split(args)
         preset = args.model in ("tiny-bert", "tiny-gpt")
         if task == "tuned-lens":  # the lens reads a trained language model as it is: its own kind
             bundle = load_model(args.model, corpus=corpus if preset else None)
         else:
-            kind: ModelKind = "masked-lm" if task == "masked-lm" else "causal-lm"
+            kind: ModelKind = getattr(args, "kind", None) or _PRETRAIN_KINDS[task]
             bundle = load_model(args.model, kind=kind, corpus=corpus if preset else None)
-    trainer = Trainer(bundle, task, train, eval_data=val, config=config)
+    return _fit(Trainer(bundle, task, train, eval_data=val, config=config), args)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from workbench.compress.distill import every_other_layer, preset_student
+    from workbench.models import load_model
+    from workbench.training.loop import Trainer
+
+    config = _config(args, "distill")
+    teacher = load_model(args.teacher)
+    train: LabelledData | list[str]
+    val: LabelledData | list[str]
+    if teacher.kind == "classifier":
+        from workbench.data import load_labelled
+
+        train, val = load_labelled(args.data).split(validation=args.eval_fraction, seed=config.seed)
+    else:
+        _, train, val = _corpus_split(args)
+    if args.student == "every-other-layer":
+        student = every_other_layer(teacher)
+    elif args.student in ("tiny-bert",):
+        student = preset_student(teacher, args.student, layers=args.student_layers)
+    else:
+        student = load_model(args.student, kind=teacher.kind)
+    return _fit(Trainer(student, "distill", train, eval_data=val, config=config, teacher=teacher), args)
+
+
+def _fit(trainer: Trainer, args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume_from()
     trainer.fit()
@@ -203,9 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 
-    pre = sub.add_parser("pretrain", help="pretrain a model (masked-LM or causal-LM) on a corpus")
+    pre = sub.add_parser(
+        "pretrain",
+        help="pretrain a model on a corpus: masked-LM, causal-LM, next-sentence, sentence-order or replaced-token",
+    )
     pre.add_argument("--model", default="tiny-bert", help="tiny-bert, tiny-gpt, minilm, smollm2-135m or a folder")
-    pre.add_argument("--task", choices=("masked-lm", "causal-lm"), default="masked-lm")
+    pre.add_argument("--task", choices=tuple(_PRETRAIN_KINDS), default="masked-lm")
+    pre.add_argument(
+        "--kind",
+        choices=("masked-lm", "encoder", "causal-lm"),
+        help="the model's head: next-sentence and sentence-order train with masked-LM (masked-lm, the default) "
+        "or alone (encoder); replaced-token trains an encoder as ELECTRA's discriminator",
+    )
     pre.add_argument("--data", default="shakespeare", help="a corpus name or a .txt file or folder")
     pre.add_argument("--eval-fraction", type=float, default=0.02)
     pre.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
@@ -219,6 +277,25 @@ def build_parser() -> argparse.ArgumentParser:
     lens.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     _add_config_flags(lens)
     lens.set_defaults(func=lambda a: _train(a, "tuned-lens"))
+
+    dist = sub.add_parser(
+        "distill", help="train a smaller student on a trained teacher's soft labels (a classifier or a masked LM)"
+    )
+    dist.add_argument("--teacher", required=True, help="the trained teacher: a model folder or checkpoint")
+    dist.add_argument(
+        "--student",
+        default="every-other-layer",
+        help="every-other-layer (a copy of the teacher keeping layers 0, 2, 4, ... as DistilBERT starts), "
+        "tiny-bert (a fresh preset with the teacher's tokenizer), or a model folder",
+    )
+    dist.add_argument("--student-layers", type=int, default=3, help="layers of a preset student")
+    dist.add_argument(
+        "--data", default="movie-snippets", help="labelled data for a classifier, a corpus for a masked LM"
+    )
+    dist.add_argument("--eval-fraction", type=float, default=0.1)
+    dist.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    _add_config_flags(dist)
+    dist.set_defaults(func=_distill)
 
     fine = sub.add_parser("finetune", help="fine-tune a classifier on labelled data")
     fine.add_argument("--model", default="minilm")

@@ -137,3 +137,58 @@ def test_compress_with_a_bad_amount_is_one_sentence(
     assert main(["compress", "prune", str(folder), "--out", str(tmp_path / "p"), "--amount", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: amount must be a fraction in [0, 1)") and "Traceback" not in err
+
+
+def test_distill_trains_every_other_layer_of_a_teacher_folder(tmp_path, make_tiny, tiny_texts, capsys):
+    teacher = make_tiny("tiny-bert", kind="classifier", label_names=["negative", "positive"], layers=2)
+    folder = teacher.save(tmp_path / "teacher")
+    data = tmp_path / "reviews.csv"
+    rows = [f'"{text}",{"positive" if i % 2 else "negative"}' for i, text in enumerate(tiny_texts * 2)]
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "student"
+    common = ["--max-steps", "2", "--batch-size", "4", "--max-length", "16", "--progress", "false"]
+    code = main(["distill", "--teacher", str(folder), "--data", str(data), *common, "--output-dir", str(out)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["step"] == 2
+    from workbench.models import load_model
+
+    student = load_model(out / "checkpoints" / "step-0000002")
+    assert student.kind == "classifier" and student.config.num_hidden_layers == 1
+    assert student.extra["distillation"]["layers"] == [0]
+    assert {"soft_loss", "hard_loss"} <= set(json.loads((out / "metrics.jsonl").read_text().splitlines()[0]))
+
+
+@pytest.mark.parametrize(
+    ("task", "kind", "head", "logged"),
+    [
+        ("next-sentence", "masked-lm", "next-sentence", "pair_loss"),
+        ("replaced-token", "encoder", "replaced-token", "discriminator_loss"),
+    ],
+)
+def test_pretrain_takes_the_new_objectives(tmp_path, tiny_texts, make_tiny, capsys, task, kind, head, logged):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_texts * 3))
+    model = make_tiny("tiny-bert").save(tmp_path / "tiny-bert")  # a small model: the preset's default is 4 x 256
+    out = tmp_path / task
+    flags = [
+        "--model",
+        str(model),
+        "--data",
+        str(corpus),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "32",
+    ]
+    flags += ["--progress", "false", "--eval-fraction", "0.2", "--log-every", "1"]
+    assert main(["pretrain", "--task", task, *flags, "--output-dir", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["step"] == 2
+    from workbench.models import load_model
+
+    saved = load_model(summary["checkpoint"])
+    assert saved.kind == kind and list(saved.heads) == [head]
+    assert logged in json.loads((out / "metrics.jsonl").read_text().splitlines()[0])

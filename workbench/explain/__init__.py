@@ -9,6 +9,10 @@ Readouts are trained: a tuned lens (``TunedLens``, trained by the Trainer's ``"t
 ``logit_lens(..., lens=)`` and ``lens_quality``) and linear probes on every layer (``probe_layers``, with a
 control task).
 
+The pretraining objectives' heads have their probes: P(is next) or P(in order) for a pair of texts
+(``sentence_pair``, a next-sentence or sentence-order head) and each token's probability of having been replaced
+(``replaced_tokens``, an ELECTRA discriminator's head).
+
 Evaluations feed the figures: a classifier's confusion matrix, per-class scores and precision-recall curves
 (``evaluate_classifier``), texts' representations projected per layer (``project_layers``), and the deletion
 curve of random rankings that attributions should beat (``random_ranking_floor``).
@@ -52,6 +56,8 @@ from workbench.explain.probe import FillMaskResult, TokenPrediction, fill_mask, 
 from workbench.explain.probing import ProbeLayersResult, probe_layers
 from workbench.explain.projection import ProjectionResult, project_layers
 from workbench.explain.recorder import ProbeRecorder
+from workbench.explain.replaced_tokens import ReplacedTokenResult, replaced_tokens
+from workbench.explain.sentence_pair import SentencePairResult, sentence_pair
 from workbench.explain.sites import SITE_KINDS, Site, SiteInfo, hooked, list_sites
 from workbench.explain.steering import SteeringVector, load_steering_vector, steering_vector
 from workbench.explain.survey import SURVEY_MEASURES, AttentionSurvey, attention_survey
@@ -87,6 +93,8 @@ __all__ = [
     "ProbeLayersResult",
     "ProbeRecorder",
     "ProjectionResult",
+    "ReplacedTokenResult",
+    "SentencePairResult",
     "Site",
     "SiteInfo",
     "SteeringVector",
@@ -124,6 +132,8 @@ __all__ = [
     "project_layers",
     "random_ranking_floor",
     "record",
+    "replaced_tokens",
+    "sentence_pair",
     "set_memory_budget",
     "steering_vector",
     "token_info",

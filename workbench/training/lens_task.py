@@ -151,7 +151,7 @@ class TunedLensTask(Task):
     def on_step(self, step: int) -> None:
         self.lens.trained_steps = step
 
-    def flops_per_token(self, seq_len: int) -> float:
+    def flops_per_token(self, seq_len: int, processes: int = 1) -> float:
         split = parameter_split(self.bundle.model)
         readable = seq_len * (self.config.mlm_probability if self.bundle.kind == "masked-lm" else 1.0)
         share = min(readable, self.config.lens_positions) / seq_len  # the positions read, per token

@@ -29,7 +29,7 @@ from workbench.training.feed import BatchFeed
 from workbench.training.history import TrainingHistory
 from workbench.training.interrupts import restore_sigint, stop_on_sigint
 from workbench.training.kernels import switch_attention, training_attention
-from workbench.training.metrics import flops_per_token, improves
+from workbench.training.metrics import improves
 from workbench.training.optimization import make_optimizer
 from workbench.training.plan import plan_run
 from workbench.training.precision import drop_autocast_forward, make_accelerator
@@ -131,11 +131,7 @@ class Trainer:
         device = str(self.device) if self.world == 1 else f"{self.device.type} x {self.world} processes"
         self.state = TrainState(max_steps=self.max_steps, precision=self.precision, device=device)
         seq = getattr(cfg, self.task.length_field)
-        per_token = (
-            self.task.flops_per_token(seq)
-            if self.world == 1
-            else flops_per_token(model, seq, self.task.head_share(self.world))
-        )
+        per_token = self.task.flops_per_token(seq, processes=self.world)
         self.speedometer = Speedometer(per_token, self.device, self.precision, self.world)
 
     # ---------------------------------------------------------------- public

@@ -73,9 +73,9 @@ class Task(abc.ABC):
         """The share of positions where the output head runs (for the FLOPs count): every one by default."""
         return 1.0
 
-    def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token, for the MFU shown while training."""
-        return flops_per_token(self.bundle.model, seq_len, self.head_share(1))
+    def flops_per_token(self, seq_len: int, processes: int = 1) -> float:
+        """Training FLOPs per token in a run of ``processes`` processes, for the MFU shown while training."""
+        return flops_per_token(self.bundle.model, seq_len, self.head_share(processes))
 
     weights_file = "model.safetensors"  # what a checkpoint holds of what this task trains
 

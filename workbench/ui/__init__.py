@@ -9,6 +9,7 @@ from workbench.ui.dashboard import TrainingDashboard
 from workbench.ui.layer_curves import LayerCurves
 from workbench.ui.patching_view import PatchingView
 from workbench.ui.probe_views import MaskProbe, ProbeTimeline
+from workbench.ui.replaced_token_view import ReplacedTokenView
 
 __all__ = [
     "AttentionView",
@@ -18,6 +19,7 @@ __all__ = [
     "MaskProbe",
     "PatchingView",
     "ProbeTimeline",
+    "ReplacedTokenView",
     "TrainingDashboard",
     "enable_colab_widgets",
     "to_bertviz",
