@@ -8,6 +8,7 @@ cases the catalogue tried (tests/reliability/conftest.py counts them).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from collections.abc import Callable
@@ -44,11 +45,14 @@ from workbench.explain import (
     probe_layers,
     project_layers,
     random_ranking_floor,
+    replaced_tokens,
+    sentence_pair,
     set_memory_budget,
     steering_vector,
 )
 from workbench.figures import compare_runs, plot, project
 from workbench.models import load_model
+from workbench.models.objective_heads import make_head
 from workbench.training import DistributedTrainer, TrainConfig, Trainer
 from workbench.training.checkpoint import read_checkpoint
 from workbench.training.history import TrainingHistory
@@ -78,6 +82,7 @@ BAD_STRINGS = {case: text for case, text in BAD_TEXT.items() if isinstance(text,
 
 
 CLEAN, CORRUPTED = "the cat sat on the mat", "the dog sat on the mat"  # as many tokens each
+OTHER_CORPUS = ["Completely different words build another vocabulary here.", "Zebras quietly juggle oranges."] * 20
 LONG_TEXT = "the cat sat on the mat and looked at the dog. " * 50  # 600 to 950 tokens: over 1 MB to explain
 
 
@@ -94,6 +99,13 @@ def models(
         "long causal-lm": make_tiny("tiny-gpt", max_positions=1024),
         "long classifier": make_tiny("tiny-bert", kind="classifier", label_names=["no", "yes"], max_positions=1024),
         "three-layer causal-lm": make_tiny("tiny-gpt", layers=3),
+        "masked-lm with heads": dataclasses.replace(
+            tiny_bert,
+            heads={n: make_head(n, tiny_bert.config.hidden_size) for n in ("next-sentence", "replaced-token")},
+        ),
+        "other-tokenizer classifier": make_tiny(
+            "tiny-bert", kind="classifier", label_names=["negative", "positive"], corpus=OTHER_CORPUS
+        ),
     }
 
 
@@ -183,7 +195,26 @@ def _check_compare_models(report: Any, text: str) -> list[str]:
 
 
 # Each public call: the model it takes, how it is called on a text, and what its result must satisfy.
+def _check_sentence_pair(result: Any, text: str) -> list[str]:
+    return _failed(
+        probability=0.0 <= result.probability <= 1.0,
+        two_segments=set(result.segments) == {0, 1} and len(result.segments) == len(result.tokens),
+        both_texts=result.first == text and result.second == "and then",
+    )
+
+
+def _check_replaced_tokens(result: Any, text: str) -> list[str]:
+    p = np.asarray(result.probabilities)
+    return _failed(
+        one_per_token=p.shape == (len(result.tokens.text),),
+        probabilities=bool(np.all((p >= 0) & (p <= 1))),
+        text=result.text == text,
+    )
+
+
 CALLS: dict[str, tuple[str, Callable[[Any, Any], Any], Callable[[Any, str], list[str]]]] = {
+    "sentence_pair": ("masked-lm with heads", lambda b, t: sentence_pair(b, t, "and then"), _check_sentence_pair),
+    "replaced_tokens": ("masked-lm with heads", replaced_tokens, _check_replaced_tokens),
     "fill_mask": ("masked-lm", lambda b, t: fill_mask(b, _masked(t)), _check_fill_mask),
     "next_token": ("causal-lm", next_token, _check_next_token),
     "logit_lens": ("causal-lm", logit_lens, _check_logit_lens),
@@ -489,6 +520,59 @@ FIGURES = [  # (case, a figure call that must fail): plot() and its options, and
     ("a random floor of no rankings", lambda m: random_ranking_floor(m["classifier"], _attribution(m), rankings=0)),
     ("a deletion figure with a floor of a list", lambda m: plot([_attribution(m)], floor=[0.5])),
 ]
+PAIR_TEXTS = ["To be, or not to be. That is the question.", "Whether 'tis nobler in the mind to suffer."]
+OBJECTIVES = [  # (case, a call that must fail): the pretraining objectives, their probes, and distillation
+    ("a next-sentence run on a causal LM", lambda m: Trainer(m["causal-lm"], "next-sentence", PAIR_TEXTS)),
+    ("a sentence-order run on a causal LM", lambda m: Trainer(m["causal-lm"], "sentence-order", PAIR_TEXTS)),
+    ("next-sentence pairs from one segment", lambda m: Trainer(m["masked-lm"], "next-sentence", ["One text."])),
+    ("sentence-order pairs from one segment", lambda m: Trainer(m["masked-lm"], "sentence-order", ["Just one."])),
+    ("a pair probe of a model with no pair head", lambda m: sentence_pair(m["masked-lm"], *PAIR_TEXTS)),
+    ("a pair probe of an empty first text", lambda m: sentence_pair(_with_head(m, "next-sentence"), "", "x")),
+    ("a pair probe of a second text of spaces", lambda m: sentence_pair(_with_head(m, "next-sentence"), "x", "  ")),
+    (
+        "a pair probe of a model with both pair heads and no task",
+        lambda m: sentence_pair(_with_head(m, "next-sentence", "sentence-order"), *PAIR_TEXTS),
+    ),
+    ("a replaced-token run on a causal LM", lambda m: Trainer(m["causal-lm"], "replaced-token", PAIR_TEXTS)),
+    (
+        "a generator deeper than its discriminator",
+        lambda m: Trainer(m["masked-lm"], "replaced-token", PAIR_TEXTS, config=TrainConfig(generator_layers=9)),
+    ),
+    ("a discriminator weight of zero", lambda m: TrainConfig(discriminator_weight=0)),
+    ("a replaced-token probe of a model with no head", lambda m: replaced_tokens(m["masked-lm"], PAIR_TEXTS[0])),
+    ("a replaced-token probe of empty text", lambda m: replaced_tokens(_with_head(m, "replaced-token"), "")),
+    ("a temperature of zero", lambda m: TrainConfig(temperature=0)),
+    ("a negative temperature", lambda m: TrainConfig(temperature=-2.0)),
+    ("a negative hard-label weight", lambda m: TrainConfig(hard_label_weight=-1)),
+    ("a distill run without a teacher", lambda m: Trainer(m["classifier"], "distill", PROBE_DATA)),
+    (
+        "a teacher given to another task",
+        lambda m: Trainer(m["masked-lm"], "masked-lm", PAIR_TEXTS, teacher=m["masked-lm"]),
+    ),
+    (
+        "a student with another label set",
+        lambda m: Trainer(m["long classifier"], "distill", PROBE_DATA, teacher=m["classifier"]),
+    ),
+    (
+        "a student with another tokenizer",
+        lambda m: Trainer(m["other-tokenizer classifier"], "distill", PROBE_DATA, teacher=m["classifier"]),
+    ),
+    (
+        "a student of another kind than its teacher",
+        lambda m: Trainer(m["classifier"], "distill", PROBE_DATA, teacher=m["masked-lm"]),
+    ),
+    (
+        "a causal LM as a student",
+        lambda m: Trainer(m["causal-lm"], "distill", PAIR_TEXTS, teacher=m["three-layer causal-lm"]),
+    ),
+    (
+        "a student that is its own teacher",
+        lambda m: Trainer(m["classifier"], "distill", PROBE_DATA, teacher=m["classifier"]),
+    ),
+    ("every other layer of a causal LM", lambda m: compress.every_other_layer(m["causal-lm"])),
+    ("a student from the tiny-gpt preset", lambda m: compress.preset_student(m["classifier"], "tiny-gpt")),
+    ("a student keeping layers out of order", lambda m: compress.keep_layers(m["classifier"], [1, 0])),
+]
 VIEWS = [  # (view, a call that gives it the wrong thing)
     ("AttentionView", lambda: ui.AttentionView("not a result")),
     ("AttributionView", lambda: ui.AttributionView(None)),
@@ -497,6 +581,7 @@ VIEWS = [  # (view, a call that gives it the wrong thing)
     ("CompressionView", lambda: ui.CompressionView({"size": 1})),
     ("PatchingView", lambda: ui.PatchingView({"values": [[0.0]]})),
     ("LayerCurves", lambda: ui.LayerCurves("not a result")),
+    ("ReplacedTokenView", lambda: ui.ReplacedTokenView(["not a result"])),
 ]
 PROBE_DATA = [(f"a fine happy film {i}", "pos") for i in range(12)] + [
     (f"a dull sad film {i}", "neg") for i in range(12)
@@ -506,6 +591,12 @@ PROBE_DATA = [(f"a fine happy film {i}", "pos") for i in range(12)] + [
 def _lens(m: dict[str, ModelBundle], kind: str = "causal-lm") -> TunedLens:
     """A fresh tuned lens (identity translators) for one of the tiny models."""
     return TunedLens.for_model(m[kind])
+
+
+def _with_head(m: dict[str, ModelBundle], *names: str) -> ModelBundle:
+    """The tiny masked LM (shared, read only) with fresh objective heads called ``names``."""
+    bundle = m["masked-lm"]
+    return dataclasses.replace(bundle, heads={n: make_head(n, bundle.config.hidden_size) for n in names})
 
 
 def _scratch() -> Path:
@@ -554,7 +645,7 @@ def _with_kernel_budget(memory_mb: Any, call: Callable[[], Any]) -> Any:
         set_memory_budget(old)
 
 
-@pytest.mark.parametrize("name, call", NAMES_AND_VALUES + FIGURES)
+@pytest.mark.parametrize("name, call", NAMES_AND_VALUES + FIGURES + OBJECTIVES)
 def test_bad_names_and_values_get_the_workbenchs_error_and_one_sentence(
     models: dict[str, ModelBundle], name: str, call: Callable[[dict[str, ModelBundle]], Any]
 ):
