@@ -42,8 +42,12 @@ lint: setup
 # The tutorials run too, short (WORKBENCH_QUICK=1): nbval executes every cell and fails on an error.
 # NUMBA_DISABLE_JIT: shap's numba kernels stay plain Python in every process and kernel of the run (the
 # same code, uncompiled): compiling them costs ~12 s per process, more than they then save on short texts.
+# Two worker processes (pytest-xdist), one torch thread each: much of the suite waits on a kernel, a browser or
+# an import, which now overlaps another test's work. `--dist loadfile` keeps each file (a tutorial's cells, a
+# browser module's server) in one worker.
+TEST_WORKERS ?= 2
 test: setup browser-deps lint
-	WORKBENCH_QUICK=1 NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests notebooks --durations=25 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	WORKBENCH_QUICK=1 NUMBA_DISABLE_JIT=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests notebooks -n $(TEST_WORKERS) --dist loadfile --durations=25 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest tests/browser -q
