@@ -22,6 +22,7 @@ TUTORIALS = [
     "08_compression",
     "09_interventions",
     "10_tuned_lens_and_probes",
+    "11_objectives_and_distillation",
 ]
 
 
