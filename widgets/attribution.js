@@ -56,8 +56,10 @@ function render({ model, el: host }) {
 
   function tokenRow(row) {
     const line = el("div", "wb-attr-tokens");
-    let max = 0;
-    row.scores.forEach((s, i) => { if (row.features[i]) max = Math.max(max, Math.abs(s)); });
+    // Each row to its own largest magnitude (methods differ in units), unless the row names its scale's end:
+    // a probability is coloured on 0..1, so a text with nothing odd in it stays pale.
+    let max = row.scale || 0;
+    if (!row.scale) row.scores.forEach((s, i) => { if (row.features[i]) max = Math.max(max, Math.abs(s)); });
     row.tokens.forEach((text, i) => {
       const span = el("span", "wb-attr-token", text);
       span.dataset.index = String(i);

@@ -146,7 +146,7 @@ def _train(args: argparse.Namespace, task: TaskName) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from workbench.compress.distill import every_other_layer, preset_student
+    from workbench.compress.distill import PRESET_STUDENTS, every_other_layer, preset_student
     from workbench.models import load_model
     from workbench.training.loop import Trainer
 
@@ -162,7 +162,7 @@ def _distill(args: argparse.Namespace) -> int:
         _, train, val = _corpus_split(args)
     if args.student == "every-other-layer":
         student = every_other_layer(teacher)
-    elif args.student in ("tiny-bert",):
+    elif args.student in PRESET_STUDENTS:
         student = preset_student(teacher, args.student, layers=args.student_layers)
     else:
         student = load_model(args.student, kind=teacher.kind)

@@ -161,6 +161,7 @@ def test_distill_trains_every_other_layer_of_a_teacher_folder(tmp_path, make_tin
 
 NEW_OBJECTIVES = {  # task: (the kind it saves as, its head, a part of its loss it logs)
     "next-sentence": ("masked-lm", "next-sentence", "pair_loss"),
+    "sentence-order": ("masked-lm", "sentence-order", "mlm_loss"),
     "replaced-token": ("encoder", "replaced-token", "discriminator_loss"),
 }
 

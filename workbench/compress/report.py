@@ -160,7 +160,10 @@ def _check_pair(original: ModelBundle, compressed: ModelBundle) -> None:
         if not isinstance(bundle, ModelBundle):
             raise CompressionError(f"compare_models takes two ModelBundles; the {role} is a {type(bundle).__name__}.")
     a, b = original.model.config, compressed.model.config
-    diff = ["vocab_size"] if getattr(a, "vocab_size", None) != getattr(b, "vocab_size", None) else []
+    same_vocabulary = getattr(a, "vocab_size", None) == getattr(b, "vocab_size", None) and original.shares_vocabulary(
+        compressed
+    )
+    diff = [] if same_vocabulary else ["vocabulary"]
     if diff or original.kind != compressed.kind:
         raise CompressionError(
             f"{original.name} and {compressed.name} are not one model before and after "

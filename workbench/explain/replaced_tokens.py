@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,13 +21,12 @@ import torch
 from workbench.errors import ProbeError
 from workbench.explain.inputs import check_text, encode, inference
 from workbench.explain.tokens import TokenInfo, text_tokens
+from workbench.models.objective_heads import REPLACED_TOKEN, encoder_of
 
 if TYPE_CHECKING:
     from workbench.models import ModelBundle
 
 __all__ = ["ReplacedTokenResult", "replaced_tokens"]
-
-HEAD_NAME = "replaced-token"  # the task that trains the head, and the head's name in ``bundle.heads``
 
 
 @dataclass
@@ -71,13 +70,13 @@ def replaced_tokens(bundle: ModelBundle, text: str) -> ReplacedTokenResult:
     Returns a ``ReplacedTokenResult``. Raises ``ProbeError`` when the text is empty or too long, or the bundle
     has no replaced-token head (train one with ``Trainer(bundle, "replaced-token", corpus)``)."""
     text = check_text(text)
-    head = bundle.heads.get(HEAD_NAME)
+    head = bundle.heads.get(REPLACED_TOKEN)
     if head is None:
         raise ProbeError(
             f"{bundle.name} has no replaced-token head; train one with Trainer(bundle, 'replaced-token', corpus) "
             "on an encoder, or load a folder such a run saved."
         )
-    encoder = cast("torch.nn.Module", bundle.model if bundle.kind == "encoder" else bundle.model.base_model)
+    encoder = encoder_of(bundle)
     enc = encode(bundle, text)
     tokens = text_tokens(bundle, text)
     with inference(encoder):

@@ -114,7 +114,8 @@ def sentence_pair(bundle: ModelBundle, first: str, second: str, *, task: str | N
     base = getattr(model, "base_model", model)
     with inference(model), inference(head):
         hidden = base(**inputs).last_hidden_state  # (1, tokens, hidden)
-        probability = float(head(hidden).float().softmax(-1)[0, 1])
+        logits = head(hidden.to(next(head.parameters()).dtype))  # (1, 2); a half-precision model, a float32 head
+        probability = float(logits.float().softmax(-1)[0, 1])
     return SentencePairResult(name, bundle.name, first, second, probability, tokens, segments, special)
 
 

@@ -237,8 +237,7 @@ def _run_figure(history: TrainingHistory, name: str, x: str, smooth: float) -> g
     ):
         fig.add_trace(trace, row=1, col=1)
     # A loss of several parts (ELECTRA: generator + λ · discriminator) logs each part as "<part>_loss".
-    parts = [k for k in (history.train[-1] if history.train else {}) if k.endswith("_loss") and k != "smoothed_loss"]
-    for index, part in enumerate(parts):
+    for index, part in enumerate(history.loss_parts()):
         series = _series(history, part, x)
         if series is not None:
             label = part.removesuffix("_loss").replace("_", " ") + " loss"

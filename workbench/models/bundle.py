@@ -84,6 +84,11 @@ class ModelBundle:
         """What ``workbench.compress`` did to this bundle (method and settings); ``{}`` for an original."""
         return dict(self.extra.get("compression") or {})
 
+    def shares_vocabulary(self, other: ModelBundle) -> bool:
+        """True when both tokenizers give the same id to every token, so the two models read (and, as masked LMs,
+        write) the same ids: what a compressed copy or a distilled student must share with its original."""
+        return self.tokenizer is other.tokenizer or self.tokenizer.get_vocab() == other.tokenizer.get_vocab()
+
     def to(self, device: torch.device | str | int) -> ModelBundle:
         self.model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to() as unbound
         for head in self.heads.values():

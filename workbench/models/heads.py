@@ -13,7 +13,7 @@ import torch
 
 from workbench.errors import ProbeError
 
-__all__ = ["final_norm_and_head", "own_head"]
+__all__ = ["final_norm_and_head", "masked_lm_parts", "own_head"]
 
 Head = Callable[[torch.Tensor], torch.Tensor]
 
@@ -53,3 +53,17 @@ def own_head(model: Any) -> Head:
         return lambda h: model.decoder(model.head(h))
     unembedding: Head = model.get_output_embeddings()
     return unembedding
+
+
+def masked_lm_parts(model: Any) -> tuple[Any, Any] | None:
+    """(encoder, output head) of a masked LM whose head can run on chosen positions alone (the masked ones: the
+    same logits there for a fraction of the work); None for an architecture whose head is not known."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        return None
+    for attr in ("cls", "lm_head"):  # BERT, RoBERTa and their kin
+        if getattr(model, attr, None) is not None:
+            return base, getattr(model, attr)
+    if getattr(model, "head", None) is not None and getattr(model, "decoder", None) is not None:  # ModernBERT
+        return base, torch.nn.Sequential(model.head, model.decoder)
+    return None

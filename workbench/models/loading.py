@@ -202,7 +202,7 @@ def _from_folder(
         tok.pad_token = tok.eos_token
         model.config.pad_token_id = tok.pad_token_id
     heads = {}
-    if kind == saved_kind:  # loaded as it was saved: its objectives' heads come along; as a classifier, not
+    if kind in ("encoder", "masked-lm"):  # the heads read an encoder's states; a classifier or causal LM has none
         from workbench.models.objective_heads import read_heads
 
         heads = read_heads(folder, int(config.hidden_size))

@@ -12,15 +12,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from workbench.errors import ModelLoadError
 
-__all__ = ["HEADS_FILE", "HEAD_NAMES", "PairHead", "ReplacedTokenHead", "make_head", "read_heads", "write_heads"]
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from workbench.models.bundle import ModelBundle
+
+__all__ = [
+    "HEADS_FILE",
+    "HEAD_NAMES",
+    "REPLACED_TOKEN",
+    "PairHead",
+    "ReplacedTokenHead",
+    "encoder_of",
+    "freeze_unread_pooler",
+    "make_head",
+    "read_heads",
+    "seeded_head",
+    "write_heads",
+]
 
 HEADS_FILE = "heads.safetensors"
+REPLACED_TOKEN = "replaced-token"  # the task that trains ELECTRA's head, and the head's name in ``bundle.heads``
 _FORMAT = "workbench-heads"
 
 
@@ -59,7 +77,7 @@ class ReplacedTokenHead(torch.nn.Module):
 _CLASSES: dict[str, type[PairHead] | type[ReplacedTokenHead]] = {
     "next-sentence": PairHead,
     "sentence-order": PairHead,
-    "replaced-token": ReplacedTokenHead,
+    REPLACED_TOKEN: ReplacedTokenHead,
 }
 HEAD_NAMES = tuple(_CLASSES)
 
@@ -67,6 +85,27 @@ HEAD_NAMES = tuple(_CLASSES)
 def make_head(name: str, hidden: int) -> torch.nn.Module:
     """A fresh head of the kind the task ``name`` trains, for states of width ``hidden``."""
     return _CLASSES[name](hidden)
+
+
+def seeded_head(name: str, hidden: int, seed: int) -> torch.nn.Module:
+    """``make_head`` drawn from ``seed``, the global random state untouched: one seed, one starting head."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make_head(name, hidden)
+
+
+def encoder_of(bundle: ModelBundle) -> PreTrainedModel:
+    """The bundle's encoder, whose last hidden states the heads read: the model itself for kind ``encoder``, the
+    model under its head otherwise."""
+    return cast("PreTrainedModel", bundle.model if bundle.kind == "encoder" else bundle.model.base_model)
+
+
+def freeze_unread_pooler(model: torch.nn.Module) -> None:
+    """Freeze a BERT encoder's pooler, which no objective head reads: a weight that gets no gradient is refused by
+    DistributedDataParallel, and an optimizer would only decay it."""
+    pooler = getattr(model, "pooler", None)
+    if isinstance(pooler, torch.nn.Module):
+        pooler.requires_grad_(False)
 
 
 def write_heads(folder: Path, heads: dict[str, torch.nn.Module]) -> None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.errors import ConfigError, TrainingError
-from workbench.models.heads import own_head
+from workbench.models.heads import masked_lm_parts
 from workbench.training.config import TaskName, TrainConfig
 from workbench.training.metrics import classification_metrics, flops_per_token, perplexity
 from workbench.training.tasks import Task, make_data_task
@@ -55,9 +55,7 @@ def check_teacher(student: ModelBundle, teacher: object) -> None:
             f"The student {student.name} is a {student.kind} but the teacher {teacher.name} is a {teacher.kind}; "
             "load both as the same kind (both kind='classifier', or both kind='masked-lm')."
         )
-    if student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab() or _output_width(student) != _output_width(
-        teacher
-    ):
+    if not student.shares_vocabulary(teacher) or _output_width(student) != _output_width(teacher):
         raise TrainingError(
             f"The student {student.name} and the teacher {teacher.name} have different tokenizers "
             f"({len(student.tokenizer)} and {len(teacher.tokenizer)} tokens, or other ids for them), so their inputs "
@@ -84,25 +82,19 @@ def soft_label_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
     return F.kl_div(log_student, log_teacher, log_target=True, reduction="sum")
 
 
-def _sparse_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The masked-LM head run on chosen hidden states, for the architectures whose head is known; else None."""
-    children = dict(model.named_children())
-    if "cls" in children or ("head" in children and "decoder" in children):  # BERT; ModernBERT
-        return own_head(model)
-    return None
-
-
 def masked_logits(model: Any, inputs: dict[str, torch.Tensor], masked: torch.Tensor, *, sparse: bool) -> torch.Tensor:
     """A masked LM's logits at the ``masked`` positions ``(batch, seq)``: ``(n_masked, vocab)``.
 
     With ``sparse`` (and a head it knows) the output head runs at those positions alone, as ``MaskedLMTask``'s does.
     """
-    head = _sparse_head(model) if sparse else None
-    if head is None:
+    parts = masked_lm_parts(model) if sparse else None
+    if parts is None:
         logits: torch.Tensor = model(**inputs).logits[masked]  # (n_masked, vocab)
         return logits
-    hidden = model.base_model(**inputs).last_hidden_state  # (batch, seq, hidden)
-    return head(hidden[masked])  # (n_masked, vocab)
+    base, head = parts
+    hidden = base(**inputs).last_hidden_state  # (batch, seq, hidden)
+    sparse_logits: torch.Tensor = head(hidden[masked])  # (n_masked, vocab)
+    return sparse_logits
 
 
 @dataclass
@@ -190,7 +182,7 @@ class DistillTask(Task):
     def head_share(self, processes: int) -> float:
         if self.is_classifier:
             return 1.0 / self.config.max_length  # the pooler and classifier run once per sequence
-        sparse = self.config.sparse_mlm_head and processes == 1 and _sparse_head(self.bundle.model) is not None
+        sparse = self.config.sparse_mlm_head and processes == 1 and masked_lm_parts(self.bundle.model) is not None
         return self.config.mlm_probability if sparse else 1.0
 
     def flops_per_token(self, seq_len: int, processes: int = 1) -> float:
@@ -199,7 +191,7 @@ class DistillTask(Task):
             1.0 / self.config.max_length
             if self.is_classifier
             else self.config.mlm_probability
-            if _sparse_head(self.teacher.model) is not None
+            if masked_lm_parts(self.teacher.model) is not None
             else 1.0
         )
         student = flops_per_token(self.bundle.model, seq_len, self.head_share(processes))

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from transformers.utils.generic import ModelOutput
 
 from workbench.errors import TrainingError
+from workbench.models.heads import masked_lm_parts
 from workbench.models.hf import quiet_transformers
+from workbench.models.objective_heads import freeze_unread_pooler
 from workbench.training.metrics import flops_per_token
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from workbench.models import ModelBundle
 
 __all__ = [
     "Corruption",
@@ -33,7 +34,6 @@ __all__ = [
     "ElectraPair",
     "build_generator",
     "electra_flops_per_token",
-    "encoder_of",
     "place_like",
     "replace_masked",
     "share_embeddings",
@@ -115,17 +115,15 @@ class ElectraPair(torch.nn.Module):
         self.head = head
         self.discriminator_weight = float(discriminator_weight)
         self.register_buffer("special_ids", torch.tensor(sorted(special_ids), dtype=torch.long), persistent=False)
-        # A BERT encoder's pooler reads the first token for a classifier; nothing here reads it, so it would get no
-        # gradient, which DistributedDataParallel refuses. ELECTRA's discriminator has no pooler to train either.
-        pooler = getattr(discriminator, "pooler", None)
-        if isinstance(pooler, torch.nn.Module):
-            pooler.requires_grad_(False)
+        freeze_unread_pooler(discriminator)  # ELECTRA's discriminator has no pooler to train either
 
     def generator_parts(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(the generator's encoder, its output head), so the head runs at the masked positions alone."""
-        base = self.generator.base_model
-        head = [child for child in self.generator.children() if child is not base]
-        return base, torch.nn.Sequential(*head)
+        parts = masked_lm_parts(self.generator)
+        if parts is None:  # build_generator makes BERT- and ModernBERT-style masked LMs, whose heads are known
+            raise TrainingError(f"The generator {type(self.generator).__name__}'s output head is not known.")
+        base, head = parts
+        return base, head
 
     def forward(
         self,
@@ -161,11 +159,6 @@ class ElectraPair(torch.nn.Module):
             replaced=corruption.replaced,
             real=real,
         )
-
-
-def encoder_of(bundle: ModelBundle) -> PreTrainedModel:
-    """The bundle's encoder: the model itself for kind ``encoder``, the model under the head otherwise."""
-    return cast("PreTrainedModel", bundle.model if bundle.kind == "encoder" else bundle.model.base_model)
 
 
 def build_generator(encoder: PreTrainedModel, layers: int, *, seed: int = 0) -> PreTrainedModel:

@@ -27,16 +27,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 
-from workbench.errors import CheckpointError, ConfigError, TrainingError
+from workbench.errors import CheckpointError, ConfigError, ModelLoadError, TrainingError
 from workbench.models.bundle import ModelBundle
-from workbench.models.objective_heads import ReplacedTokenHead, make_head, read_heads
+from workbench.models.objective_heads import (
+    REPLACED_TOKEN,
+    ReplacedTokenHead,
+    encoder_of,
+    make_head,
+    read_heads,
+    seeded_head,
+)
 from workbench.training.checkpoint import load_model_weights
 from workbench.training.config import TaskName, TrainConfig
 from workbench.training.electra_pair import (
     ElectraPair,
     build_generator,
     electra_flops_per_token,
-    encoder_of,
     place_like,
     share_embeddings,
 )
@@ -48,14 +54,16 @@ if TYPE_CHECKING:
 __all__ = ["GENERATOR_FOLDER", "ReplacedTokenTask"]
 
 GENERATOR_FOLDER = "generator"  # inside a saved discriminator's folder: the generator, a masked-LM model folder
-HEAD_NAME = "replaced-token"
+HEAD_NAME = REPLACED_TOKEN
 
 
 class ReplacedTokenTask(Task):
     """ELECTRA: the bundle (an encoder) learns to tell replaced tokens, a small generator learns to replace them.
 
     Data and masking are the masked-LM task's (the generator's). The trained generator is ``task.generator``
-    (a ``ModelBundle``); the discriminator's head is ``bundle.heads["replaced-token"]``."""
+    (a ``ModelBundle``); the discriminator's head is ``bundle.heads["replaced-token"]``. ``resume_from`` a
+    checkpoint brings the generator back with the rest; a new run on a saved discriminator keeps its head but
+    starts a fresh generator (its saved one is in the folder's ``generator/``, a masked LM ``load_model`` reads)."""
 
     name: ClassVar[TaskName] = "replaced-token"
     kinds = ("encoder", "masked-lm")
@@ -88,7 +96,7 @@ class ReplacedTokenTask(Task):
         )
         head = bundle.heads.get(HEAD_NAME)
         if not isinstance(head, ReplacedTokenHead):
-            head = make_head(HEAD_NAME, int(encoder.config.hidden_size))
+            head = seeded_head(HEAD_NAME, int(encoder.config.hidden_size), config.seed)
         bundle.heads[HEAD_NAME] = place_like(head, encoder)
         self.pair = ElectraPair(
             encoder,
@@ -148,7 +156,10 @@ class ReplacedTokenTask(Task):
         part is missing."""
         folder = Path(folder)
         load_model_weights(self.bundle.model, folder)
-        saved = read_heads(folder, int(encoder_of(self.bundle).config.hidden_size)).get(HEAD_NAME)
+        try:
+            saved = read_heads(folder, int(encoder_of(self.bundle).config.hidden_size)).get(HEAD_NAME)
+        except ModelLoadError as error:
+            raise CheckpointError(str(error)) from None
         if saved is None or not (folder / GENERATOR_FOLDER).is_dir():
             raise CheckpointError(
                 f"{folder} holds no replaced-token head and generator; resume from a checkpoint of a "

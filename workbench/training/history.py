@@ -71,6 +71,13 @@ class TrainingHistory:
     def losses(self) -> list[float]:
         return [r["loss"] for r in self.train]
 
+    def loss_parts(self) -> list[str]:
+        """The parts of a loss of several parts that the run logs beside ``loss`` (ELECTRA: ``generator_loss`` and
+        ``discriminator_loss``), as its last training record names them; ``[]`` for a loss of one part."""
+        train = self.train
+        last = train[-1] if train else {}
+        return [key for key in last if key.endswith("_loss") and key != "smoothed_loss"]
+
     def to_dict(self) -> dict[str, Any]:
         return {"records": list(self.records)}
 

@@ -360,7 +360,8 @@ class Trainer:
             "mfu": state.mfu,
             "tokens_seen": state.tokens_seen,
             "elapsed_seconds": elapsed,
-            **self.task.log_parts(),  # a loss of several parts (ELECTRA's generator and discriminator): each one
+            # A loss of several parts (ELECTRA's generator and discriminator): each, at the step whose loss is logged.
+            **self.task.log_parts(self.config.gradient_accumulation_steps),
         }
         self.history.records.append(logs)
         self.callbacks.fire("on_log", self, state, self.control, logs)

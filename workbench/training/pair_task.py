@@ -32,7 +32,7 @@ from transformers.utils.generic import ModelOutput
 
 from workbench.data.sentence_pairs import sentence_pair_collator, sentence_pairs, takes_segment_ids
 from workbench.errors import CheckpointError, ModelLoadError
-from workbench.models.objective_heads import HEADS_FILE, make_head, read_heads
+from workbench.models.objective_heads import HEADS_FILE, freeze_unread_pooler, make_head, read_heads, seeded_head
 from workbench.training.config import TaskName, TrainConfig
 from workbench.training.metrics import flops_per_token
 from workbench.training.tasks import MaskedLMTask, Task
@@ -127,10 +127,9 @@ class _PairTask(Task):
         self.masked_lm = MaskedLMTask(bundle, config) if self.joint else None
         head = bundle.heads.get(self.name)
         if head is None:
-            with torch.random.fork_rng(devices=[]):  # the same fresh head for the same seed, the global RNG untouched
-                torch.manual_seed(config.seed)
-                head = make_head(self.name, self._hidden)
+            head = seeded_head(self.name, self._hidden, config.seed)
             bundle.heads[self.name] = head.to(bundle.device)
+        freeze_unread_pooler(bundle.model)  # a BERT encoder's pooler: the pair head reads the first token itself
         self.pair_model = PairModel(bundle.model, head, self.masked_lm.loss if self.masked_lm is not None else None)
         self._segment_ids = takes_segment_ids(bundle.model)
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.errors import ConfigError, DataError, TrainingError
+from workbench.models.heads import masked_lm_parts
 from workbench.training.config import TASKS, TaskName, TrainConfig
 from workbench.training.metrics import classification_metrics, flops_per_token, perplexity
 
@@ -102,12 +103,15 @@ class Task(abc.ABC):
         """Keep one micro-batch's value of a part of the loss (``"generator_loss"``), for the next log record."""
         self._parts.setdefault(name, []).append(value.detach().float())
 
-    def log_parts(self) -> dict[str, float]:
-        """The mean of each part of the loss noted since the last log (``{}`` for a loss of one part); clears them.
+    def log_parts(self, micro_batches: int = 1) -> dict[str, float]:
+        """Each part of the loss over the last step's ``micro_batches`` (``{}`` for a loss of one part): the step
+        whose loss the log record shows, so the parts add up to it. Clears what was noted.
 
         The loop adds them to the log record beside ``loss``; the dashboard draws every ``*_loss`` it finds there.
         Under several processes they are the main process's own batches' (the loss itself is every process's)."""
-        parts = {name: float(torch.stack(values).mean()) for name, values in self._parts.items() if values}
+        parts = {
+            name: float(torch.stack(values[-micro_batches:]).mean()) for name, values in self._parts.items() if values
+        }
         self._parts.clear()
         return parts
 
@@ -175,7 +179,7 @@ class MaskedLMTask(_LanguageModelTask):
         super().__init__(bundle, config)
         if bundle.tokenizer.mask_token is None:
             raise TrainingError(f"{bundle.name}'s tokenizer has no mask token, so it cannot be trained as a masked LM.")
-        self._head = _mlm_head(bundle.model) if config.sparse_mlm_head else None
+        self._head = masked_lm_parts(bundle.model) if config.sparse_mlm_head else None
 
     def collator(self) -> Callable[[list[Any]], dict[str, Any]]:
         from workbench.data import masked_lm_collator
@@ -229,19 +233,6 @@ def _mask_one(batch: dict[str, Any], mask_id: int, special: set[int]) -> None:
     r, c = candidates[int(torch.randint(len(candidates), (1,)))]
     batch["labels"][r, c] = ids[r, c]
     ids[r, c] = mask_id
-
-
-def _mlm_head(model: Any) -> tuple[Any, Any] | None:
-    """(encoder, head) of a masked-LM whose head can run on selected positions alone; None if unknown."""
-    base = getattr(model, "base_model", None)
-    if base is None or base is model:
-        return None
-    for attr in ("cls", "lm_head"):  # BERT, RoBERTa and their kin
-        if getattr(model, attr, None) is not None:
-            return base, getattr(model, attr)
-    if getattr(model, "head", None) is not None and getattr(model, "decoder", None) is not None:  # ModernBERT
-        return base, torch.nn.Sequential(model.head, model.decoder)
-    return None
 
 
 class CausalLMTask(_LanguageModelTask):

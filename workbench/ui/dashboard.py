@@ -267,10 +267,9 @@ class TrainingDashboard(anywidget.AnyWidget):
         ):
             payload[key] = _round([train[i][field] for i in keep])
         # A loss of several parts (ELECTRA: generator + λ · discriminator) logs each one as "<part>_loss".
-        parts = [k for k in (train[-1] if train else {}) if k.endswith("_loss") and k != "smoothed_loss"]
         payload["parts"] = [
             {"name": key.removesuffix("_loss"), "values": _round([train[i].get(key, math.nan) for i in keep])}
-            for key in parts
+            for key in trainer.history.loss_parts()
         ]
         evals = trainer.history.eval
         payload["eval_steps"] = [r["step"] for r in evals]

@@ -1,7 +1,7 @@
 """``ReplacedTokenView``: a text's tokens coloured by the ELECTRA discriminator's probability that each was replaced.
 
-The attribution view's widget draws it (``attribution.js``): one row per text, tokens coloured on the same
-scale as attributions, each text scaled to its own likeliest token, the probability on hover. Special tokens
+The attribution view's widget draws it (``attribution.js``): one row per text, tokens coloured like attributions
+on one scale from 0 to 1 for every text, the probability on hover. Special tokens
 are marked, not coloured: the discriminator does not judge them. Switches choose the text when there are
 several.
 
@@ -26,8 +26,9 @@ __all__ = ["ReplacedTokenView"]
 
 TARGET = "replaced"  # the widget's target name: its header reads "p(replaced) = ..."
 NOTE = (
-    "Each token coloured by the discriminator's probability that it was replaced (the darkest: the likeliest in "
-    "the text); p(replaced) above is the highest of the text's tokens. Hover a token for its probability."
+    "Each token coloured by the discriminator's probability that it was replaced, on one scale from 0 (pale) to 1 "
+    "(dark): a text with nothing odd in it stays pale. p(replaced) above is the highest of the text's tokens. "
+    "Hover a token for its probability."
 )
 
 
@@ -47,6 +48,7 @@ def _row(result: ReplacedTokenResult, text_index: int) -> dict[str, Any]:
         "features": real,
         "spaces": [bool(s) for s in result.space_after],
         "scores": scores,
+        "scale": 1.0,  # probabilities: every text on the same 0..1 scale, not each to its own likeliest token
         "faithfulness": None,
         "note": NOTE,
     }
