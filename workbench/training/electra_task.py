@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["GENERATOR_FOLDER", "ReplacedTokenTask"]
 
 GENERATOR_FOLDER = "generator"  # inside a saved discriminator's folder: the generator, a masked-LM model folder
-HEAD_NAME = REPLACED_TOKEN
 
 
 class ReplacedTokenTask(Task):
@@ -94,10 +93,10 @@ class ReplacedTokenTask(Task):
             f"{bundle.name} generator",
             f"generator:{bundle.source}",
         )
-        head = bundle.heads.get(HEAD_NAME)
+        head = bundle.heads.get(REPLACED_TOKEN)
         if not isinstance(head, ReplacedTokenHead):
-            head = seeded_head(HEAD_NAME, int(encoder.config.hidden_size), config.seed)
-        bundle.heads[HEAD_NAME] = place_like(head, encoder)
+            head = seeded_head(REPLACED_TOKEN, int(encoder.config.hidden_size), config.seed)
+        bundle.heads[REPLACED_TOKEN] = place_like(head, encoder)
         self.pair = ElectraPair(
             encoder,
             cast("PreTrainedModel", self.generator.model),
@@ -123,7 +122,7 @@ class ReplacedTokenTask(Task):
             raise TrainingError(f"The replaced-token task trains an ElectraPair, not a {type(module).__name__}.")
         self.pair = module
         self.generator.model = module.generator
-        self.bundle.heads[HEAD_NAME] = module.head
+        self.bundle.heads[REPLACED_TOKEN] = module.head
         if self.bundle.kind == "encoder":
             self.bundle.model = module.discriminator
         else:  # a masked LM's own head stays with it, on the device its encoder moved to
@@ -139,9 +138,9 @@ class ReplacedTokenTask(Task):
         if state_dict is not None:
             discriminator = _part(state_dict, "discriminator.")
             generator = _part(state_dict, "generator.")
-            head = make_head(HEAD_NAME, int(encoder_of(bundle).config.hidden_size))
+            head = make_head(REPLACED_TOKEN, int(encoder_of(bundle).config.hidden_size))
             head.load_state_dict(_part(state_dict, "head."))
-            bundle = dataclasses.replace(bundle, heads={**bundle.heads, HEAD_NAME: head})
+            bundle = dataclasses.replace(bundle, heads={**bundle.heads, REPLACED_TOKEN: head})
             if bundle.kind != "encoder":  # the model folder holds the masked LM: its own head, this encoder
                 prefix = bundle.model.base_model_prefix
                 own = bundle.model.state_dict()
@@ -157,7 +156,7 @@ class ReplacedTokenTask(Task):
         folder = Path(folder)
         load_model_weights(self.bundle.model, folder)
         try:
-            saved = read_heads(folder, int(encoder_of(self.bundle).config.hidden_size)).get(HEAD_NAME)
+            saved = read_heads(folder, int(encoder_of(self.bundle).config.hidden_size)).get(REPLACED_TOKEN)
         except ModelLoadError as error:
             raise CheckpointError(str(error)) from None
         if saved is None or not (folder / GENERATOR_FOLDER).is_dir():

@@ -69,6 +69,18 @@ class TokenScoresWidget(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     legend: traitlets.List[str] = traitlets.List(["lowers", "0", "raises"]).tag(sync=True)  # the scale's ends
 
+    @classmethod
+    def _results(cls, results: Any, kind: type, source: str) -> list[Any]:
+        """``results`` as a list: one ``kind`` or a non-empty list of them; else ``TypeError`` saying what the view
+        takes (``source``: the call that makes them)."""
+        listed = [results] if isinstance(results, kind) else results
+        if not isinstance(listed, Sequence) or not listed or not all(isinstance(r, kind) for r in listed):
+            article = "an" if kind.__name__[0] in "AEIOU" else "a"
+            raise TypeError(
+                f"{cls.__name__} takes {article} {kind.__name__} or a non-empty list of them (from {source})."
+            )
+        return list(listed)
+
     def to_html(self, path: str | Path | None = None, *, memory_mb: int | None = None) -> str:
         """One standalone HTML file that opens offline with no kernel; returns it (and writes it to ``path``).
 
@@ -89,19 +101,9 @@ class AttributionView(TokenScoresWidget):
     """A row per method for one text and target; switches for the others; hover a token for its value."""
 
     def __init__(self, results: AttributionResult | Sequence[AttributionResult], *, title: str = "", **kwargs: Any):
-        if isinstance(results, AttributionResult):
-            results = [results]
-        if (
-            not isinstance(results, Sequence)
-            or not results
-            or not all(isinstance(r, AttributionResult) for r in results)
-        ):
-            raise TypeError(
-                "AttributionView takes an AttributionResult or a non-empty list of them "
-                "(from workbench.explain.attribute or attribute_many)."
-            )
+        checked = self._results(results, AttributionResult, "workbench.explain.attribute or attribute_many")
         super().__init__(**kwargs)
-        self.results = list(results)
+        self.results = checked
         texts: list[str] = []
         rows = []
         for r in self.results:

@@ -64,19 +64,9 @@ class ReplacedTokenView(TokenScoresWidget):
     def __init__(
         self, results: ReplacedTokenResult | Sequence[ReplacedTokenResult], *, title: str = "", **kwargs: Any
     ) -> None:
-        if isinstance(results, ReplacedTokenResult):
-            results = [results]
-        if (
-            not isinstance(results, Sequence)
-            or not results
-            or not all(isinstance(r, ReplacedTokenResult) for r in results)
-        ):
-            raise TypeError(
-                "ReplacedTokenView takes a ReplacedTokenResult or a non-empty list of them "
-                "(from workbench.explain.replaced_tokens.replaced_tokens)."
-            )
+        checked = self._results(results, ReplacedTokenResult, "workbench.explain.replaced_tokens.replaced_tokens")
         super().__init__(**kwargs)
-        self.results = list(results)
+        self.results = checked
         with self.hold_sync():
             self.texts = [r.text for r in self.results]
             self.rows = [_row(r, i) for i, r in enumerate(self.results)]
